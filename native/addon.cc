@@ -1,0 +1,427 @@
+// SPDX-License-Identifier: Apache-2.0
+// Thin node-addon-api layer over libbpf. Arguments are validated in
+// src/kernel first; here we only guard against misuse that would crash.
+// Every attachment is a bpf_link owned by this process (never pinned), so the
+// kernel detaches it when the process dies, even on SIGKILL; the env cleanup
+// hook destroys the ones still alive when a worker thread or process exits.
+#include <napi.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/types.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unistd.h>
+
+#include "connect.h"
+#include "netfilter.h"
+
+namespace {
+
+// libbpf's print callback is process-global; keep its last warnings so an error
+// can say why (e.g. the verifier's complaint), not just the errno.
+std::mutex g_log_mu;
+std::string g_log;
+
+int LibbpfPrint(enum libbpf_print_level level, const char *fmt, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  va_list copy;
+  va_copy(copy, args);
+  int n = vsnprintf(nullptr, 0, fmt, copy);
+  va_end(copy);
+  if (n <= 0) return 0;
+  std::string buf(static_cast<size_t>(n) + 1, '\0');
+  vsnprintf(buf.data(), buf.size(), fmt, args);
+  buf.resize(static_cast<size_t>(n));
+  std::lock_guard<std::mutex> lock(g_log_mu);
+  g_log.append(buf);
+  // The verifier's verdict is at the end of its log: keep the tail.
+  if (g_log.size() > 4096) g_log.erase(0, g_log.size() - 4096);
+  return 0;
+}
+
+std::string TakeLog() {
+  std::lock_guard<std::mutex> lock(g_log_mu);
+  std::string out;
+  out.swap(g_log);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+void ClearLog() {
+  std::lock_guard<std::mutex> lock(g_log_mu);
+  g_log.clear();
+}
+
+[[noreturn]] void ThrowErrno(Napi::Env env, const std::string &what, int err) {
+  if (err < 0) err = -err;
+  std::string msg = what + ": " + std::strerror(err) + " (errno " + std::to_string(err) + ")";
+  std::string log = TakeLog();
+  if (!log.empty()) msg += "\nlibbpf: " + log;
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, what));
+  throw e;
+}
+
+class Link;
+
+// Per-env registry of live links, for the cleanup hook.
+struct EnvState {
+  std::set<Link *> links;
+  Napi::FunctionReference object_ctor;
+  Napi::FunctionReference link_ctor;
+};
+
+class Link : public Napi::ObjectWrap<Link> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "BpfLink",
+                       {InstanceMethod("destroy", &Link::Destroy),
+                        InstanceAccessor("id", &Link::Id, nullptr),
+                        InstanceAccessor("alive", &Link::Alive, nullptr)});
+  }
+
+  explicit Link(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Link>(info) {
+    state_ = info.Env().GetInstanceData<EnvState>();
+  }
+
+  ~Link() override { Release(); }
+
+  void Adopt(struct bpf_link *link) {
+    link_ = link;
+    if (state_) state_->links.insert(this);
+  }
+
+  void Release() {
+    if (state_) state_->links.erase(this);
+    if (link_) {
+      bpf_link__destroy(link_);
+      link_ = nullptr;
+    }
+  }
+
+ private:
+  Napi::Value Destroy(const Napi::CallbackInfo &info) {
+    bool was = link_ != nullptr;
+    Release();
+    return Napi::Boolean::New(info.Env(), was);
+  }
+
+  Napi::Value Id(const Napi::CallbackInfo &info) {
+    if (!link_) return info.Env().Null();
+    struct bpf_link_info li;
+    __u32 len = sizeof(li);
+    std::memset(&li, 0, sizeof(li));
+    if (bpf_obj_get_info_by_fd(bpf_link__fd(link_), &li, &len) != 0) return info.Env().Null();
+    return Napi::Number::New(info.Env(), li.id);
+  }
+
+  Napi::Value Alive(const Napi::CallbackInfo &info) { return Napi::Boolean::New(info.Env(), link_ != nullptr); }
+
+  struct bpf_link *link_ = nullptr;
+  EnvState *state_ = nullptr;
+};
+
+class Object : public Napi::ObjectWrap<Object> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "BpfObject",
+                       {InstanceMethod("attachCgroup", &Object::AttachCgroup),
+                        InstanceMethod("attach", &Object::Attach),
+                        InstanceMethod("mapUpdate", &Object::MapUpdate),
+                        InstanceMethod("mapLookup", &Object::MapLookup),
+                        InstanceMethod("mapDelete", &Object::MapDelete),
+                        InstanceMethod("mapKeys", &Object::MapKeys),
+                        InstanceMethod("programs", &Object::Programs),
+                        InstanceMethod("maps", &Object::Maps),
+                        InstanceMethod("close", &Object::Close)});
+  }
+
+  // new BpfObject(path): open and load (verify) every program of the object.
+  explicit Object(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Object>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "path: expected a string");
+    std::string path = info[0].As<Napi::String>();
+    ClearLog();
+    obj_ = bpf_object__open_file(path.c_str(), nullptr);
+    long err = libbpf_get_error(obj_);
+    if (err) {
+      obj_ = nullptr;
+      ThrowErrno(env, "bpf_object__open_file(" + path + ")", static_cast<int>(err));
+    }
+    int rc = bpf_object__load(obj_);
+    if (rc) {
+      bpf_object__close(obj_);
+      obj_ = nullptr;
+      ThrowErrno(env, "bpf_object__load(" + path + ")", rc);
+    }
+  }
+
+  ~Object() override {
+    if (obj_) bpf_object__close(obj_);
+  }
+
+ private:
+  struct bpf_object *Need(Napi::Env env) {
+    if (!obj_) throw Napi::Error::New(env, "BpfObject is closed");
+    return obj_;
+  }
+
+  struct bpf_program *Prog(Napi::Env env, const Napi::Value &v) {
+    if (!v.IsString()) throw Napi::TypeError::New(env, "program: expected a string");
+    std::string name = v.As<Napi::String>();
+    struct bpf_program *p = bpf_object__find_program_by_name(Need(env), name.c_str());
+    if (!p) throw Napi::Error::New(env, "no program named '" + name + "' in the object");
+    return p;
+  }
+
+  struct bpf_map *Map(Napi::Env env, const Napi::Value &v) {
+    if (!v.IsString()) throw Napi::TypeError::New(env, "map: expected a string");
+    std::string name = v.As<Napi::String>();
+    struct bpf_map *m = bpf_object__find_map_by_name(Need(env), name.c_str());
+    if (!m) throw Napi::Error::New(env, "no map named '" + name + "' in the object");
+    return m;
+  }
+
+  static Napi::Buffer<uint8_t> Buf(Napi::Env env, const Napi::Value &v, size_t want, const char *what) {
+    if (!v.IsBuffer()) throw Napi::TypeError::New(env, std::string(what) + ": expected a Buffer");
+    auto b = v.As<Napi::Buffer<uint8_t>>();
+    if (b.Length() != want)
+      throw Napi::RangeError::New(env, std::string(what) + ": expected " + std::to_string(want) + " bytes, got " +
+                                           std::to_string(b.Length()));
+    return b;
+  }
+
+  Napi::Value NewLink(Napi::Env env, struct bpf_link *raw) {
+    EnvState *state = env.GetInstanceData<EnvState>();
+    Napi::Object o = state->link_ctor.New({});
+    Link::Unwrap(o)->Adopt(raw);
+    return o;
+  }
+
+  // attachCgroup(program, cgroupDir): a bpf_link on a cgroup v2 directory.
+  Napi::Value AttachCgroup(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    struct bpf_program *p = Prog(env, info[0]);
+    if (!info[1].IsString()) throw Napi::TypeError::New(env, "cgroupPath: expected a string");
+    std::string dir = info[1].As<Napi::String>();
+    int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) ThrowErrno(env, "open(" + dir + ")", errno);
+    ClearLog();
+    struct bpf_link *l = bpf_program__attach_cgroup(p, fd);
+    int err = static_cast<int>(libbpf_get_error(l));
+    close(fd);  // the link holds its own reference to the cgroup
+    if (err) ThrowErrno(env, std::string("bpf_program__attach_cgroup(") + bpf_program__name(p) + ", " + dir + ")", err);
+    return NewLink(env, l);
+  }
+
+  // attach(program): auto-attach by section (tracepoints, tp_btf, raw_tp).
+  Napi::Value Attach(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    struct bpf_program *p = Prog(env, info[0]);
+    ClearLog();
+    struct bpf_link *l = bpf_program__attach(p);
+    int err = static_cast<int>(libbpf_get_error(l));
+    if (err) ThrowErrno(env, std::string("bpf_program__attach(") + bpf_program__name(p) + ")", err);
+    return NewLink(env, l);
+  }
+
+  Napi::Value MapUpdate(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    struct bpf_map *m = Map(env, info[0]);
+    auto k = Buf(env, info[1], bpf_map__key_size(m), "key");
+    auto v = Buf(env, info[2], bpf_map__value_size(m), "value");
+    __u64 flags = info.Length() > 3 && info[3].IsNumber() ? static_cast<__u64>(info[3].As<Napi::Number>().Int64Value()) : static_cast<__u64>(BPF_ANY);
+    if (bpf_map_update_elem(bpf_map__fd(m), k.Data(), v.Data(), flags) != 0)
+      ThrowErrno(env, std::string("bpf_map_update_elem(") + bpf_map__name(m) + ")", errno);
+    return env.Undefined();
+  }
+
+  Napi::Value MapLookup(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    struct bpf_map *m = Map(env, info[0]);
+    auto k = Buf(env, info[1], bpf_map__key_size(m), "key");
+    auto out = Napi::Buffer<uint8_t>::New(env, bpf_map__value_size(m));
+    if (bpf_map_lookup_elem(bpf_map__fd(m), k.Data(), out.Data()) != 0) {
+      if (errno == ENOENT) return env.Null();
+      ThrowErrno(env, std::string("bpf_map_lookup_elem(") + bpf_map__name(m) + ")", errno);
+    }
+    return out;
+  }
+
+  Napi::Value MapDelete(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    struct bpf_map *m = Map(env, info[0]);
+    auto k = Buf(env, info[1], bpf_map__key_size(m), "key");
+    if (bpf_map_delete_elem(bpf_map__fd(m), k.Data()) != 0) {
+      if (errno == ENOENT) return Napi::Boolean::New(env, false);
+      ThrowErrno(env, std::string("bpf_map_delete_elem(") + bpf_map__name(m) + ")", errno);
+    }
+    return Napi::Boolean::New(env, true);
+  }
+
+  Napi::Value MapKeys(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    struct bpf_map *m = Map(env, info[0]);
+    size_t ks = bpf_map__key_size(m);
+    Napi::Array out = Napi::Array::New(env);
+    std::string prev, next(ks, '\0');
+    bool first = true;
+    uint32_t i = 0;
+    while (bpf_map_get_next_key(bpf_map__fd(m), first ? nullptr : prev.data(), next.data()) == 0) {
+      out.Set(i++, Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t *>(next.data()), ks));
+      prev = next;
+      first = false;
+    }
+    return out;
+  }
+
+  Napi::Value Programs(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    uint32_t i = 0;
+    struct bpf_program *p;
+    bpf_object__for_each_program(p, Need(env)) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", bpf_program__name(p));
+      o.Set("section", bpf_program__section_name(p));
+      out.Set(i++, o);
+    }
+    return out;
+  }
+
+  Napi::Value Maps(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    uint32_t i = 0;
+    struct bpf_map *m;
+    bpf_object__for_each_map(m, Need(env)) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", bpf_map__name(m));
+      o.Set("keySize", bpf_map__key_size(m));
+      o.Set("valueSize", bpf_map__value_size(m));
+      o.Set("maxEntries", bpf_map__max_entries(m));
+      out.Set(i++, o);
+    }
+    return out;
+  }
+
+  // close(): programs stay attached through their links; maps and programs
+  // are freed by the kernel once the last link is gone.
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    if (obj_) bpf_object__close(obj_);
+    obj_ = nullptr;
+    return info.Env().Undefined();
+  }
+
+  struct bpf_object *obj_ = nullptr;
+};
+
+// Struct layouts from the shared headers, so the TS encoders can check their
+// offsets against what the C compiler laid out instead of trusting a copy.
+#define FIELD(obj, T, f) obj.Set(#f, Napi::Number::New(env, offsetof(T, f)))
+Napi::Object Layouts(Napi::Env env) {
+  Napi::Object out = Napi::Object::New(env);
+  auto add = [&](const char *name, size_t size) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("size", Napi::Number::New(env, size));
+    out.Set(name, o);
+    return o;
+  };
+  Napi::Object k = add("vc_slot_key", sizeof(struct vc_slot_key));
+  FIELD(k, struct vc_slot_key, cgroup_id);
+  FIELD(k, struct vc_slot_key, slot);
+  Napi::Object r = add("vc_skb_rule", sizeof(struct vc_skb_rule));
+  FIELD(r, struct vc_skb_rule, flags);
+  FIELD(r, struct vc_skb_rule, drop_threshold);
+  FIELD(r, struct vc_skb_rule, peer_addr);
+  FIELD(r, struct vc_skb_rule, peer_mask);
+  FIELD(r, struct vc_skb_rule, port);
+  FIELD(r, struct vc_skb_rule, protocol);
+  Napi::Object s = add("vc_skb_stats", sizeof(struct vc_skb_stats));
+  FIELD(s, struct vc_skb_stats, ingress_seen);
+  FIELD(s, struct vc_skb_stats, ingress_dropped);
+  FIELD(s, struct vc_skb_stats, egress_seen);
+  FIELD(s, struct vc_skb_stats, egress_dropped);
+  FIELD(s, struct vc_skb_stats, rng);
+  Napi::Object cr = add("vc_conn_rule", sizeof(struct vc_conn_rule));
+  FIELD(cr, struct vc_conn_rule, action);
+  FIELD(cr, struct vc_conn_rule, peer_addr);
+  FIELD(cr, struct vc_conn_rule, peer_mask);
+  FIELD(cr, struct vc_conn_rule, port);
+  FIELD(cr, struct vc_conn_rule, redirect_port);
+  FIELD(cr, struct vc_conn_rule, redirect_addr);
+  FIELD(cr, struct vc_conn_rule, tcp_only);
+  Napi::Object cs = add("vc_conn_stats", sizeof(struct vc_conn_stats));
+  FIELD(cs, struct vc_conn_stats, matched);
+  FIELD(cs, struct vc_conn_stats, rejected);
+  FIELD(cs, struct vc_conn_stats, redirected);
+  Napi::Object fk = add("vc_flow_key", sizeof(struct vc_flow_key));
+  FIELD(fk, struct vc_flow_key, addr);
+  FIELD(fk, struct vc_flow_key, port);
+  Napi::Object fl = add("vc_flow", sizeof(struct vc_flow));
+  FIELD(fl, struct vc_flow, cgroup_id);
+  FIELD(fl, struct vc_flow, slot);
+  FIELD(fl, struct vc_flow, orig_addr);
+  FIELD(fl, struct vc_flow, orig_port);
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("VC_MAX_SLOTS", VC_MAX_SLOTS);
+  c.Set("VC_DIR_INGRESS", VC_DIR_INGRESS);
+  c.Set("VC_DIR_EGRESS", VC_DIR_EGRESS);
+  c.Set("VC_RULE_DROP_ALL", VC_RULE_DROP_ALL);
+  c.Set("VC_CONN_REJECT", VC_CONN_REJECT);
+  c.Set("VC_CONN_REDIRECT", VC_CONN_REDIRECT);
+  out.Set("constants", c);
+  return out;
+}
+#undef FIELD
+
+Napi::Value LibbpfVersion(const Napi::CallbackInfo &info) {
+  return Napi::String::New(info.Env(), libbpf_version_string());
+}
+
+Napi::Value LiveLinks(const Napi::CallbackInfo &info) {
+  EnvState *state = info.Env().GetInstanceData<EnvState>();
+  return Napi::Number::New(info.Env(), state ? state->links.size() : 0);
+}
+
+void Cleanup(void *arg) {
+  auto *state = static_cast<EnvState *>(arg);
+  // Release() edits the set, so copy first.
+  std::set<Link *> links = state->links;
+  for (Link *l : links) l->Release();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    libbpf_set_print(LibbpfPrint);
+    libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
+  });
+  auto *state = new EnvState();
+  env.SetInstanceData<EnvState>(state);  // deleted by node-addon-api at env teardown
+  Napi::Function link = Link::Init(env);
+  Napi::Function object = Object::Init(env);
+  state->link_ctor = Napi::Persistent(link);
+  state->object_ctor = Napi::Persistent(object);
+  env.AddCleanupHook(Cleanup, state);
+  exports.Set("BpfObject", object);
+  exports.Set("BpfLink", link);
+  exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
+  exports.Set("liveLinks", Napi::Function::New(env, LiveLinks));
+  exports.Set("layouts", Layouts(env));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(vitest_chaos, Init)

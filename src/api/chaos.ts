@@ -1,0 +1,211 @@
+// The public verbs. Every fault is validated before anything is applied, bound
+// to the running Vitest test (reverted when it ends, however it ends), and
+// listed so revertAll() can undo everything at the end of a file.
+import { getCurrentTest } from '@vitest/runner';
+import { z } from 'zod';
+import { faultKinds } from '../faults/registry.js';
+import type { FaultContext } from '../faults/fault-kind.js';
+import type { NetworkLatencyParams, NetworkLossParams, NetworkPartitionParams } from '../faults/registry.js';
+import { kernel, type Kernel } from '../kernel/kernel.js';
+import { containerIdOf, TargetError, TargetResolver, type ContainerRef, type ResolvedTarget } from '../targets/resolve-target.js';
+import { ActiveFault } from './active-fault.js';
+import { ChaosSpecError, PreflightError, problemsFromZod } from './errors.js';
+import { formatPreflight, preflight as runPreflight, type PreflightResult } from './preflight.js';
+import { deriveSeed, randomSeed } from './seed.js';
+
+interface Common {
+  /** The container to inject into: a StartedTestContainer, or the id of one this run started. */
+  target: ContainerRef;
+  /** Seed for the fault's random choices; default: derived from the run's seed and the test. */
+  seed?: number;
+}
+
+export type FaultSpec =
+  | ({ kind: 'network-loss' } & NetworkLossParams & Common)
+  | ({ kind: 'network-partition' } & NetworkPartitionParams & Common)
+  | ({ kind: 'network-latency' } & NetworkLatencyParams & Common);
+
+export interface ChaosOptions {
+  /**
+   * Containers (ids or names) that may be targeted although Testcontainers did
+   * not start them. Default: none; only containers labelled by Testcontainers.
+   */
+  allowTargets?: string[];
+  /** Seed of the run; every fault's seed derives from it. Default: random, reported. */
+  seed?: number;
+  /** Result of the plugin's preflight; computed on first inject when absent. */
+  preflight?: PreflightResult;
+}
+
+const commonSchema = z.object({
+  seed: z
+    .number({ error: 'an integer from 0 to 2147483647' })
+    .int({ error: 'an integer from 0 to 2147483647' })
+    .min(0, { error: 'an integer from 0 to 2147483647' })
+    .max(0x7fffffff, { error: 'an integer from 0 to 2147483647' })
+    .optional(),
+});
+
+export class Chaos {
+  readonly seed: number;
+  private readonly allowed = new Set<string>();
+  private readonly active = new Set<ActiveFault>();
+  private readonly perTestCount = new Map<string, number>();
+  private preflightResult?: Promise<PreflightResult>;
+  private nextId = 1;
+  readonly resolver: TargetResolver;
+
+  constructor(options: ChaosOptions = {}, resolver = new TargetResolver()) {
+    this.seed = options.seed ?? randomSeed();
+    for (const t of options.allowTargets ?? []) this.allowed.add(t);
+    if (options.preflight) this.preflightResult = Promise.resolve(options.preflight);
+    this.resolver = resolver;
+  }
+
+  /** Lets a container that Testcontainers did not start be targeted. */
+  allow(ref: ContainerRef): void {
+    this.allowed.add(containerIdOf(ref));
+  }
+
+  /** Faults in force now. */
+  activeFaults(): ActiveFault[] {
+    return [...this.active];
+  }
+
+  /** Reverts every fault in force; errors are collected, every revert is tried. */
+  async revertAll(): Promise<void> {
+    const results = await Promise.allSettled([...this.active].map((f) => f.revert()));
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length) {
+      throw new AggregateError(failed.map((f) => f.reason), `${failed.length} fault(s) failed to revert`);
+    }
+  }
+
+  /**
+   * Checks a spec without touching anything: returns the kind's parsed
+   * parameters or throws ChaosSpecError naming every wrong field.
+   */
+  validate(spec: FaultSpec): { kind: string; params: Record<string, unknown> } {
+    const where = `chaos.inject(${typeof spec?.kind === 'string' ? spec.kind : '?'})`;
+    if (spec === null || typeof spec !== 'object') {
+      throw new ChaosSpecError('chaos.inject', [{ field: 'spec', value: spec, expected: 'an object { kind, target, ... }' }]);
+    }
+    const { kind, target, seed, ...rest } = spec as unknown as Record<string, unknown>;
+    const impl = typeof kind === 'string' ? faultKinds.get(kind) : undefined;
+    const problems = [];
+    if (!impl) {
+      problems.push({ field: 'kind', value: kind, expected: `one of ${[...faultKinds.keys()].map((k) => `"${k}"`).join(', ')}` });
+    }
+    if (target === undefined || target === null) {
+      problems.push({ field: 'target', value: target, expected: 'a started container (StartedTestContainer) or a container id' });
+    } else if (typeof target !== 'string' && typeof (target as { getId?: unknown }).getId !== 'function') {
+      problems.push({ field: 'target', value: target, expected: 'a started container (StartedTestContainer) or a container id' });
+    }
+    const common = commonSchema.safeParse({ seed }, { reportInput: true });
+    if (!common.success) problems.push(...problemsFromZod(common.error, { seed }));
+    let params: Record<string, unknown> = {};
+    if (impl) {
+      const parsed = impl.schema.safeParse(rest, { reportInput: true });
+      if (parsed.success) params = parsed.data as Record<string, unknown>;
+      else problems.push(...problemsFromZod(parsed.error, rest));
+    }
+    if (problems.length) throw new ChaosSpecError(where, problems);
+    return { kind: kind as string, params };
+  }
+
+  /** Injects a fault; it is in force when the promise resolves. */
+  async inject(spec: FaultSpec): Promise<ActiveFault> {
+    const { kind, params } = this.validate(spec);
+    const test = getCurrentTest();
+    await this.requirePreflight(test);
+    const impl = faultKinds.get(kind)!;
+    const where = `chaos.inject(${kind})`;
+    const target = await this.resolveAllowed(spec.target, 'target', where);
+    const k = kernel();
+    const testKey = test ? `${test.file?.filepath ?? ''}::${fullName(test)}` : '(outside a test)';
+    const n = (this.perTestCount.get(testKey) ?? 0) + 1;
+    this.perTestCount.set(testKey, n);
+    const seed = spec.seed ?? deriveSeed(this.seed, testKey, n);
+    const ctx: FaultContext = {
+      kernel: k,
+      resolver: this.resolver,
+      seed,
+      resolvePeer: (ref) => this.resolveAllowed(ref, 'peer', where, true),
+    };
+    const applied = await impl.apply(params, target, ctx);
+    const fault = new ActiveFault(
+      `f${this.nextId++}`,
+      kind,
+      { id: target.id, name: target.name },
+      seed,
+      params,
+      applied,
+      (f) => this.active.delete(f),
+    );
+    this.active.add(fault);
+    test?.context.onTestFinished(() => fault.revert());
+    return fault;
+  }
+
+  private async requirePreflight(test: ReturnType<typeof getCurrentTest>): Promise<void> {
+    this.preflightResult ??= runPreflight();
+    const result = await this.preflightResult;
+    if (result.ok) return;
+    const reason = `vitest-chaos cannot inject faults on this machine:\n${formatPreflight(result)}`;
+    if (test) test.context.skip(reason);
+    throw new PreflightError(reason);
+  }
+
+  private async resolveAllowed(ref: ContainerRef, field: string, where: string, readOnly = false): Promise<ResolvedTarget> {
+    let t: ResolvedTarget;
+    try {
+      t = await this.resolver.resolve(ref);
+    } catch (err) {
+      if (err instanceof TargetError) {
+        throw new ChaosSpecError(where, [{ field, value: safeId(ref), expected: `a running container (${err.message})` }]);
+      }
+      throw err;
+    }
+    const allowed =
+      t.labels['org.testcontainers'] === 'true' ||
+      this.allowed.has(t.id) ||
+      this.allowed.has(t.name) ||
+      [...this.allowed].some((a) => a.length >= 12 && t.id.startsWith(a));
+    // Naming a peer only reads its address; the blast radius is about what we change.
+    if (!allowed && !readOnly) {
+      throw new ChaosSpecError(where, [
+        {
+          field,
+          value: t.name,
+          expected:
+            'a container this run started with Testcontainers, or one allowed with chaos.allow() / the plugin option allowTargets (the blast radius is enforced)',
+        },
+      ]);
+    }
+    return t;
+  }
+}
+
+function safeId(ref: ContainerRef): string {
+  try {
+    return containerIdOf(ref);
+  } catch {
+    return String(ref);
+  }
+}
+
+function fullName(task: { name: string; suite?: { name: string; suite?: unknown } }): string {
+  const names = [task.name];
+  let s = task.suite as { name: string; suite?: unknown } | undefined;
+  while (s) {
+    if (s.name) names.unshift(s.name);
+    s = s.suite as typeof s;
+  }
+  return names.join(' > ');
+}
+
+export function createChaos(options?: ChaosOptions): Chaos {
+  return new Chaos(options);
+}
+
+export type { Kernel };

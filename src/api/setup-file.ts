@@ -1,0 +1,9 @@
+// Runs in every test worker before each test file (added by the plugin).
+import { afterAll, inject } from 'vitest';
+import { configureChaos } from './default-chaos.js';
+
+const provided = inject('vitestChaos');
+const instance = configureChaos(provided ?? {});
+
+// Faults injected outside a test (beforeAll, module scope) end with the file.
+afterAll(() => instance.revertAll());

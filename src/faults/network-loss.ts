@@ -1,0 +1,24 @@
+// network-loss: drop a percentage of the target's packets (cgroup_skb).
+import { z } from 'zod';
+import type { FaultKind } from './fault-kind.js';
+import { applyPacketRules } from './packet-rules.js';
+import { direction, peer, port } from './network-scope.js';
+
+const schema = z.strictObject({
+  percent: z
+    .number({ error: 'a number from 0 to 100' })
+    .min(0, { error: 'a number from 0 to 100' })
+    .max(100, { error: 'a number from 0 to 100' }),
+  direction,
+  peer: peer.optional(),
+  port: port.optional(),
+});
+
+export type NetworkLossParams = z.input<typeof schema>;
+
+export const networkLoss: FaultKind<z.output<typeof schema>> = {
+  kind: 'network-loss',
+  schema,
+  apply: (p, target, ctx) =>
+    applyPacketRules(target, ctx, { direction: p.direction, peer: p.peer, port: p.port, percent: p.percent }),
+};

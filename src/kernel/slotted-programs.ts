@@ -1,0 +1,144 @@
+// One loaded BPF object whose programs are attached once per target cgroup and
+// hold up to VC_MAX_SLOTS faults per cgroup as map entries. Injecting a second
+// fault into a cgroup is therefore a map update; the links go when the last
+// slot of a cgroup is released.
+import { bpfObjectPath, loadAddon, type NativeLink, type NativeObject } from './addon.js';
+import { structCodec, type FieldType, type StructCodec, type StructValue } from './struct-codec.js';
+
+export interface SlotRef {
+  readonly cgroupId: bigint;
+  readonly slot: number;
+}
+
+export interface SlottedMaps {
+  slots: string;
+  rules: string;
+  stats: string;
+}
+
+interface CgroupEntry {
+  path: string;
+  links: NativeLink[];
+  mask: number;
+}
+
+export class SlottedPrograms<R extends Record<string, FieldType>, S extends Record<string, FieldType>> {
+  readonly object: NativeObject;
+  readonly maxSlots: number;
+  readonly rule: StructCodec<R>;
+  readonly stats: StructCodec<S>;
+  private readonly key: StructCodec<{ cgroup_id: 'u64'; slot: 'u32' }>;
+  private readonly cgroups = new Map<bigint, CgroupEntry>();
+
+  constructor(
+    objectName: string,
+    private readonly programs: readonly string[],
+    private readonly maps: SlottedMaps,
+    ruleStruct: [string, R],
+    statsStruct: [string, S],
+  ) {
+    const addon = loadAddon();
+    this.object = new addon.BpfObject(bpfObjectPath(objectName));
+    this.maxSlots = addon.layouts.constants.VC_MAX_SLOTS ?? 8;
+    this.key = structCodec('vc_slot_key', { cgroup_id: 'u64', slot: 'u32' }, addon.layouts.vc_slot_key);
+    this.rule = structCodec(ruleStruct[0], ruleStruct[1], addon.layouts[ruleStruct[0]]);
+    this.stats = structCodec(statsStruct[0], statsStruct[1], addon.layouts[statsStruct[0]]);
+  }
+
+  /** Attaches to the cgroup if needed and reserves a free slot in it. */
+  acquire(cgroupPath: string, cgroupId: bigint): SlotRef {
+    let entry = this.cgroups.get(cgroupId);
+    if (!entry) {
+      const links: NativeLink[] = [];
+      try {
+        for (const p of this.programs) links.push(this.object.attachCgroup(p, cgroupPath));
+      } catch (err) {
+        for (const l of links) l.destroy();
+        throw err;
+      }
+      entry = { path: cgroupPath, links, mask: 0 };
+      this.cgroups.set(cgroupId, entry);
+    }
+    for (let slot = 0; slot < this.maxSlots; slot++) {
+      if (!(entry.mask & (1 << slot))) {
+        entry.mask |= 1 << slot; // reserved; published to the kernel by enable()
+        return { cgroupId, slot };
+      }
+    }
+    if (entry.mask === 0) this.detach(cgroupId);
+    throw new Error(
+      `cgroup ${cgroupPath} already holds ${this.maxSlots} faults of this kind; revert one before injecting another`,
+    );
+  }
+
+  /** Writes the rule and fresh counters, then makes the slot visible to the programs. */
+  enable(ref: SlotRef, rule: Partial<StructValue<R>>, stats: Partial<StructValue<S>> = {}): void {
+    const key = this.keyOf(ref);
+    this.object.mapUpdate(this.maps.rules, key, this.rule.encode(rule));
+    this.object.mapUpdate(this.maps.stats, key, this.stats.encode(stats));
+    this.publishMask(ref.cgroupId);
+  }
+
+  readStats(ref: SlotRef): StructValue<S> | null {
+    const buf = this.object.mapLookup(this.maps.stats, this.keyOf(ref));
+    return buf ? this.stats.decode(buf) : null;
+  }
+
+  /** Hides the slot from the programs, returns its last counters, frees it. Idempotent. */
+  release(ref: SlotRef): StructValue<S> | null {
+    const entry = this.cgroups.get(ref.cgroupId);
+    if (!entry || !(entry.mask & (1 << ref.slot))) return null;
+    entry.mask &= ~(1 << ref.slot);
+    this.publishMask(ref.cgroupId);
+    const key = this.keyOf(ref);
+    const last = this.readStats(ref);
+    this.object.mapDelete(this.maps.rules, key);
+    this.object.mapDelete(this.maps.stats, key);
+    if (entry.mask === 0) this.detach(ref.cgroupId);
+    return last;
+  }
+
+  /** Attachments alive now, for tests and the leak check. */
+  attachedCgroups(): string[] {
+    return [...this.cgroups.values()].map((e) => e.path);
+  }
+
+  /** Attaches without taking a slot (the overhead benchmark's "attached, no fault"). */
+  attachIdle(cgroupPath: string, cgroupId: bigint): () => void {
+    const ref = this.acquire(cgroupPath, cgroupId);
+    return () => {
+      const entry = this.cgroups.get(cgroupId);
+      if (!entry) return;
+      entry.mask &= ~(1 << ref.slot);
+      if (entry.mask === 0) this.detach(cgroupId);
+    };
+  }
+
+  private publishMask(cgroupId: bigint): void {
+    const entry = this.cgroups.get(cgroupId);
+    const idKey = Buffer.alloc(8);
+    idKey.writeBigUInt64LE(cgroupId);
+    const mask = entry?.mask ?? 0;
+    if (mask === 0) {
+      this.object.mapDelete(this.maps.slots, idKey);
+    } else {
+      const v = Buffer.alloc(4);
+      v.writeUInt32LE(mask);
+      this.object.mapUpdate(this.maps.slots, idKey, v);
+    }
+  }
+
+  private detach(cgroupId: bigint): void {
+    const entry = this.cgroups.get(cgroupId);
+    if (!entry) return;
+    for (const l of entry.links) l.destroy();
+    this.cgroups.delete(cgroupId);
+    const idKey = Buffer.alloc(8);
+    idKey.writeBigUInt64LE(cgroupId);
+    this.object.mapDelete(this.maps.slots, idKey);
+  }
+
+  private keyOf(ref: SlotRef): Buffer {
+    return this.key.encode({ cgroup_id: ref.cgroupId, slot: ref.slot });
+  }
+}

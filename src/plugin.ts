@@ -1,0 +1,1 @@
+export { chaos, chaos as default, type ChaosPluginOptions } from './api/vitest-plugin.js';
