@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command of the README: set-up (idempotent), then every test, then a
+# one-line summary "N passed, N failed, N skipped".
+#   sudo bash scripts/test.sh [vitest args...]
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+bash scripts/setup.sh
+mkdir -p .cache
+export TESTCONTAINERS_RYUK_DISABLED=true
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/test-results.json "$@" || status=$?
+node scripts/summary.mjs .cache/test-results.json || true
+leftovers=$(docker ps -aq --filter label=vitest-chaos.test | wc -l)
+if [[ $leftovers != 0 ]]; then
+  echo "[test] $leftovers container(s) of ours were left behind" >&2
+  status=1
+fi
+exit $status
