@@ -1,0 +1,168 @@
+// npm run bench: speed and overhead, measured side by side in one run on this
+// machine and printed as a table. No pass/fail: the goals are printed beside.
+import autocannon from 'autocannon';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
+import { createChaos } from '../src/index.js';
+import { kernel } from '../src/kernel/kernel.js';
+import { TargetResolver } from '../src/targets/resolve-target.js';
+
+process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
+const LABEL = { 'vitest-chaos.test': 'bench' };
+const IMAGE = 'vitest-chaos/http-server:latest';
+
+interface Row {
+  what: string;
+  value: string;
+  goal: string;
+}
+const rows: Row[] = [];
+const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((s.length - 1) * q))] as number;
+}
+
+async function timeInjectRevert(
+  chaos: ReturnType<typeof createChaos>,
+  label: string,
+  spec: Parameters<ReturnType<typeof createChaos>['inject']>[0],
+  n: number,
+): Promise<void> {
+  const inject: number[] = [];
+  const revert: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const f = await chaos.inject(spec);
+    const t1 = performance.now();
+    await f.revert();
+    const t2 = performance.now();
+    inject.push(t1 - t0);
+    revert.push(t2 - t1);
+  }
+  rows.push({ what: `${label}: inject() until in force, median (p95) ms`, value: `${quantile(inject, 0.5).toFixed(2)} (${quantile(inject, 0.95).toFixed(2)})`, goal: '<= 2 ms median' });
+  rows.push({ what: `${label}: revert() until gone, median (p95) ms`, value: `${quantile(revert, 0.5).toFixed(2)} (${quantile(revert, 0.95).toFixed(2)})`, goal: '<= 2 ms median' });
+}
+
+async function throughput(url: string, seconds: number): Promise<number> {
+  const r = await autocannon({ url, connections: 16, duration: seconds, pipelining: 1 });
+  if (r.errors || r.non2xx) throw new Error(`benchmark saw ${r.errors} errors and ${r.non2xx} non-2xx answers`);
+  return r.requests.average;
+}
+
+// kernel.bpf_stats_enabled makes the kernel time every program run; it costs a
+// little, so it is on only for this run and restored to what it was.
+const BPF_STATS = '/proc/sys/kernel/bpf_stats_enabled';
+function programStats(): { ns: number; runs: number } {
+  const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as {
+    name?: string; run_time_ns?: number; run_cnt?: number; pids?: { pid: number }[];
+  }[];
+  let ns = 0;
+  let runs = 0;
+  for (const p of progs) {
+    if (!p.name?.startsWith('vc_')) continue; // only this process loads ours while the bench runs
+    ns += p.run_time_ns ?? 0;
+    runs += p.run_cnt ?? 0;
+  }
+  return { ns, runs };
+}
+
+async function main(): Promise<void> {
+  const statsWas = readFileSync(BPF_STATS, 'utf8').trim();
+  writeFileSync(BPF_STATS, '1');
+  try {
+    await run();
+  } finally {
+    writeFileSync(BPF_STATS, statsWas);
+  }
+}
+
+async function run(): Promise<void> {
+  const port = 18080 + Math.floor(Math.random() * 1000);
+  const containers: StartedTestContainer[] = [];
+  try {
+    log('starting containers');
+    // Host network: the server listens on loopback but lives in its own cgroup,
+    // so the benchmark is a loopback HTTP benchmark through our programs.
+    const server = await new GenericContainer(IMAGE)
+      .withNetworkMode('host')
+      .withEnvironment({ HOST: '127.0.0.1', PORT: String(port), UDP_PORT: String(port), TCP_ECHO_PORT: String(port + 1) })
+      .withLabels(LABEL)
+      .withWaitStrategy(Wait.forLogMessage(/listening http=/))
+      .start();
+    containers.push(server);
+    const target = await new GenericContainer(IMAGE).withLabels(LABEL).withWaitStrategy(Wait.forLogMessage(/listening http=/)).start();
+    containers.push(target);
+
+    const chaos = createChaos({ seed: 1 });
+    const t0 = performance.now();
+    await (await chaos.inject({ kind: 'network-loss', target, percent: 10 })).revert();
+    rows.push({ what: 'first inject+revert of the process (loads the BPF object), ms', value: (performance.now() - t0).toFixed(1), goal: '-' });
+    log('timing inject/revert');
+    await timeInjectRevert(chaos, 'network-loss', { kind: 'network-loss', target, percent: 10 }, 200);
+    await timeInjectRevert(chaos, 'network-partition', { kind: 'network-partition', target, mode: 'reject' }, 200);
+    await timeInjectRevert(chaos, 'network-latency', { kind: 'network-latency', target, latencyMs: 50 }, 100);
+
+    log('loopback HTTP throughput, alternating: none attached / attached with no fault');
+    const url = `http://127.0.0.1:${port}/`;
+    const resolved = await new TargetResolver().resolve(server);
+    await throughput(url, 4); // warm-up: the server's JIT, the kernel's caches
+    const none: number[] = [];
+    const attached: number[] = [];
+    let bpfNs = 0;
+    let bpfRuns = 0;
+    let requestsAttached = 0;
+    const measureAttached = async () => {
+      const before = programStats();
+      const detachNf = kernel().netfilter.attachIdle(resolved.cgroup.directory, resolved.cgroup.id);
+      const detachConn = kernel().connect.attachIdle(resolved.cgroup.directory, resolved.cgroup.id);
+      try {
+        const rps = await throughput(url, 3);
+        attached.push(rps);
+        requestsAttached += rps * 3;
+        const after = programStats();
+        bpfNs += after.ns - before.ns;
+        bpfRuns += after.runs - before.runs;
+      } finally {
+        detachNf();
+        detachConn();
+      }
+    };
+    // ABBA order cancels a drift of the machine's speed over the run.
+    const rounds = Number(process.env.BENCH_ROUNDS ?? 8);
+    for (let i = 0; i < rounds; i++) {
+      if (i % 2 === 0) {
+        none.push(await throughput(url, 3));
+        await measureAttached();
+      } else {
+        await measureAttached();
+        none.push(await throughput(url, 3));
+      }
+    }
+    const a = quantile(attached, 0.5);
+    const b = quantile(none, 0.5);
+    rows.push({ what: 'rounds (3 s each, ABBA), req/s none | attached', value: `${none.map((x) => x.toFixed(0)).join(' ')} | ${attached.map((x) => x.toFixed(0)).join(' ')}`, goal: '-' });
+    rows.push({ what: 'loopback HTTP req/s, no programs attached (median of rounds)', value: b.toFixed(0), goal: '-' });
+    rows.push({ what: 'loopback HTTP req/s, our programs attached, no fault', value: a.toFixed(0), goal: '-' });
+    rows.push({ what: 'throughput ratio attached / none (machine noise is about +/-10% per round)', value: (a / b).toFixed(3), goal: '>= 0.99' });
+    if (bpfRuns > 0) {
+      const perReq = bpfNs / requestsAttached;
+      rows.push({ what: 'our programs: ns per run (kernel bpf_stats), runs per request', value: `${(bpfNs / bpfRuns).toFixed(0)} ns, ${(bpfRuns / requestsAttached).toFixed(1)}`, goal: '-' });
+      // The load generator and the server keep every core busy, so one request costs cores/rps of CPU.
+      const cpuPerReqNs = (availableParallelism() * 1e9) / a;
+      rows.push({ what: "our programs' share of the CPU a request costs (bpf_stats' own timing included)", value: `${((perReq / cpuPerReqNs) * 100).toFixed(2)} %`, goal: '<= 1 %' });
+    }
+  } finally {
+    await Promise.allSettled(containers.map((c) => c.stop({ timeout: 0 })));
+  }
+  const w1 = Math.max(...rows.map((r) => r.what.length));
+  const w2 = Math.max(...rows.map((r) => r.value.length));
+  console.log(`\n${'measure'.padEnd(w1)}  ${'value'.padStart(w2)}  goal`);
+  console.log(`${'-'.repeat(w1)}  ${'-'.repeat(w2)}  ----`);
+  for (const r of rows) console.log(`${r.what.padEnd(w1)}  ${r.value.padStart(w2)}  ${r.goal}`);
+}
+
+await main();
