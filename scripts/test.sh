@@ -9,6 +9,7 @@ bash scripts/setup.sh
 mkdir -p .cache
 export TESTCONTAINERS_RYUK_DISABLED=true
 status=0
+npm run -s typecheck || status=$?
 npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/test-results.json "$@" || status=$?
 node scripts/summary.mjs .cache/test-results.json || true
 leftovers=$(docker ps -aq --filter label=vitest-chaos.test | wc -l)

@@ -81,7 +81,7 @@ describe('network-loss', () => {
     const [lo, hi] = binomialBounds(N, 1 - 0.7 * 0.7);
     expect(r.lost).toBeGreaterThanOrEqual(lo);
     expect(r.lost).toBeLessThanOrEqual(hi);
-    expect(s.ingressDropped + s.egressDropped).toBe(r.lost);
+    expect((s.ingressDropped ?? 0) + (s.egressDropped ?? 0)).toBe(r.lost);
   });
 
   it('applies only to the named peer', async () => {
