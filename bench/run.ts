@@ -10,7 +10,7 @@ import { kernel } from '../src/kernel/kernel.js';
 import { TargetResolver } from '../src/targets/resolve-target.js';
 
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
-const LABEL = { 'vitest-chaos.test': 'bench' };
+const LABEL = { 'vitest-chaos.test': 'bench', 'vitest-chaos.run': String(process.pid) };
 const IMAGE = 'vitest-chaos/http-server:latest';
 
 interface Row {

@@ -21,7 +21,7 @@ export async function startDemoSystem(backendDelayMs = 5): Promise<DemoSystem> {
     new GenericContainer(IMAGE)
       .withNetwork(network)
       .withNetworkAliases(alias)
-      .withLabels({ 'vitest-chaos.test': `demo-${alias}` })
+      .withLabels({ 'vitest-chaos.test': `demo-${alias}`, 'vitest-chaos.run': String(process.pid) })
       .withWaitStrategy(Wait.forLogMessage(/listening http=/))
       .start();
   const [api, backend] = await Promise.all([start('api'), start('backend')]);

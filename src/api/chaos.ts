@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { faultKinds } from '../faults/registry.js';
 import type { FaultContext } from '../faults/fault-kind.js';
 import type { NetworkLatencyParams, NetworkLossParams, NetworkPartitionParams } from '../faults/registry.js';
+import { Journal } from '../journal/journal.js';
 import { kernel, type Kernel } from '../kernel/kernel.js';
 import { containerIdOf, TargetError, TargetResolver, type ContainerRef, type ResolvedTarget } from '../targets/resolve-target.js';
 import { ActiveFault } from './active-fault.js';
@@ -52,6 +53,8 @@ export class Chaos {
   private readonly active = new Set<ActiveFault>();
   private readonly perTestCount = new Map<string, number>();
   private preflightResult?: Promise<PreflightResult>;
+  private journalInstance?: Journal;
+  private reaped?: Promise<void>;
   private nextId = 1;
   readonly resolver: TargetResolver;
 
@@ -126,9 +129,12 @@ export class Chaos {
     const n = (this.perTestCount.get(testKey) ?? 0) + 1;
     this.perTestCount.set(testKey, n);
     const seed = spec.seed ?? deriveSeed(this.seed, testKey, n);
+    await this.reapOnce();
     const ctx: FaultContext = {
       kernel: k,
       resolver: this.resolver,
+      docker: this.resolver.docker,
+      journal: () => this.journal(),
       seed,
       resolvePeer: (ref) => this.resolveAllowed(ref, 'peer', where, true),
     };
@@ -145,6 +151,22 @@ export class Chaos {
     this.active.add(fault);
     test?.context.onTestFinished(() => fault.revert());
     return fault;
+  }
+
+  /** The write-ahead journal (created on first use). */
+  journal(): Journal {
+    this.journalInstance ??= new Journal();
+    return this.journalInstance;
+  }
+
+  /** Reverts what dead runs left, once per instance, before our first change. */
+  private reapOnce(): Promise<void> {
+    this.reaped ??= (async () => {
+      const { reverted, failed } = await this.journal().reap();
+      for (const e of reverted) console.warn(`vitest-chaos: reverted what a dead run left: ${e.description} (pid ${e.pid})`);
+      for (const f of failed) console.warn(`vitest-chaos: could not revert ${f.entry.description}: ${f.error}`);
+    })();
+    return this.reaped;
   }
 
   private async requirePreflight(test: ReturnType<typeof getCurrentTest>): Promise<void> {

@@ -1,6 +1,8 @@
 // What every fault kind provides. Shared attributes (target, seed) live in the
 // wrapper (src/api/active-fault.ts); a kind holds only its own parameters.
+import type Docker from 'dockerode';
 import type { z } from 'zod';
+import type { Journal } from '../journal/journal.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { ContainerRef, ResolvedTarget, TargetResolver } from '../targets/resolve-target.js';
 
@@ -11,6 +13,13 @@ export interface FaultContext {
   resolvePeer(ref: ContainerRef): Promise<ResolvedTarget>;
   /** This fault's seed: every random choice it makes derives from it. */
   seed: number;
+  /** The Docker engine the target runs on. */
+  docker: Docker;
+  /**
+   * Write-ahead journal: a change that does not undo itself when our process
+   * dies must be recorded here BEFORE it is made (see src/journal/journal.ts).
+   */
+  journal(): Journal;
 }
 
 export type FaultStats = Record<string, number>;

@@ -1,5 +1,6 @@
 // Starting our fixture containers with Testcontainers, and talking to them.
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
+import { inject } from 'vitest';
 
 export const IMAGES = {
   httpServer: 'vitest-chaos/http-server:latest',
@@ -8,17 +9,30 @@ export const IMAGES = {
 
 /** Every container our tests start carries it; the global teardown removes what is left. */
 export const TEST_LABEL = 'vitest-chaos.test';
+/** The pid of the Vitest run that started it (or of the bench): containers of dead runs are removed. */
+export const RUN_LABEL = 'vitest-chaos.run';
+
+/** Labels for a container started by this run. */
+export function testLabels(name: string): Record<string, string> {
+  let run = String(process.pid);
+  try {
+    run = inject('testRunId') ?? run;
+  } catch {
+    // outside a Vitest worker (bench, child scripts)
+  }
+  return { [TEST_LABEL]: name, [RUN_LABEL]: run };
+}
 
 export async function startHttpServer(name = 'server'): Promise<StartedTestContainer> {
   return new GenericContainer(IMAGES.httpServer)
-    .withLabels({ [TEST_LABEL]: name })
+    .withLabels(testLabels(name))
     .withWaitStrategy(Wait.forLogMessage(/listening http=/))
     .start();
 }
 
 export async function startClient(name = 'client'): Promise<StartedTestContainer> {
   return new GenericContainer(IMAGES.client)
-    .withLabels({ [TEST_LABEL]: name })
+    .withLabels(testLabels(name))
     .start();
 }
 

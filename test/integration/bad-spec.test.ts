@@ -2,7 +2,7 @@ import Docker from 'dockerode';
 import type { StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaos, ChaosSpecError, type FaultSpec } from 'vitest-chaos';
-import { IMAGES, TEST_LABEL, ipOf, startHttpServer, stopAll } from '../helpers/containers.js';
+import { IMAGES, testLabels, ipOf, startHttpServer, stopAll } from '../helpers/containers.js';
 import { attachedPrograms } from '../helpers/kernel-state.js';
 import { cgroupDirOf } from '../helpers/target-info.js';
 import { udpEchoRound } from '../helpers/udp.js';
@@ -15,7 +15,7 @@ describe('a bad spec', () => {
   beforeAll(async () => {
     target = await startHttpServer('bad-spec-target');
     // Started behind Testcontainers' back: not ours to touch.
-    stranger = await docker.createContainer({ Image: IMAGES.client, Labels: { [TEST_LABEL]: 'stranger' } });
+    stranger = await docker.createContainer({ Image: IMAGES.client, Labels: testLabels('stranger') });
     await stranger.start();
   });
   afterAll(async () => {
@@ -50,7 +50,7 @@ describe('a bad spec', () => {
   });
 
   it('refuses a stopped container', async () => {
-    const s = await docker.createContainer({ Image: IMAGES.client, Labels: { [TEST_LABEL]: 'stopped', 'org.testcontainers': 'true' } });
+    const s = await docker.createContainer({ Image: IMAGES.client, Labels: { ...testLabels('stopped'), 'org.testcontainers': 'true' } });
     try {
       await expect(chaos.inject({ kind: 'network-loss', target: s.id, percent: 10 })).rejects.toThrow(
         /expected a running container \(container '\w+' is not running \(state: created\)\)/,

@@ -1,0 +1,81 @@
+// The undo actions a journal entry can hold. Each tolerates a target that has
+// gone (container removed, process exited, cgroup deleted): that is "undone".
+import Docker from 'dockerode';
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+
+export type UndoAction =
+  /** Write a saved value back (cgroup files: cpu.cfs_quota_us, memory.limit_in_bytes, blkio.throttle.*). */
+  | { type: 'write-file'; path: string; content: string }
+  /** Kill processes we started (burners), if they are still the same processes. */
+  | { type: 'kill'; pids: { pid: number; start: number }[]; signal?: NodeJS.Signals }
+  | { type: 'docker-unpause'; containerId: string }
+  | { type: 'docker-start'; containerId: string }
+  /** Run a command inside a container (e.g. remove a file disk-fill wrote). */
+  | { type: 'docker-exec'; containerId: string; cmd: string[] }
+  /** Run a host command (e.g. `tc qdisc del ...`); exit codes in okExitCodes count as done. */
+  | { type: 'exec'; argv: string[]; okExitCodes?: number[] };
+
+const run = promisify(execFile);
+
+export async function runUndo(actions: UndoAction[], docker = new Docker()): Promise<void> {
+  for (const a of actions) await undoOne(a, docker);
+}
+
+async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
+  switch (a.type) {
+    case 'write-file':
+      try {
+        writeFileSync(a.path, a.content);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // the cgroup is gone with its container
+      }
+      return;
+    case 'kill': {
+      const { processStartTicks } = await import('./journal.js');
+      for (const p of a.pids) {
+        if (processStartTicks(p.pid) !== p.start) continue; // exited, or the pid was reused
+        try {
+          process.kill(p.pid, a.signal ?? 'SIGKILL');
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+        }
+      }
+      return;
+    }
+    case 'docker-unpause':
+      return ignoreGone(() => docker.getContainer(a.containerId).unpause(), [304, 404, 409]);
+    case 'docker-start':
+      return ignoreGone(() => docker.getContainer(a.containerId).start(), [304, 404]);
+    case 'docker-exec':
+      return ignoreGone(async () => {
+        const exec = await docker.getContainer(a.containerId).exec({ Cmd: a.cmd, AttachStdout: true, AttachStderr: true });
+        const stream = await exec.start({});
+        await new Promise<void>((resolve, reject) => {
+          stream.on('end', resolve);
+          stream.on('error', reject);
+          stream.resume();
+        });
+      }, [404, 409]);
+    case 'exec':
+      try {
+        await run(a.argv[0] as string, a.argv.slice(1));
+      } catch (err) {
+        const code = (err as { code?: number }).code;
+        if (typeof code === 'number' && (a.okExitCodes ?? []).includes(code)) return;
+        throw err;
+      }
+      return;
+  }
+}
+
+async function ignoreGone(fn: () => Promise<unknown>, okStatus: number[]): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    const status = (err as { statusCode?: number }).statusCode;
+    if (status !== undefined && okStatus.includes(status)) return;
+    throw err;
+  }
+}
