@@ -6,3 +6,11 @@ export { preflight, type PreflightResult, type PreflightProblem } from './api/pr
 export type { FaultStats } from './faults/fault-kind.js';
 export type { NetworkLatencyParams, NetworkLossParams, NetworkPartitionParams } from './faults/registry.js';
 export type { ContainerRef } from './targets/resolve-target.js';
+export { chaosMatchers, describeBreach, summarize } from './api/matchers.js';
+export type { RunningLoad } from './api/chaos.js';
+export type { ExperimentOptions, ExperimentStep } from './experiment/experiment.js';
+export type { Breach, ExperimentResult, FaultRecord, Phase, TimelinePoint, Verdict } from './experiment/result.js';
+export type { LoadOptions, LoadTotals } from './steady-state/load-generator.js';
+export type { ProbeSpec } from './steady-state/probes.js';
+export type { WindowStats } from './steady-state/recorder.js';
+export type { Slos, SloName } from './steady-state/slo.js';

@@ -74,7 +74,7 @@ export class ActiveFault implements AsyncDisposable {
 
   toString(): string {
     const p = Object.entries(this.params)
-      .map(([k, v]) => `${k}=${typeof v === 'object' ? '[container]' : String(v)}`)
+      .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
       .join(' ');
     return `${this.kind}(${p}) on ${this.target.name} seed=${this.seed}`;
   }

@@ -9,7 +9,12 @@ import type { NetworkLatencyParams, NetworkLossParams, NetworkPartitionParams } 
 import { Journal } from '../journal/journal.js';
 import { kernel, type Kernel } from '../kernel/kernel.js';
 import { containerIdOf, TargetError, TargetResolver, type ContainerRef, type ResolvedTarget } from '../targets/resolve-target.js';
+import { runExperiment, validateExperiment, type ExperimentOptions } from '../experiment/experiment.js';
+import type { ExperimentResult } from '../experiment/result.js';
+import { LoadGenerator, type LoadOptions } from '../steady-state/load-generator.js';
+import { Recorder } from '../steady-state/recorder.js';
 import { ActiveFault } from './active-fault.js';
+import { summarize } from './matchers.js';
 import { ChaosSpecError, PreflightError, problemsFromZod } from './errors.js';
 import { formatPreflight, preflight as runPreflight, type PreflightResult } from './preflight.js';
 import { deriveSeed, randomSeed } from './seed.js';
@@ -116,6 +121,51 @@ export class Chaos {
     return { kind: kind as string, params };
   }
 
+  /**
+   * Runs an experiment: baseline, inject, observe (abort on breach), revert,
+   * recovery. Returns a plain result; a thrown error or a cancelled test still
+   * reverts every fault, and the result (what was measured so far) is attached
+   * to the test's meta (`task.meta.vitestChaos.experiments`) for reporters.
+   */
+  async experiment(opts: ExperimentOptions<FaultSpec>): Promise<ExperimentResult> {
+    validateExperiment(opts, this);
+    const test = getCurrentTest();
+    await this.requirePreflight(test);
+    const testKey = test ? `${test.file?.filepath ?? ''}::${fullName(test)}` : '(outside a test)';
+    const n = (this.perTestCount.get(`${testKey}#experiment`) ?? 0) + 1;
+    this.perTestCount.set(`${testKey}#experiment`, n);
+    const result = await runExperiment(opts, {
+      injector: this,
+      seed: opts.seed ?? deriveSeed(this.seed, testKey, 'experiment', n),
+      signal: test?.context.signal,
+      progress: (line) => console.info(`[vitest-chaos] ${opts.name}: ${line}`),
+    });
+    if (test) {
+      const meta = test.meta as { vitestChaos?: { experiments: ExperimentResult[] } };
+      meta.vitestChaos ??= { experiments: [] };
+      meta.vitestChaos.experiments.push(result);
+      await test.context.annotate(summarize(result), 'vitest-chaos').catch(() => undefined);
+    }
+    if (result.error && !test?.context.signal.aborted) throw new Error(`chaos.experiment(${opts.name}): ${result.error}`);
+    return result;
+  }
+
+  /**
+   * Starts steady traffic now and records every request; `stop()` ends it and
+   * returns the totals. For load outside an experiment.
+   */
+  load(opts: LoadOptions & { windowMs?: number }): RunningLoad {
+    const recorder = new Recorder(100, opts.windowMs ?? 10_000);
+    recorder.setPhase('load');
+    const gen = new LoadGenerator(opts, recorder);
+    return {
+      recorder,
+      window: (ms = 1000) => recorder.window(recorder.now(), ms),
+      summary: () => recorder.phaseStats('load')!,
+      stop: () => gen.stop(),
+    };
+  }
+
   /** Injects a fault; it is in force when the promise resolves. */
   async inject(spec: FaultSpec): Promise<ActiveFault> {
     const { kind, params } = this.validate(spec);
@@ -144,7 +194,7 @@ export class Chaos {
       kind,
       { id: target.id, name: target.name },
       seed,
-      params,
+      plainParams(params),
       applied,
       (f) => this.active.delete(f),
     );
@@ -208,6 +258,15 @@ export class Chaos {
   }
 }
 
+/** Parameters as plain data: a container object becomes "container:<short id>". */
+function plainParams(params: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(params)) {
+    out[k] = v && typeof v === 'object' && typeof (v as { getId?: unknown }).getId === 'function' ? `container:${containerIdOf(v as ContainerRef).slice(0, 12)}` : v;
+  }
+  return out;
+}
+
 function safeId(ref: ContainerRef): string {
   try {
     return containerIdOf(ref);
@@ -224,6 +283,15 @@ function fullName(task: { name: string; suite?: { name: string; suite?: unknown 
     s = s.suite as typeof s;
   }
   return names.join(' > ');
+}
+
+export interface RunningLoad {
+  recorder: Recorder;
+  /** The last `ms` of traffic (default 1000). */
+  window(ms?: number): import('../steady-state/recorder.js').WindowStats;
+  /** Everything since the start. */
+  summary(): import('../steady-state/recorder.js').WindowStats;
+  stop(): Promise<import('../steady-state/load-generator.js').LoadTotals>;
 }
 
 export function createChaos(options?: ChaosOptions): Chaos {

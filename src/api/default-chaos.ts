@@ -12,8 +12,12 @@ export function configureChaos(options: ChaosOptions): Chaos {
 }
 
 /** Delegates to the worker's current instance, so `import { chaos }` stays valid after configure. */
-export const chaos: Pick<Chaos, 'inject' | 'validate' | 'allow' | 'activeFaults' | 'revertAll'> & { readonly seed: number } = {
+export const chaos: Pick<Chaos, 'inject' | 'validate' | 'allow' | 'activeFaults' | 'revertAll' | 'experiment' | 'load'> & {
+  readonly seed: number;
+} = {
   inject: (spec) => current.inject(spec),
+  experiment: (opts) => current.experiment(opts),
+  load: (opts) => current.load(opts),
   validate: (spec) => current.validate(spec),
   allow: (ref) => current.allow(ref),
   activeFaults: () => current.activeFaults(),

@@ -57,7 +57,7 @@ export function problemsFromZod(error: z.core.$ZodError, input: unknown): SpecPr
       for (const key of issue.keys) {
         out.push({
           field: [...issue.path, key].join('.'),
-          value: (input as Record<string, unknown>)?.[key],
+          value: (valueAt(input, issue.path) as Record<string, unknown> | undefined)?.[key],
           expected: 'no such field (check its spelling in the README)',
         });
       }

@@ -1,6 +1,9 @@
 // Runs in every test worker before each test file (added by the plugin).
-import { afterAll, inject } from 'vitest';
+import { afterAll, expect, inject } from 'vitest';
 import { configureChaos } from './default-chaos.js';
+import { chaosMatchers } from './matchers.js';
+
+expect.extend(chaosMatchers);
 
 const provided = inject('vitestChaos');
 const instance = configureChaos(provided ?? {});

@@ -66,7 +66,7 @@ describe('network-latency', () => {
     // Uniform +/-40 ms: the 10th-90th percentile range is about 64 ms; no jitter gives about 1 ms.
     expect(spread).toBeGreaterThan(30);
     expect(Math.min(...times)).toBeGreaterThanOrEqual(59);
-    expect(Math.max(...times)).toBeLessThan(150);
+    expect(Math.max(...times)).toBeLessThan(200); // 140 + the machine's noise under load
     expect(median(times)).toBeGreaterThan(80);
     expect(median(times)).toBeLessThan(120);
   });

@@ -1,0 +1,77 @@
+// The experiment's options, validated before anything starts.
+import { z } from 'zod';
+import { sloSchema } from '../steady-state/slo.js';
+
+const ms = (what: string) => z.number({ error: what }).int({ error: what }).positive({ error: what });
+
+const loadSchema = z
+  .strictObject({
+    url: z.url({ error: 'an absolute http(s) URL' }).optional(),
+    method: z.string().optional(),
+    headers: z.record(z.string(), z.string()).optional(),
+    request: z.custom<(signal: AbortSignal) => Promise<unknown>>((v) => typeof v === 'function', { error: 'a function (signal) => Promise' }).optional(),
+    rps: z.number({ error: 'a rate > 0 requests per second' }).positive({ error: 'a rate > 0 requests per second' }).max(100_000, { error: 'a rate up to 100000' }),
+    concurrency: z.number({ error: 'an integer >= 1' }).int({ error: 'an integer >= 1' }).min(1, { error: 'an integer >= 1' }).optional(),
+    timeoutMs: ms('a whole number of milliseconds > 0').optional(),
+    okStatus: z.custom<(s: number) => boolean>((v) => typeof v === 'function', { error: 'a function (status) => boolean' }).optional(),
+    arrival: z.enum(['uniform', 'poisson'], { error: 'one of "uniform", "poisson"' }).optional(),
+    keepAlive: z.boolean().optional(),
+    seed: z.number().int().optional(),
+  })
+  .refine((l) => (l.url === undefined) !== (l.request === undefined), { error: 'exactly one of url or request', path: ['url'] });
+
+const probeSchema = z.custom<import('../steady-state/probes.js').ProbeSpec>(
+  (v) => !!v && typeof v === 'object' && typeof (v as { name?: unknown }).name === 'string' && ['http', 'tcp', 'fn'].some((k) => k in (v as object)),
+  { error: 'a probe { name, http | tcp | fn }' },
+);
+
+const faultSpec = z.custom<Record<string, unknown>>((v) => !!v && typeof v === 'object' && 'kind' in (v as object), {
+  error: 'a fault spec { kind, target, ... }',
+});
+
+const step = z.union([
+  faultSpec.refine((v) => !('fault' in v)),
+  z.strictObject({
+    atMs: z.number({ error: 'ms >= 0' }).min(0, { error: 'ms >= 0' }).default(0),
+    durationMs: ms('a whole number of milliseconds > 0').optional(),
+    fault: faultSpec,
+  }),
+]);
+
+export const experimentSchema = z
+  .strictObject({
+    name: z.string({ error: 'a non-empty string' }).min(1, { error: 'a non-empty string' }),
+    hypothesis: z.string({ error: 'a sentence stating what should hold' }).min(1, { error: 'a sentence stating what should hold' }),
+    steadyState: z
+      .strictObject({
+        load: loadSchema.optional(),
+        probes: z.array(probeSchema).optional(),
+        slos: sloSchema,
+        /** Sliding window over which SLOs are judged, default 1000 ms. */
+        windowMs: ms('a whole number of milliseconds > 0').default(1000),
+      })
+      .refine((s) => s.load || (s.probes && s.probes.length > 0), { error: 'a load or at least one probe', path: ['load'] }),
+    baselineMs: ms('a whole number of milliseconds > 0').default(2000),
+    faults: z.array(step, { error: 'an array of fault specs or { atMs, durationMs, fault } steps' }).min(1, { error: 'at least one fault' }),
+    schedule: z.enum(['parallel', 'serial'], { error: 'one of "parallel", "serial"' }).default('parallel'),
+    durationMs: ms('a whole number of milliseconds > 0'),
+    recovery: z
+      .strictObject({ withinMs: ms('a whole number of milliseconds > 0'), maxWaitMs: ms('a whole number of milliseconds > 0').optional() })
+      .optional(),
+    abortOnBreach: z.boolean({ error: 'true or false' }).default(true),
+    seed: z.number({ error: 'an integer from 0 to 2147483647' }).int().min(0).max(0x7fffffff).optional(),
+  })
+  .superRefine((o, ctx) => {
+    const w = o.steadyState.windowMs;
+    if (w > o.durationMs) ctx.addIssue({ code: 'custom', path: ['steadyState', 'windowMs'], input: w, message: `a window no longer than durationMs (${o.durationMs} ms)` });
+    if (w > o.baselineMs) ctx.addIssue({ code: 'custom', path: ['steadyState', 'windowMs'], input: w, message: `a window no longer than baselineMs (${o.baselineMs} ms)` });
+    if (o.schedule === 'serial') {
+      o.faults.slice(0, -1).forEach((s, i) => {
+        if (!('fault' in s) || s.durationMs === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['faults', i, 'durationMs'], input: undefined, message: 'a durationMs on every serial step but the last' });
+        }
+      });
+    }
+  });
+
+export type ExperimentOptionsParsed = z.output<typeof experimentSchema>;

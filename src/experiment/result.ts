@@ -1,0 +1,66 @@
+// The plain, JSON-serialisable result of an experiment.
+import type { LoadTotals } from '../steady-state/load-generator.js';
+import type { WindowStats } from '../steady-state/recorder.js';
+import type { SloCheck, SloName, Slos } from '../steady-state/slo.js';
+
+export type Verdict = 'validated' | 'rejected' | 'aborted';
+export type Phase = 'baseline' | 'observe' | 'recovery';
+
+export interface Breach {
+  slo: SloName | 'recovery';
+  threshold: number;
+  actual: number | null;
+  unit: SloCheck['unit'];
+  stated: string;
+  phase: Phase;
+  /** ms since the experiment started. */
+  window: { startMs: number; endMs: number };
+  /** The faults in force during the window, e.g. "network-latency(latencyMs=200) on api". */
+  activeFaults: string[];
+}
+
+export interface FaultRecord {
+  kind: string;
+  target: string;
+  seed: number;
+  params: Record<string, unknown>;
+  injectedAtMs: number | null;
+  revertedAtMs: number | null;
+  stats: Record<string, number>;
+  error?: string;
+}
+
+export interface TimelinePoint {
+  endMs: number;
+  phase: Phase;
+  requests: number;
+  errorRate: number | null;
+  p99Ms: number | null;
+  throughputRps: number;
+  breached: boolean;
+}
+
+export interface ExperimentResult {
+  name: string;
+  hypothesis: string;
+  verdict: Verdict;
+  /** One line: why the verdict. */
+  reason: string;
+  seed: number;
+  startedAt: string;
+  durationMs: number;
+  windowMs: number;
+  slos: Slos;
+  phases: Record<Phase, WindowStats | null>;
+  breaches: Breach[];
+  /** Breach (end of the breaching window) -> last fault reverted, when aborted on a breach. */
+  rollbackMs: number | null;
+  /** Last fault reverted -> first window that holds every SLO; null if it never did. */
+  recoveryMs: number | null;
+  recovered: boolean;
+  faults: FaultRecord[];
+  load: LoadTotals | null;
+  timeline: TimelinePoint[];
+  /** A thrown error or a cancelled test, when the experiment did not finish normally. */
+  error?: string;
+}
