@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
 import { createChaos } from '../src/index.js';
+import { startDemoSystem } from '../examples/demo-system.js';
 import { kernel } from '../src/kernel/kernel.js';
 import { TargetResolver } from '../src/targets/resolve-target.js';
 
@@ -97,7 +98,7 @@ async function run(): Promise<void> {
     const target = await new GenericContainer(IMAGE).withLabels(LABEL).withWaitStrategy(Wait.forLogMessage(/listening http=/)).start();
     containers.push(target);
 
-    const chaos = createChaos({ seed: 1 });
+    const chaos = createChaos({ seed: 1, progress: false });
     const t0 = performance.now();
     await (await chaos.inject({ kind: 'network-loss', target, percent: 10 })).revert();
     rows.push({ what: 'first inject+revert of the process (loads the BPF object), ms', value: (performance.now() - t0).toFixed(1), goal: '-' });
@@ -105,6 +106,32 @@ async function run(): Promise<void> {
     await timeInjectRevert(chaos, 'network-loss', { kind: 'network-loss', target, percent: 10 }, 200);
     await timeInjectRevert(chaos, 'network-partition', { kind: 'network-partition', target, mode: 'reject' }, 200);
     await timeInjectRevert(chaos, 'network-latency', { kind: 'network-latency', target, latencyMs: 50 }, 100);
+
+    log('breach -> every fault reverted, over short experiments against the demo system');
+    const demo = await startDemoSystem();
+    try {
+      const rollback: number[] = [];
+      const runs = Number(process.env.BENCH_EXPERIMENTS ?? 15);
+      for (let i = 0; i < runs; i++) {
+        const r = await chaos.experiment({
+          name: `rollback ${i}`,
+          hypothesis: 'errors stay under 5% while the backend is unreachable',
+          steadyState: { load: { url: demo.url, rps: 100 }, slos: { errorRate: { max: 0.05 } }, windowMs: 200 },
+          baselineMs: 400,
+          faults: [
+            { kind: 'network-partition', target: demo.api, peer: demo.backend, mode: 'reject' },
+            { kind: 'network-latency', target: demo.api, peer: demo.backend, latencyMs: 5 },
+          ],
+          durationMs: 3000,
+          recovery: { withinMs: 1000 },
+        });
+        if (r.rollbackMs === null) throw new Error(`experiment ${i} did not abort: ${r.reason}`);
+        rollback.push(r.rollbackMs);
+      }
+      rows.push({ what: `breach -> all faults reverted (2 faults, ${runs} experiments), median (p95) ms`, value: `${quantile(rollback, 0.5).toFixed(1)} (${quantile(rollback, 0.95).toFixed(1)})`, goal: '<= 100 ms' });
+    } finally {
+      await demo.stop();
+    }
 
     log('loopback HTTP throughput, alternating: none attached / attached with no fault');
     const url = `http://127.0.0.1:${port}/`;

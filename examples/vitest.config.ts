@@ -16,6 +16,7 @@ export default defineConfig({
   test: {
     root: fileURLToPath(new URL('.', import.meta.url)),
     include: ['**/*.gameday.ts'],
+    reporters: ['verbose'],
     env: { TESTCONTAINERS_RYUK_DISABLED: 'true' },
     fileParallelism: false,
     testTimeout: 120_000,

@@ -41,6 +41,8 @@ export interface ChaosOptions {
   seed?: number;
   /** Result of the plugin's preflight; computed on first inject when absent. */
   preflight?: PreflightResult;
+  /** Where experiments report their phases; false for silence. Default: console.info. */
+  progress?: ((line: string) => void) | false;
 }
 
 const commonSchema = z.object({
@@ -62,8 +64,10 @@ export class Chaos {
   private reaped?: Promise<void>;
   private nextId = 1;
   readonly resolver: TargetResolver;
+  private readonly progress: ChaosOptions['progress'];
 
   constructor(options: ChaosOptions = {}, resolver = new TargetResolver()) {
+    this.progress = options.progress;
     this.seed = options.seed ?? randomSeed();
     for (const t of options.allowTargets ?? []) this.allowed.add(t);
     if (options.preflight) this.preflightResult = Promise.resolve(options.preflight);
@@ -138,7 +142,7 @@ export class Chaos {
       injector: this,
       seed: opts.seed ?? deriveSeed(this.seed, testKey, 'experiment', n),
       signal: test?.context.signal,
-      progress: (line) => console.info(`[vitest-chaos] ${opts.name}: ${line}`),
+      progress: this.progress === false ? undefined : (line) => (this.progress || console.info)(`[vitest-chaos] ${opts.name}: ${line}`),
     });
     if (test) {
       const meta = test.meta as { vitestChaos?: { experiments: ExperimentResult[] } };

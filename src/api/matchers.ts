@@ -8,7 +8,7 @@ function isResult(v: unknown): v is ExperimentResult {
   return !!v && typeof v === 'object' && 'verdict' in v && 'breaches' in v && 'hypothesis' in v;
 }
 
-const sec = (ms: number) => (ms / 1000).toFixed(1);
+const sec = (ms: number) => (ms / 1000).toFixed(2);
 
 export function describeBreach(b: Breach): string {
   const actual = b.actual === null ? 'never' : formatValue(b.actual, b.unit);

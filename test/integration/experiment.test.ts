@@ -54,7 +54,7 @@ describe('chaos.experiment', () => {
       message = (e as Error).message;
     }
     expect(message).toContain('Hypothesis "Given 40 req/s, when the backend is 400 ms slower');
-    expect(message).toMatch(/p99 4\d\d\.\d ms > 300\.0 ms \(max 300 ms\) in window \d+\.\d-\d+\.\d s \(observe\); faults in force: network-latency\(latencyMs=400/);
+    expect(message).toMatch(/p99 4\d\d\.\d ms > 300\.0 ms \(max 300 ms\) in window \d+\.\d\d-\d+\.\d\d s \(observe\); faults in force: network-latency\(latencyMs=400/);
   });
 
   it('aborts on the first breach: every fault reverted within 100 ms, traffic recovers, recovery measured', async () => {
