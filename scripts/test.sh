@@ -12,9 +12,5 @@ status=0
 npm run -s typecheck || status=$?
 npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/test-results.json "$@" || status=$?
 node scripts/summary.mjs .cache/test-results.json || true
-leftovers=$(docker ps -aq --filter label=vitest-chaos.test | wc -l)  # CI runs alone: none may remain
-if [[ $leftovers != 0 ]]; then
-  echo "[test] $leftovers container(s) of ours were left behind" >&2
-  status=1
-fi
+node scripts/leftovers.mjs || status=1
 exit $status

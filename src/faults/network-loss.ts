@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { FaultKind } from './fault-kind.js';
 import { applyPacketRules } from './packet-rules.js';
-import { direction, peer, port } from './network-scope.js';
+import { direction, peer, port, protocol } from './network-scope.js';
 
 const schema = z.strictObject({
   percent: z
@@ -12,6 +12,7 @@ const schema = z.strictObject({
   direction,
   peer: peer.optional(),
   port: port.optional(),
+  protocol: protocol.optional(),
 });
 
 export type NetworkLossParams = z.input<typeof schema>;
@@ -20,5 +21,5 @@ export const networkLoss: FaultKind<z.output<typeof schema>> = {
   kind: 'network-loss',
   schema,
   apply: (p, target, ctx) =>
-    applyPacketRules(target, ctx, { direction: p.direction, peer: p.peer, port: p.port, percent: p.percent }),
+    applyPacketRules(target, ctx, { direction: p.direction, peer: p.peer, port: p.port, protocol: p.protocol, percent: p.percent }),
 };

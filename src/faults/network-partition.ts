@@ -7,13 +7,14 @@ import { ChaosSpecError } from '../api/errors.js';
 import type { AppliedFault, FaultKind } from './fault-kind.js';
 import { applyConnectRules } from './connect-rules.js';
 import { applyPacketRules } from './packet-rules.js';
-import { direction, peer, port } from './network-scope.js';
+import { direction, peer, port, protocol } from './network-scope.js';
 
 const schema = z.strictObject({
   mode: z.enum(['drop', 'reject'], { error: 'one of "drop", "reject"' }).default('drop'),
   direction,
   peer: peer.optional(),
   port: port.optional(),
+  protocol: protocol.optional(),
 });
 
 export type NetworkPartitionParams = z.input<typeof schema>;
@@ -31,12 +32,17 @@ export const networkPartition: FaultKind<z.output<typeof schema>> = {
         },
       ]);
     }
+    if (p.mode === 'reject' && p.protocol === 'udp') {
+      throw new ChaosSpecError('chaos.inject(network-partition)', [
+        { field: 'protocol', value: p.protocol, expected: '"tcp" or none with mode "reject" (UDP has no connection to refuse: use mode "drop")' },
+      ]);
+    }
     const parts: AppliedFault[] = [];
     try {
       if (p.mode === 'reject') {
-        parts.push(await applyConnectRules(target, ctx, { action: 'reject', peer: p.peer, port: p.port, tcpOnly: false }));
+        parts.push(await applyConnectRules(target, ctx, { action: 'reject', peer: p.peer, port: p.port, tcpOnly: p.protocol === 'tcp' }));
       }
-      parts.push(await applyPacketRules(target, ctx, { direction: p.direction, peer: p.peer, port: p.port, percent: 100 }));
+      parts.push(await applyPacketRules(target, ctx, { direction: p.direction, peer: p.peer, port: p.port, protocol: p.protocol, percent: 100 }));
     } catch (err) {
       for (const part of parts) await part.revert();
       throw err;

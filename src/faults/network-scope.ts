@@ -38,6 +38,11 @@ export const port = z
   .min(1, { error: 'an integer port from 1 to 65535' })
   .max(65535, { error: 'an integer port from 1 to 65535' });
 
+/** Only packets of this IP protocol. */
+export const protocol = z.enum(['tcp', 'udp'], { error: 'one of "tcp", "udp"' });
+export type Protocol = z.infer<typeof protocol>;
+export const IP_PROTOCOL: Record<Protocol, number> = { tcp: 6, udp: 17 };
+
 export interface PeerMatch {
   /** Host-order IPv4 and mask; mask 0 matches every peer. */
   addr: number;

@@ -3,12 +3,13 @@
 import type { ContainerRef, ResolvedTarget } from '../targets/resolve-target.js';
 import type { SlotRef } from '../kernel/slotted-programs.js';
 import type { AppliedFault, FaultContext, FaultStats } from './fault-kind.js';
-import { directionBits, resolvePeer, type Direction } from './network-scope.js';
+import { directionBits, IP_PROTOCOL, resolvePeer, type Direction, type Protocol } from './network-scope.js';
 
 export interface PacketRuleSpec {
   direction: Direction;
   peer?: ContainerRef;
   port?: number;
+  protocol?: Protocol;
   /** 0-100; 100 drops every matching packet without a draw. */
   percent: number;
 }
@@ -37,7 +38,7 @@ export async function applyPacketRules(
       refs.push(ref);
       nf.enable(
         ref,
-        { flags, drop_threshold: threshold, peer_addr: p.addr, peer_mask: p.mask, port: spec.port ?? 0, protocol: 0 },
+        { flags, drop_threshold: threshold, peer_addr: p.addr, peer_mask: p.mask, port: spec.port ?? 0, protocol: spec.protocol ? IP_PROTOCOL[spec.protocol] : 0 },
         // Distinct, non-zero PRNG state per slot, all from the fault's seed.
         { rng: BigInt.asUintN(64, BigInt(ctx.seed) * 0x9e3779b97f4a7c15n + BigInt(i + 1)) || 1n },
       );

@@ -165,3 +165,80 @@ describe('chaos.experiment with bad input', () => {
     expect(chaos.activeFaults()).toEqual([]);
   });
 });
+
+describe('chaos.experiment: probes and timelines', () => {
+  let demo: DemoSystem;
+  beforeAll(async () => {
+    demo = await startDemoSystem();
+    for (let i = 0; i < 3; i++) await (await fetch(demo.url)).text();
+  });
+  afterAll(() => demo?.stop());
+
+  it('judges availability from http and tcp probes', async () => {
+    const r = await chaos.experiment({
+      name: 'probes',
+      hypothesis: 'the api answers its probes while the backend is unreachable',
+      steadyState: {
+        probes: [
+          { name: 'api via backend', http: { url: demo.url, status: 200 }, intervalMs: 100 },
+          { name: 'api port', tcp: { host: demo.api.getIpAddress(demo.network.getName()), port: 8080 }, intervalMs: 100 },
+        ],
+        slos: { availability: { min: 0.9 } },
+        windowMs: 500,
+      },
+      baselineMs: 1000,
+      faults: [{ kind: 'network-partition', target: demo.api, peer: demo.backend, mode: 'reject' }],
+      durationMs: 2000,
+    });
+    expect(r.phases.baseline!.probes).toBeGreaterThan(10);
+    expect(r.phases.baseline!.availability).toBe(1);
+    expect(r.verdict).toBe('aborted');
+    // the http probe fails (502), the tcp probe still passes: about half
+    const b = r.breaches[0]!;
+    expect(b.slo).toBe('availability');
+    expect(b.actual!).toBeLessThan(0.9);
+    expect(b.actual!).toBeGreaterThan(0.3);
+    expect(Object.keys(r.phases.observe!.errorKinds)).toContain('probe: api via backend: status 502');
+  });
+
+  it('runs serial steps one after the other, each for its duration', async () => {
+    const r = await chaos.experiment({
+      name: 'serial',
+      hypothesis: 'errors stay under 90%',
+      steadyState: { load: { url: demo.url, rps: 20 }, slos: { errorRate: { max: 0.9 } }, windowMs: 500 },
+      baselineMs: 500,
+      faults: [
+        { atMs: 0, durationMs: 600, fault: { kind: 'network-latency', target: demo.api, peer: demo.backend, latencyMs: 50 } },
+        { atMs: 200, durationMs: 600, fault: { kind: 'network-latency', target: demo.api, peer: demo.backend, latencyMs: 100 } },
+      ],
+      schedule: 'serial',
+      durationMs: 2000,
+    });
+    const [a, b] = r.faults;
+    expect(r.verdict).toBe('validated');
+    expect(a!.revertedAtMs! - a!.injectedAtMs!).toBeGreaterThanOrEqual(590);
+    expect(a!.revertedAtMs! - a!.injectedAtMs!).toBeLessThan(800);
+    // the second starts 200 ms after the first ended
+    expect(b!.injectedAtMs! - a!.injectedAtMs!).toBeGreaterThanOrEqual(790);
+    expect(b!.injectedAtMs! - a!.revertedAtMs!).toBeGreaterThanOrEqual(150);
+    expect(b!.revertedAtMs! - b!.injectedAtMs!).toBeGreaterThanOrEqual(590);
+  });
+
+  it('runs parallel steps at their offsets, overlapping', async () => {
+    const r = await chaos.experiment({
+      name: 'parallel',
+      hypothesis: 'errors stay under 90%',
+      steadyState: { load: { url: demo.url, rps: 20 }, slos: { errorRate: { max: 0.9 } }, windowMs: 500 },
+      baselineMs: 500,
+      faults: [
+        { kind: 'network-latency', target: demo.api, peer: demo.backend, latencyMs: 50 },
+        { atMs: 500, durationMs: 500, fault: { kind: 'network-loss', target: demo.api, peer: demo.backend, percent: 1 } },
+      ],
+      durationMs: 1500,
+    });
+    const [a, b] = r.faults;
+    expect(b!.injectedAtMs! - a!.injectedAtMs!).toBeGreaterThanOrEqual(490);
+    expect(b!.injectedAtMs! - a!.injectedAtMs!).toBeLessThan(700);
+    expect(a!.revertedAtMs!).toBeGreaterThan(b!.revertedAtMs!);
+  });
+});

@@ -93,6 +93,30 @@ describe('network-loss', () => {
     expect(r.lost).toBe(0);
   });
 
+  it('applies only to the given protocol', async () => {
+    const fault = await chaos.inject({ kind: 'network-loss', target, percent: 100, protocol: 'tcp' });
+    const udp = await udpEchoRound(ipOf(target), UDP, 200);
+    const tcp = await fetch(`http://${ipOf(target)}:8080/`, { signal: AbortSignal.timeout(1000) }).then(
+      () => 'answered',
+      () => 'timed out',
+    );
+    const s = fault.stats();
+    await fault.revert();
+    expect(udp.lost).toBe(0);
+    expect(tcp).toBe('timed out');
+    expect(s.ingressDropped).toBeGreaterThan(0);
+  });
+
+  it('is reverted when an `await using` block ends', async () => {
+    {
+      await using fault = await chaos.inject({ kind: 'network-loss', target, percent: 100, direction: 'ingress' });
+      expect((await udpEchoRound(ipOf(target), UDP, 50, 200)).lost).toBe(50);
+      expect(fault.active).toBe(true);
+    }
+    expect(chaos.activeFaults()).toEqual([]);
+    expect((await udpEchoRound(ipOf(target), UDP, 200)).lost).toBe(0);
+  });
+
   it('is reverted when the test ends, even if the test does not revert it', async () => {
     // the previous test reverted explicitly; this one leaves it to the test binding
     const f = await chaos.inject({ kind: 'network-loss', target, percent: 100, port: UDP });
