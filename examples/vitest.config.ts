@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 import { chaos } from '../src/plugin.js';
+import { ChaosReporter } from '../src/reporter.js';
 
 const src = (p: string) => fileURLToPath(new URL(`../src/${p}`, import.meta.url));
 
@@ -16,7 +17,7 @@ export default defineConfig({
   test: {
     root: fileURLToPath(new URL('.', import.meta.url)),
     include: ['**/*.gameday.ts'],
-    reporters: ['verbose'],
+    reporters: ['verbose', new ChaosReporter({ outputFile: fileURLToPath(new URL('../reports/gameday.json', import.meta.url)) })],
     env: { TESTCONTAINERS_RYUK_DISABLED: 'true' },
     fileParallelism: false,
     testTimeout: 120_000,
