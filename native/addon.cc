@@ -19,12 +19,20 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "connect.h"
+#include "dns.h"
 #include "netfilter.h"
+#include "veth.h"
+#include "crash.h"
 
 namespace {
+
+// enum bpf_attach_type values of Linux 6.6+ (not in Debian's 6.1 uapi headers).
+constexpr __u32 kBpfTcxIngress = 46;
+constexpr __u32 kBpfTcxEgress = 47;
 
 // libbpf's print callback is process-global; keep its last warnings so an error
 // can say why (e.g. the verifier's complaint), not just the errno.
@@ -101,33 +109,46 @@ class Link : public Napi::ObjectWrap<Link> {
     if (state_) state_->links.insert(this);
   }
 
+  // A link made by a raw bpf(BPF_LINK_CREATE) that libbpf 1.1 cannot make (TCX).
+  void AdoptFd(int fd) {
+    raw_fd_ = fd;
+    if (state_) state_->links.insert(this);
+  }
+
   void Release() {
     if (state_) state_->links.erase(this);
     if (link_) {
       bpf_link__destroy(link_);
       link_ = nullptr;
     }
+    if (raw_fd_ >= 0) {
+      close(raw_fd_);
+      raw_fd_ = -1;
+    }
   }
 
  private:
   Napi::Value Destroy(const Napi::CallbackInfo &info) {
-    bool was = link_ != nullptr;
+    bool was = link_ != nullptr || raw_fd_ >= 0;
     Release();
     return Napi::Boolean::New(info.Env(), was);
   }
 
   Napi::Value Id(const Napi::CallbackInfo &info) {
-    if (!link_) return info.Env().Null();
+    if (!link_ && raw_fd_ < 0) return info.Env().Null();
     struct bpf_link_info li;
     __u32 len = sizeof(li);
     std::memset(&li, 0, sizeof(li));
-    if (bpf_obj_get_info_by_fd(bpf_link__fd(link_), &li, &len) != 0) return info.Env().Null();
+    if (bpf_obj_get_info_by_fd(link_ ? bpf_link__fd(link_) : raw_fd_, &li, &len) != 0) return info.Env().Null();
     return Napi::Number::New(info.Env(), li.id);
   }
 
-  Napi::Value Alive(const Napi::CallbackInfo &info) { return Napi::Boolean::New(info.Env(), link_ != nullptr); }
+  Napi::Value Alive(const Napi::CallbackInfo &info) {
+    return Napi::Boolean::New(info.Env(), link_ != nullptr || raw_fd_ >= 0);
+  }
 
   struct bpf_link *link_ = nullptr;
+  int raw_fd_ = -1;
   EnvState *state_ = nullptr;
 };
 
@@ -136,6 +157,7 @@ class Object : public Napi::ObjectWrap<Object> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "BpfObject",
                        {InstanceMethod("attachCgroup", &Object::AttachCgroup),
+                        InstanceMethod("attachTcx", &Object::AttachTcx),
                         InstanceMethod("attach", &Object::Attach),
                         InstanceMethod("mapUpdate", &Object::MapUpdate),
                         InstanceMethod("mapLookup", &Object::MapLookup),
@@ -222,6 +244,48 @@ class Object : public Napi::ObjectWrap<Object> {
     close(fd);  // the link holds its own reference to the cgroup
     if (err) ThrowErrno(env, std::string("bpf_program__attach_cgroup(") + bpf_program__name(p) + ", " + dir + ")", err);
     return NewLink(env, l);
+  }
+
+  // attachTcx(program, ifindex, 'ingress' | 'egress'): a TCX bpf_link on a
+  // device of this process's network namespace, appended after the programs
+  // already there. libbpf 1.1 predates bpf_program__attach_tcx and its
+  // bpf_link_create() does not pass the tcx fields, so this is the raw syscall
+  // with the kernel's (6.6+) layout of attr.link_create; the kernel checks the
+  // attach type against the program type (sched_cls) itself.
+  Napi::Value AttachTcx(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    struct bpf_program *p = Prog(env, info[0]);
+    if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "ifindex: expected a number");
+    int64_t ifindex = info[1].As<Napi::Number>().Int64Value();
+    if (ifindex <= 0 || ifindex > INT32_MAX) throw Napi::RangeError::New(env, "ifindex: expected a positive integer");
+    std::string where = info[2].IsString() ? std::string(info[2].As<Napi::String>()) : "";
+    if (where != "ingress" && where != "egress")
+      throw Napi::TypeError::New(env, "direction: expected 'ingress' or 'egress'");
+    struct TcxLinkCreate {
+      __u32 prog_fd;
+      __u32 target_ifindex;
+      __u32 attach_type;
+      __u32 flags;
+      __u32 relative_fd; /* 0 with flags 0: after the others */
+      __u32 pad;
+      __u64 expected_revision; /* 0: whatever the revision */
+    } attr;
+    static_assert(sizeof(TcxLinkCreate) == 32, "attr.link_create for tcx is 32 bytes");
+    static_assert(offsetof(TcxLinkCreate, expected_revision) == 24, "tcx.expected_revision at 24");
+    std::memset(&attr, 0, sizeof(attr));
+    attr.prog_fd = static_cast<__u32>(bpf_program__fd(p));
+    attr.target_ifindex = static_cast<__u32>(ifindex);
+    attr.attach_type = where == "ingress" ? kBpfTcxIngress : kBpfTcxEgress;
+    int fd = static_cast<int>(syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr)));
+    if (fd < 0)
+      ThrowErrno(env,
+                 std::string("bpf(BPF_LINK_CREATE, tcx ") + where + ", " + bpf_program__name(p) + ", ifindex " +
+                     std::to_string(ifindex) + ")",
+                 errno);
+    EnvState *state = env.GetInstanceData<EnvState>();
+    Napi::Object o = state->link_ctor.New({});
+    Link::Unwrap(o)->AdoptFd(fd);
+    return o;
   }
 
   // attach(program): auto-attach by section (tracepoints, tp_btf, raw_tp).
@@ -373,6 +437,40 @@ Napi::Object Layouts(Napi::Env env) {
   FIELD(fl, struct vc_flow, slot);
   FIELD(fl, struct vc_flow, orig_addr);
   FIELD(fl, struct vc_flow, orig_port);
+  Napi::Object dr = add("vc_dns_rule", sizeof(struct vc_dns_rule));
+  FIELD(dr, struct vc_dns_rule, ns_addr);
+  FIELD(dr, struct vc_dns_rule, ns_port);
+  FIELD(dr, struct vc_dns_rule, redirect_port);
+  FIELD(dr, struct vc_dns_rule, redirect_addr);
+  Napi::Object ds = add("vc_dns_stats", sizeof(struct vc_dns_stats));
+  FIELD(ds, struct vc_dns_stats, connects_redirected);
+  FIELD(ds, struct vc_dns_stats, sends_redirected);
+  FIELD(ds, struct vc_dns_stats, replies_rewritten);
+  Napi::Object sr = add("vc_sys_rule", sizeof(struct vc_sys_rule));
+  FIELD(sr, struct vc_sys_rule, nr);
+  FIELD(sr, struct vc_sys_rule, signal);
+  FIELD(sr, struct vc_sys_rule, threshold);
+  FIELD(sr, struct vc_sys_rule, flags);
+  FIELD(sr, struct vc_sys_rule, after_count);
+  Napi::Object ss = add("vc_sys_stats", sizeof(struct vc_sys_stats));
+  FIELD(ss, struct vc_sys_stats, matched);
+  FIELD(ss, struct vc_sys_stats, signaled);
+  FIELD(ss, struct vc_sys_stats, rng);
+  Napi::Object vr = add("vc_veth_rule", sizeof(struct vc_veth_rule));
+  FIELD(vr, struct vc_veth_rule, flags);
+  FIELD(vr, struct vc_veth_rule, threshold);
+  FIELD(vr, struct vc_veth_rule, peer_addr);
+  FIELD(vr, struct vc_veth_rule, peer_mask);
+  FIELD(vr, struct vc_veth_rule, port);
+  FIELD(vr, struct vc_veth_rule, protocol);
+  Napi::Object vs = add("vc_veth_stats", sizeof(struct vc_veth_stats));
+  FIELD(vs, struct vc_veth_stats, ingress_seen);
+  FIELD(vs, struct vc_veth_stats, ingress_hit);
+  FIELD(vs, struct vc_veth_stats, ingress_offloaded);
+  FIELD(vs, struct vc_veth_stats, egress_seen);
+  FIELD(vs, struct vc_veth_stats, egress_hit);
+  FIELD(vs, struct vc_veth_stats, egress_offloaded);
+  FIELD(vs, struct vc_veth_stats, rng);
   Napi::Object c = Napi::Object::New(env);
   c.Set("VC_MAX_SLOTS", VC_MAX_SLOTS);
   c.Set("VC_DIR_INGRESS", VC_DIR_INGRESS);
@@ -380,6 +478,12 @@ Napi::Object Layouts(Napi::Env env) {
   c.Set("VC_RULE_DROP_ALL", VC_RULE_DROP_ALL);
   c.Set("VC_CONN_REJECT", VC_CONN_REJECT);
   c.Set("VC_CONN_REDIRECT", VC_CONN_REDIRECT);
+  c.Set("VC_SYS_SIGNAL_ALL", VC_SYS_SIGNAL_ALL);
+  c.Set("VC_VETH_DIR_INGRESS", VC_VETH_DIR_INGRESS);
+  c.Set("VC_VETH_DIR_EGRESS", VC_VETH_DIR_EGRESS);
+  c.Set("VC_VETH_CORRUPT", VC_VETH_CORRUPT);
+  c.Set("VC_VETH_DUPLICATE", VC_VETH_DUPLICATE);
+  c.Set("VC_VETH_ALL", VC_VETH_ALL);
   out.Set("constants", c);
   return out;
 }

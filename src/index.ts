@@ -4,7 +4,8 @@ export { ActiveFault, type FaultTargetInfo } from './api/active-fault.js';
 export { ChaosSpecError, PreflightError, type SpecProblem } from './api/errors.js';
 export { preflight, type PreflightResult, type PreflightProblem } from './api/preflight.js';
 export type { FaultStats } from './faults/fault-kind.js';
-export type { NetworkLatencyParams, NetworkLossParams, NetworkPartitionParams } from './faults/registry.js';
+// Every fault kind's parameter type (NetworkLossParams, CpuThrottleParams, ...).
+export type * from './faults/registry.js';
 export type { ContainerRef } from './targets/resolve-target.js';
 export { chaosMatchers, describeBreach, summarize } from './api/matchers.js';
 export type { RunningLoad } from './api/chaos.js';

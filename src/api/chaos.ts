@@ -6,9 +6,13 @@ import { z } from 'zod';
 import { faultKinds } from '../faults/registry.js';
 import type { FaultContext } from '../faults/fault-kind.js';
 import type { NetworkLatencyParams, NetworkLossParams, NetworkPartitionParams } from '../faults/registry.js';
+import type { NetworkBandwidthParams, NetworkCorruptParams, NetworkDuplicateParams } from '../faults/registry.js';
+import type { ContainerPauseParams, ContainerRestartParams, ContainerStopParams, CrashOnSyscallParams, ProcessKillParams } from '../faults/registry.js';
+import type { DnsParams, HttpParams, NetworkResetParams, NetworkSlowCloseParams, NetworkTimeoutParams } from '../faults/registry.js';
+import type { CpuStressParams, CpuThrottleParams, DiskFillParams, IoThrottleParams, MemoryLimitParams, MemoryStressParams } from '../faults/registry.js';
 import { Journal } from '../journal/journal.js';
 import { kernel, type Kernel } from '../kernel/kernel.js';
-import { containerIdOf, TargetError, TargetResolver, type ContainerRef, type ResolvedTarget } from '../targets/resolve-target.js';
+import { containerIdOf, TargetError, TargetResolver, type ContainerRef, type ResolvedTarget, type TargetState } from '../targets/resolve-target.js';
 import { runExperiment, validateExperiment, type ExperimentOptions } from '../experiment/experiment.js';
 import type { ExperimentResult } from '../experiment/result.js';
 import { LoadGenerator, type LoadOptions } from '../steady-state/load-generator.js';
@@ -29,7 +33,26 @@ interface Common {
 export type FaultSpec =
   | ({ kind: 'network-loss' } & NetworkLossParams & Common)
   | ({ kind: 'network-partition' } & NetworkPartitionParams & Common)
-  | ({ kind: 'network-latency' } & NetworkLatencyParams & Common);
+  | ({ kind: 'network-latency' } & NetworkLatencyParams & Common)
+  | ({ kind: 'network-corrupt' } & NetworkCorruptParams & Common)
+  | ({ kind: 'network-duplicate' } & NetworkDuplicateParams & Common)
+  | ({ kind: 'network-bandwidth' } & NetworkBandwidthParams & Common)
+  | ({ kind: 'network-reset' } & NetworkResetParams & Common)
+  | ({ kind: 'network-timeout' } & NetworkTimeoutParams & Common)
+  | ({ kind: 'network-slow-close' } & NetworkSlowCloseParams & Common)
+  | ({ kind: 'http' } & HttpParams & Common)
+  | ({ kind: 'dns' } & DnsParams & Common)
+  | ({ kind: 'process-kill' } & ProcessKillParams & Common)
+  | ({ kind: 'container-pause' } & ContainerPauseParams & Common)
+  | ({ kind: 'container-stop' } & ContainerStopParams & Common)
+  | ({ kind: 'container-restart' } & ContainerRestartParams & Common)
+  | ({ kind: 'crash-on-syscall' } & CrashOnSyscallParams & Common)
+  | ({ kind: 'cpu-throttle' } & CpuThrottleParams & Common)
+  | ({ kind: 'cpu-stress' } & CpuStressParams & Common)
+  | ({ kind: 'memory-stress' } & MemoryStressParams & Common)
+  | ({ kind: 'memory-limit' } & MemoryLimitParams & Common)
+  | ({ kind: 'io-throttle' } & IoThrottleParams & Common)
+  | ({ kind: 'disk-fill' } & DiskFillParams & Common);
 
 export interface ChaosOptions {
   /**
@@ -177,13 +200,14 @@ export class Chaos {
     await this.requirePreflight(test);
     const impl = faultKinds.get(kind)!;
     const where = `chaos.inject(${kind})`;
-    const target = await this.resolveAllowed(spec.target, 'target', where);
+    // Before resolving: a target a dead run left paused or stopped is running again.
+    await this.reapOnce();
+    const target = await this.resolveAllowed(spec.target, 'target', where, false, impl.targetStates);
     const k = kernel();
     const testKey = test ? `${test.file?.filepath ?? ''}::${fullName(test)}` : '(outside a test)';
     const n = (this.perTestCount.get(testKey) ?? 0) + 1;
     this.perTestCount.set(testKey, n);
     const seed = spec.seed ?? deriveSeed(this.seed, testKey, n);
-    await this.reapOnce();
     const ctx: FaultContext = {
       kernel: k,
       resolver: this.resolver,
@@ -232,10 +256,16 @@ export class Chaos {
     throw new PreflightError(reason);
   }
 
-  private async resolveAllowed(ref: ContainerRef, field: string, where: string, readOnly = false): Promise<ResolvedTarget> {
+  private async resolveAllowed(
+    ref: ContainerRef,
+    field: string,
+    where: string,
+    readOnly = false,
+    states?: readonly TargetState[],
+  ): Promise<ResolvedTarget> {
     let t: ResolvedTarget;
     try {
-      t = await this.resolver.resolve(ref);
+      t = await this.resolver.resolve(ref, states);
     } catch (err) {
       if (err instanceof TargetError) {
         throw new ChaosSpecError(where, [{ field, value: safeId(ref), expected: `a running container (${err.message})` }]);
@@ -266,7 +296,9 @@ export class Chaos {
 function plainParams(params: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(params)) {
-    out[k] = v && typeof v === 'object' && typeof (v as { getId?: unknown }).getId === 'function' ? `container:${containerIdOf(v as ContainerRef).slice(0, 12)}` : v;
+    if (v instanceof RegExp) out[k] = String(v);
+    else if (v && typeof v === 'object' && typeof (v as { getId?: unknown }).getId === 'function') out[k] = `container:${containerIdOf(v as ContainerRef).slice(0, 12)}`;
+    else out[k] = v;
   }
   return out;
 }

@@ -41,6 +41,9 @@ export function checkCapabilities(caps: bigint): PreflightProblem | null {
   };
 }
 
+/** Every object bpf/Makefile builds. */
+const BPF_OBJECTS = ['netfilter', 'connect', 'crash', 'veth', 'dns'];
+
 /** Synchronous checks; the Docker check is separate because it needs the socket. */
 export function preflightLocal(): PreflightProblem[] {
   const problems: PreflightProblem[] = [];
@@ -60,7 +63,7 @@ export function preflightLocal(): PreflightProblem[] {
       fix: 'use a kernel built with CONFIG_DEBUG_INFO_BTF=y (every current distribution kernel is)',
     });
   }
-  if (!existsSync(addonPath) || !existsSync(bpfObjectPath('netfilter')) || !existsSync(bpfObjectPath('connect'))) {
+  if (!existsSync(addonPath) || BPF_OBJECTS.some((o) => !existsSync(bpfObjectPath(o)))) {
     problems.push({
       requirement: 'build',
       detail: 'the native addon or the eBPF objects are not built',

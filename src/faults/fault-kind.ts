@@ -4,7 +4,7 @@ import type Docker from 'dockerode';
 import type { z } from 'zod';
 import type { Journal } from '../journal/journal.js';
 import type { Kernel } from '../kernel/kernel.js';
-import type { ContainerRef, ResolvedTarget, TargetResolver } from '../targets/resolve-target.js';
+import type { ContainerRef, ResolvedTarget, TargetResolver, TargetState } from '../targets/resolve-target.js';
 
 export interface FaultContext {
   kernel: Kernel;
@@ -35,6 +35,11 @@ export interface FaultKind<P = unknown> {
   readonly kind: string;
   /** Strict schema of the kind's own parameters (without kind, target, seed). */
   readonly schema: z.ZodType<P>;
+  /**
+   * The container states apply() can work with (default: running only); e.g.
+   * pausing a paused container. A stopped target comes with pid 0 and no cgroup.
+   */
+  readonly targetStates?: readonly TargetState[];
   /** Checks that need the resolved target (e.g. it has a network); throw ChaosSpecError. */
   apply(params: P, target: ResolvedTarget, ctx: FaultContext): Promise<AppliedFault>;
 }

@@ -13,6 +13,8 @@ export interface NativeLink {
 
 export interface NativeObject {
   attachCgroup(program: string, cgroupPath: string): NativeLink;
+  /** A TCX link on a device of this process's network namespace, after the programs already there. */
+  attachTcx(program: string, ifindex: number, direction: 'ingress' | 'egress'): NativeLink;
   attach(program: string): NativeLink;
   mapUpdate(map: string, key: Buffer, value: Buffer, flags?: number): void;
   mapLookup(map: string, key: Buffer): Buffer | null;

@@ -5,6 +5,7 @@ import { endianness } from 'node:os';
 import { loadAddon } from './addon.js';
 import { SlottedPrograms } from './slotted-programs.js';
 import { structCodec } from './struct-codec.js';
+import { SyscallPrograms } from './syscall-programs.js';
 
 export const SKB_RULE = {
   flags: 'u32',
@@ -38,8 +39,32 @@ export const CONN_STATS = { matched: 'u64', rejected: 'u64', redirected: 'u64' }
 export const FLOW_KEY = { addr: 'be32', port: 'u32' } as const;
 export const FLOW = { cgroup_id: 'u64', slot: 'u32', orig_addr: 'be32', orig_port: 'be16' } as const;
 
+export const DNS_RULE = { ns_addr: 'be32', ns_port: 'be16', redirect_port: 'be16', redirect_addr: 'be32' } as const;
+export const DNS_STATS = { connects_redirected: 'u64', sends_redirected: 'u64', replies_rewritten: 'u64' } as const;
+
+export const VETH_RULE = {
+  flags: 'u32',
+  threshold: 'u32',
+  peer_addr: 'be32',
+  peer_mask: 'be32',
+  port: 'u16',
+  protocol: 'u8',
+} as const;
+
+export const VETH_STATS = {
+  ingress_seen: 'u64',
+  ingress_hit: 'u64',
+  ingress_offloaded: 'u64',
+  egress_seen: 'u64',
+  egress_hit: 'u64',
+  egress_offloaded: 'u64',
+  rng: 'u64',
+} as const;
+
 export type NetfilterPrograms = SlottedPrograms<typeof SKB_RULE, typeof SKB_STATS>;
+export type VethPrograms = SlottedPrograms<typeof VETH_RULE, typeof VETH_STATS>;
 export type ConnectPrograms = SlottedPrograms<typeof CONN_RULE, typeof CONN_STATS>;
+export type DnsPrograms = SlottedPrograms<typeof DNS_RULE, typeof DNS_STATS>;
 
 export interface FlowRecord {
   cgroupId: bigint;
@@ -52,6 +77,9 @@ export interface FlowRecord {
 export class Kernel {
   private netfilterPrograms?: NetfilterPrograms;
   private connectPrograms?: ConnectPrograms;
+  private dnsPrograms?: DnsPrograms;
+  private vethPrograms?: VethPrograms;
+  private syscallPrograms?: SyscallPrograms;
   readonly constants: Record<string, number>;
 
   constructor() {
@@ -87,6 +115,41 @@ export class Kernel {
       ['vc_conn_stats', CONN_STATS],
     );
     return this.connectPrograms;
+  }
+
+  /** tp_btf/sys_enter: a signal to the target's processes on a given syscall. */
+  get syscalls(): SyscallPrograms {
+    this.syscallPrograms ??= new SyscallPrograms();
+    return this.syscallPrograms;
+  }
+
+  /**
+   * TCX ingress + egress on a container's host-side veth: packet corruption and
+   * duplication. Slots are keyed by the veth's ifindex (acquire(String(ifindex), ifindex)).
+   */
+  get veth(): VethPrograms {
+    this.vethPrograms ??= new SlottedPrograms(
+      'veth',
+      ['vc_veth_ingress', 'vc_veth_egress'],
+      { slots: 'veth_slots', rules: 'veth_rules', stats: 'veth_stats' },
+      ['vc_veth_rule', VETH_RULE],
+      ['vc_veth_stats', VETH_STATS],
+      (object, program, where) =>
+        object.attachTcx(program, Number(where), program === 'vc_veth_ingress' ? 'ingress' : 'egress'),
+    );
+    return this.vethPrograms;
+  }
+
+  /** cgroup/connect4 + sendmsg4 + recvmsg4: the target's DNS queries to a fake resolver. */
+  get dns(): DnsPrograms {
+    this.dnsPrograms ??= new SlottedPrograms(
+      'dns',
+      ['vc_dns_connect4', 'vc_dns_sendmsg4', 'vc_dns_recvmsg4'],
+      { slots: 'dns_slots', rules: 'dns_rules', stats: 'dns_stats' },
+      ['vc_dns_rule', DNS_RULE],
+      ['vc_dns_stats', DNS_STATS],
+    );
+    return this.dnsPrograms;
   }
 
   /** The original destination of a connection the connect4 program redirected. */

@@ -10,6 +10,11 @@ export interface SlotRef {
   readonly slot: number;
 }
 
+/** Attaches one program of the object where its slots live (a cgroup directory by default). */
+export type SlotAttach = (object: NativeObject, program: string, where: string) => NativeLink;
+
+const attachToCgroup: SlotAttach = (object, program, where) => object.attachCgroup(program, where);
+
 export interface SlottedMaps {
   slots: string;
   rules: string;
@@ -36,6 +41,8 @@ export class SlottedPrograms<R extends Record<string, FieldType>, S extends Reco
     private readonly maps: SlottedMaps,
     ruleStruct: [string, R],
     statsStruct: [string, S],
+    /** How a program is attached; `where` is what acquire() got (default: a cgroup directory). */
+    private readonly attach: SlotAttach = attachToCgroup,
   ) {
     const addon = loadAddon();
     this.object = new addon.BpfObject(bpfObjectPath(objectName));
@@ -51,7 +58,7 @@ export class SlottedPrograms<R extends Record<string, FieldType>, S extends Reco
     if (!entry) {
       const links: NativeLink[] = [];
       try {
-        for (const p of this.programs) links.push(this.object.attachCgroup(p, cgroupPath));
+        for (const p of this.programs) links.push(this.attach(this.object, p, cgroupPath));
       } catch (err) {
         for (const l of links) l.destroy();
         throw err;

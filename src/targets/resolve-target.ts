@@ -1,7 +1,7 @@
 // A container (a Testcontainers StartedTestContainer or an id) -> what the
 // kernel layer needs: its cgroup v2 directory and id, its addresses, its gateway.
 import Docker from 'dockerode';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { cgroupOfPid, type ProcessCgroup } from './cgroup-v2.js';
 
 /** Anything with a container id: a StartedTestContainer, or a plain id or name. */
@@ -13,11 +13,18 @@ export interface TargetNetwork {
   gateway: string;
 }
 
+/** What Docker says the container is doing. */
+export type TargetState = 'running' | 'paused' | 'stopped';
+
 export interface ResolvedTarget {
   id: string;
   name: string;
+  /** The container's pid 1 as the host sees it; 0 when stopped. */
   pid: number;
+  /** Its cgroup v2 directory and id; empty (id 0n) when stopped. */
   cgroup: ProcessCgroup;
+  /** When it was resolved (a fault that changes the state inspects it again). */
+  state: TargetState;
   networks: TargetNetwork[];
   labels: Record<string, string>;
 }
@@ -34,18 +41,24 @@ export function containerIdOf(ref: ContainerRef): string {
 
 /**
  * Resolves containers through the Docker engine, caching by container id. A
- * cache entry is reused only while its pid still lives in the same cgroup, so a
- * restarted container is looked up again.
+ * cache entry is reused only while its pid still lives in the same cgroup
+ * directory (same inode), so a stopped, restarted or re-created container is
+ * looked up again.
  */
 export class TargetResolver {
   private readonly cache = new Map<string, ResolvedTarget>();
 
   constructor(readonly docker: Docker = new Docker()) {}
 
-  async resolve(ref: ContainerRef): Promise<ResolvedTarget> {
+  /**
+   * accept: the states the caller can work with (default: running only); a
+   * caller that accepts more always gets a fresh look, never the cache.
+   */
+  async resolve(ref: ContainerRef, accept: readonly TargetState[] = ['running']): Promise<ResolvedTarget> {
     const id = containerIdOf(ref);
+    const plain = accept.length === 1 && accept[0] === 'running';
     const hit = this.cache.get(id);
-    if (hit && stillCurrent(hit)) return hit;
+    if (plain && hit && stillCurrent(hit)) return hit;
     let info: Docker.ContainerInspectInfo;
     try {
       info = await this.docker.getContainer(id).inspect();
@@ -54,10 +67,15 @@ export class TargetResolver {
       if (status === 404) throw new TargetError(`no container '${id}' exists`);
       throw new TargetError(`could not inspect container '${id}': ${(err as Error).message}`);
     }
+    const labels = info.Config.Labels ?? {};
+    const name = info.Name.replace(/^\//, '');
     if (!info.State.Running || !info.State.Pid) {
-      throw new TargetError(`container '${id}' is not running (state: ${info.State.Status})`);
+      if (!accept.includes('stopped')) {
+        throw new TargetError(`container '${id}' is not running (state: ${info.State.Status})`);
+      }
+      return { id: info.Id, name, pid: 0, cgroup: { relative: '', directory: '', id: 0n }, state: 'stopped', networks: [], labels };
     }
-    if (info.State.Paused) throw new TargetError(`container '${id}' is paused`);
+    if (info.State.Paused && !accept.includes('paused')) throw new TargetError(`container '${id}' is paused`);
     const cgroup = cgroupOfPid(info.State.Pid);
     if (cgroup.relative === '/' || cgroup.relative === cgroupOfPid(process.pid).relative) {
       throw new TargetError(`container '${id}' shares the host's or this process's cgroup (${cgroup.relative})`);
@@ -67,14 +85,17 @@ export class TargetResolver {
       .map(([name, n]) => ({ name, ipv4: n.IPAddress, gateway: n.Gateway }));
     const target: ResolvedTarget = {
       id: info.Id,
-      name: info.Name.replace(/^\//, ''),
+      name,
       pid: info.State.Pid,
       cgroup,
+      state: info.State.Paused ? 'paused' : 'running',
       networks,
-      labels: info.Config.Labels ?? {},
+      labels,
     };
-    this.cache.set(id, target);
-    this.cache.set(info.Id, target);
+    if (target.state === 'running') {
+      this.cache.set(id, target);
+      this.cache.set(info.Id, target);
+    }
     return target;
   }
 
@@ -85,7 +106,10 @@ export class TargetResolver {
 
 function stillCurrent(t: ResolvedTarget): boolean {
   try {
-    return readFileSync(`/proc/${t.pid}/cgroup`, 'utf8').includes(`0::${t.cgroup.relative}\n`);
+    if (!readFileSync(`/proc/${t.pid}/cgroup`, 'utf8').includes(`0::${t.cgroup.relative}\n`)) return false;
+    // A restarted container gets a new cgroup directory at the same path (and
+    // so a new id); its new processes may even reuse the old pid.
+    return statSync(t.cgroup.directory, { bigint: true }).ino === t.cgroup.id;
   } catch {
     return false;
   }

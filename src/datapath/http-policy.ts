@@ -1,0 +1,177 @@
+// HTTP/1.x faults on the proxy: a relayed connection whose first bytes, sent
+// by the target, start an HTTP request is handed to a Node http.Server (so
+// llhttp parses it, not us); each request that matches is aborted with a
+// status, held, or answered with another body, and every other request is
+// passed to the original destination over one upstream connection per
+// target connection, as it would have gone. Other connections (a server that
+// speaks first, TLS, anything not HTTP/1) are relayed untouched.
+import http from 'node:http';
+import net from 'node:net';
+import type { Relay, TcpProxy } from './tcp-proxy.js';
+import type { ProxyPolicy } from './stream-policies.js';
+
+export interface HttpFaultRule {
+  /** Does this request get the fault (host/path/method match and the seeded percent)? */
+  matches(req: http.IncomingMessage): boolean;
+  delayMs?: number;
+  abort?: { status: number; body?: string };
+  body?: string;
+}
+
+const REQUEST_START = /^(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|TRACE) \S/;
+
+interface Conn {
+  relay: Relay;
+  agent: http.Agent;
+  inflight: number;
+}
+
+/** One upstream connection at a time per target connection; the first is the one the relay opened. */
+class ConnAgent extends http.Agent {
+  constructor(
+    private first: net.Socket | undefined,
+    private readonly open: () => net.Socket,
+  ) {
+    super({ keepAlive: true, maxSockets: 1 });
+  }
+
+  override createConnection(): net.Socket {
+    const s = this.first && !this.first.destroyed ? this.first : this.open();
+    this.first = undefined;
+    return s;
+  }
+}
+
+export function httpPolicy(rule: HttpFaultRule): ProxyPolicy {
+  const counters = {
+    httpRequests: 0,
+    httpRequestsFaulted: 0,
+    httpRequestsAborted: 0,
+    httpRequestsDelayed: 0,
+    httpBodiesReplaced: 0,
+    plainConnections: 0,
+  };
+  const conns = new WeakMap<net.Socket, Conn>();
+  let proxy: TcpProxy | undefined;
+  const server = http.createServer({ requestTimeout: 0, headersTimeout: 0, maxHeaderSize: 64 * 1024 });
+  server.keepAliveTimeout = 0; // the destination decides when an idle connection ends
+  server.on('clientError', (_err, socket) => socket.destroy());
+
+  server.on('request', (req, res) => {
+    const conn = conns.get(req.socket);
+    if (!conn) return void req.socket.destroy();
+    counters.httpRequests++;
+    conn.inflight++;
+    res.on('close', () => conn.inflight--);
+    if (!rule.matches(req)) return pass(conn, req, res);
+    counters.httpRequestsFaulted++;
+    const act = () => {
+      if (rule.abort) return abort(req, res, rule.abort);
+      pass(conn, req, res, rule.body);
+    };
+    if (rule.delayMs === undefined) return act();
+    counters.httpRequestsDelayed++;
+    proxy!.after(rule.delayMs, () => !res.destroyed && act());
+  });
+
+  // Upgrades (WebSocket) are passed on as they are and relayed as bytes.
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    const conn = conns.get(socket);
+    if (!conn) return void socket.destroy();
+    const up = conn.agent.createConnection({}) as net.Socket;
+    const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+    up.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (head.length) up.write(head);
+    up.pipe(socket).pipe(up);
+    up.on('error', () => socket.destroy());
+    socket.on('error', () => up.destroy());
+  });
+
+  function abort(req: http.IncomingMessage, res: http.ServerResponse, a: { status: number; body?: string }): void {
+    counters.httpRequestsAborted++;
+    req.resume();
+    const body = Buffer.from(a.body ?? '');
+    res.writeHead(a.status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length });
+    res.end(body);
+  }
+
+  function pass(conn: Conn, req: http.IncomingMessage, res: http.ServerResponse, newBody?: string): void {
+    const { dst } = conn.relay;
+    const up = http.request({
+      host: dst.address,
+      port: dst.port,
+      method: req.method,
+      path: req.url,
+      headers: req.rawHeaders,
+      setHost: false,
+      agent: conn.agent,
+    });
+    up.on('response', (ur) => {
+      if (newBody === undefined) {
+        res.writeHead(ur.statusCode ?? 502, ur.statusMessage, ur.rawHeaders);
+        ur.pipe(res);
+        return;
+      }
+      counters.httpBodiesReplaced++;
+      ur.resume();
+      ur.on('end', () => {
+        const body = Buffer.from(newBody);
+        const headers: string[] = [];
+        for (let i = 0; i < ur.rawHeaders.length; i += 2) {
+          const name = ur.rawHeaders[i] as string;
+          if (/^(content-length|transfer-encoding|content-encoding|content-md5|etag)$/i.test(name)) continue;
+          headers.push(name, ur.rawHeaders[i + 1] as string);
+        }
+        headers.push('Content-Length', String(body.length));
+        res.writeHead(ur.statusCode ?? 502, ur.statusMessage, headers);
+        res.end(body);
+      });
+    });
+    // The destination failed mid-request: the target sees its connection fail, as it would.
+    up.on('error', () => conn.relay.client.resetAndDestroy());
+    req.pipe(up);
+  }
+
+  return {
+    counters,
+    open(relay, p) {
+      proxy = p;
+      let decided = false;
+      return {
+        data(way, chunk) {
+          if (decided) return relay.forward(way, chunk);
+          decided = true;
+          if (way === 'down' || !REQUEST_START.test(chunk.toString('latin1', 0, 16))) {
+            counters.plainConnections++;
+            return relay.forward(way, chunk);
+          }
+          relay.detach();
+          const { client, upstream, dst } = relay;
+          // The destination closing an idle connection closes the target's, as it would.
+          const onUpstreamClose = () => conn.inflight === 0 && client.end();
+          const agent = new ConnAgent(upstream, () => {
+            const s = net.connect({ host: dst.address, port: dst.port, noDelay: true });
+            p.track(s);
+            return s.once('close', onUpstreamClose);
+          });
+          const conn: Conn = { relay, agent, inflight: 0 };
+          conns.set(client, conn);
+          upstream.once('close', onUpstreamClose);
+          client.once('close', () => {
+            agent.destroy();
+            upstream.destroy();
+          });
+          client.pause();
+          client.unshift(chunk);
+          server.emit('connection', client);
+          client.resume();
+        },
+      };
+    },
+    close() {
+      server.close();
+      server.closeAllConnections();
+    },
+  };
+}

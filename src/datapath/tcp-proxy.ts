@@ -1,0 +1,219 @@
+// The userspace data path: this kernel has no netem and no fq, so connect4
+// redirects the target's connections to a listener here (on the target's
+// gateway), we find where each was going and relay it. What happens to the
+// bytes and to the closes on the way is the fault's policy, as RelayHooks per
+// connection (latency, resets, stalls, slow closes, HTTP faults); accepting,
+// the lookup, backpressure, half-closes, timers and the teardown on revert
+// are this one core.
+import net from 'node:net';
+import { once } from 'node:events';
+
+export interface OriginalDestination {
+  address: string;
+  port: number;
+}
+
+/** 'up': what the target sends; 'down': what comes back to it. */
+export type Way = 'up' | 'down';
+
+export interface ProxyCounters {
+  connections: number;
+  unknownConnections: number;
+  upstreamErrors: number;
+  bytesUp: number;
+  bytesDown: number;
+}
+
+/** One redirected connection: the target's socket and ours to the original destination. */
+export interface Relay {
+  readonly client: net.Socket;
+  readonly upstream: net.Socket;
+  readonly dst: OriginalDestination;
+  /** Bytes forwarded so far, each way. */
+  readonly carried: Record<Way, number>;
+  /**
+   * Passes a chunk on (with backpressure on the side it came from); sent()
+   * runs once the chunk is handed to the kernel.
+   */
+  forward(way: Way, chunk: Buffer, sent?: () => void): void;
+  /** Passes the end of one way on (a FIN), once. */
+  forwardEnd(way: Way): void;
+  /** Resets both sockets: the target and the destination see an RST. */
+  reset(): void;
+  /** Closes both sockets gracefully (FIN); what the policy held back is never sent. */
+  close(): void;
+  /** Runs fn after ms unless the relay or the proxy is gone by then. */
+  after(ms: number, fn: () => void): void;
+  /** Stops relaying: the policy owns both sockets from now on (still closed on revert). */
+  detach(): void;
+  readonly closed: boolean;
+}
+
+/** Per-connection behaviour. Absent hooks forward as they are. */
+export interface RelayHooks {
+  data?(way: Way, chunk: Buffer): void;
+  end?(way: Way): void;
+}
+
+export interface TcpProxyOptions {
+  /** Address to listen on: the target's gateway, so only its network reaches us. */
+  host: string;
+  /** Where an accepted connection was going; null drops the connection. */
+  lookup(clientAddress: string, clientPort: number): OriginalDestination | null;
+  /** The policy: hooks for a new relay (may set timers with relay.after). */
+  open(relay: Relay): RelayHooks;
+}
+
+export class TcpProxy {
+  private server?: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  readonly counters: ProxyCounters = {
+    connections: 0,
+    unknownConnections: 0,
+    upstreamErrors: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+  };
+
+  constructor(private readonly opts: TcpProxyOptions) {}
+
+  async listen(): Promise<{ address: string; port: number }> {
+    // Half-open: a FIN from one side is passed on as a FIN, not answered by us.
+    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (c) => this.onConnection(c));
+    this.server = server;
+    server.listen(0, this.opts.host);
+    await once(server, 'listening');
+    const a = server.address() as net.AddressInfo;
+    return { address: a.address, port: a.port };
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    const server = this.server;
+    this.server = undefined;
+    if (server?.listening) await new Promise<void>((r) => server.close(() => r()));
+  }
+
+  /** Sockets a policy opens itself are closed with the proxy too. */
+  track(s: net.Socket): void {
+    if (!this.server) {
+      s.destroy();
+      return;
+    }
+    this.sockets.add(s);
+    s.once('close', () => this.sockets.delete(s));
+  }
+
+  /** A timer cleared when the proxy closes. */
+  after(ms: number, fn: () => void): NodeJS.Timeout {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, Math.max(0, ms));
+    this.timers.add(t);
+    return t;
+  }
+
+  clearTimer(t: NodeJS.Timeout): void {
+    clearTimeout(t);
+    this.timers.delete(t);
+  }
+
+  private onConnection(client: net.Socket): void {
+    this.track(client);
+    const dst = this.opts.lookup(client.remoteAddress?.replace(/^::ffff:/, '') ?? '', client.remotePort ?? 0);
+    if (!dst) {
+      this.counters.unknownConnections++;
+      client.destroy();
+      return;
+    }
+    this.counters.connections++;
+    const upstream = net.connect({ host: dst.address, port: dst.port, noDelay: true, allowHalfOpen: true });
+    this.track(upstream);
+    upstream.on('error', () => this.counters.upstreamErrors++);
+    client.on('error', () => {});
+    this.relay(client, upstream, dst);
+  }
+
+  private relay(client: net.Socket, upstream: net.Socket, dst: OriginalDestination): void {
+    const core = this;
+    const counters = this.counters;
+    const timers = new Set<NodeJS.Timeout>();
+    const ended: Record<Way, boolean> = { up: false, down: false };
+    let attached = true;
+    const toOf = (way: Way) => (way === 'up' ? upstream : client);
+    const fromOf = (way: Way) => (way === 'up' ? client : upstream);
+    const relay: Relay = {
+      client,
+      upstream,
+      dst,
+      carried: { up: 0, down: 0 },
+      get closed() {
+        return client.destroyed && upstream.destroyed;
+      },
+      forward(way, chunk, sent) {
+        const to = toOf(way);
+        if (to.destroyed || to.writableEnded) return;
+        relay.carried[way] += chunk.length;
+        if (way === 'up') counters.bytesUp += chunk.length;
+        else counters.bytesDown += chunk.length;
+        if (!to.write(chunk, sent && (() => sent()))) {
+          const from = fromOf(way);
+          from.pause();
+          to.once('drain', () => from.resume());
+        }
+      },
+      forwardEnd(way) {
+        if (ended[way]) return;
+        ended[way] = true;
+        const to = toOf(way);
+        if (!to.destroyed) to.end();
+      },
+      reset() {
+        for (const s of [client, upstream]) if (!s.destroyed) s.resetAndDestroy();
+      },
+      close() {
+        for (const s of [client, upstream]) s.end(() => s.destroy());
+      },
+      after(ms, fn) {
+        const t = core.after(ms, () => {
+          timers.delete(t);
+          if (!relay.closed) fn();
+        });
+        timers.add(t);
+      },
+      detach() {
+        attached = false;
+        for (const s of [client, upstream]) {
+          s.removeListener('data', onUp).removeListener('data', onDown);
+          s.removeListener('end', onUpEnd).removeListener('end', onDownEnd);
+        }
+      },
+    };
+    let hooks: RelayHooks = {};
+    const onUp = (c: Buffer) => (hooks.data ? hooks.data('up', c) : relay.forward('up', c));
+    const onDown = (c: Buffer) => (hooks.data ? hooks.data('down', c) : relay.forward('down', c));
+    const onUpEnd = () => (hooks.end ? hooks.end('up') : relay.forwardEnd('up'));
+    const onDownEnd = () => (hooks.end ? hooks.end('down') : relay.forwardEnd('down'));
+    client.on('data', onUp).on('end', onUpEnd);
+    upstream.on('data', onDown).on('end', onDownEnd);
+    // A reset or error on one side is passed on as a reset of the other, as on the wire.
+    const fail = (other: net.Socket) => (hadError: boolean) => {
+      if (hadError && attached && !other.destroyed) other.resetAndDestroy();
+    };
+    client.on('close', fail(upstream));
+    upstream.on('close', fail(client));
+    const cleanup = () => {
+      if (!relay.closed) return;
+      for (const t of timers) this.clearTimer(t);
+      timers.clear();
+    };
+    client.on('close', cleanup);
+    upstream.on('close', cleanup);
+    hooks = this.opts.open(relay);
+  }
+}

@@ -1,0 +1,83 @@
+// Keeps a container paused or stopped while at least one of our faults holds
+// it. The first hold journals the undo (docker-unpause / docker-start) BEFORE
+// the change, so the reaper undoes it if our process dies; the last release
+// runs the undo. A container already so when the first hold came (paused or
+// stopped by the test itself, or by another run) is left as it was found.
+import type { JournalEntry, UndoAction } from '../journal/journal.js';
+import type { Journal } from '../journal/journal.js';
+
+export interface HoldSpec {
+  /** e.g. `paused:<container id>`: holds of the same key share one change. */
+  key: string;
+  description: string;
+  undo: UndoAction;
+  /** Asks Docker now: is the container already in the held state? */
+  isHeld(): Promise<boolean>;
+  /** Makes the change (pause, stop). */
+  enter(): Promise<void>;
+  /** Runs after the undo, e.g. waits until the container runs again. */
+  afterUndo?(): Promise<void>;
+}
+
+export interface Hold {
+  /** The container was already in the state, not by a fault of ours: nothing was changed. */
+  readonly foundHeld: boolean;
+  /** Idempotent; the last release of a key undoes the change. */
+  release(): Promise<void>;
+}
+
+interface Shared {
+  count: number;
+  entry: JournalEntry;
+  journal: Journal;
+}
+
+const held = new Map<string, Shared>();
+const queues = new Map<string, Promise<unknown>>();
+
+/** Runs fn after every earlier call for the same key: a hold and a release never interleave. */
+function serially<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const run = (queues.get(key) ?? Promise.resolve()).then(fn, fn);
+  queues.set(
+    key,
+    run.catch(() => undefined),
+  );
+  return run;
+}
+
+export function hold(spec: HoldSpec, journal: () => Journal): Promise<Hold> {
+  return serially(spec.key, async () => {
+    let shared = held.get(spec.key);
+    const already = await spec.isHeld();
+    if (!shared && already) return { foundHeld: true, release: async () => undefined };
+    if (!shared) {
+      const j = journal();
+      const entry = j.record(spec.description, [spec.undo]);
+      try {
+        await spec.enter();
+      } catch (err) {
+        await j.revert(entry).catch(() => undefined); // the undo is idempotent: safe whatever enter() did
+        throw err;
+      }
+      shared = { count: 0, entry, journal: j };
+      held.set(spec.key, shared);
+    } else if (!already) {
+      await spec.enter(); // ours, but resumed behind our back: hold it again
+    }
+    shared.count++;
+    const mine = shared;
+    let released = false;
+    return {
+      foundHeld: false,
+      release: () =>
+        serially(spec.key, async () => {
+          if (released) return;
+          released = true;
+          if (--mine.count > 0) return;
+          held.delete(spec.key);
+          await mine.journal.revert(mine.entry);
+          await spec.afterUndo?.();
+        }),
+    };
+  });
+}

@@ -1,0 +1,43 @@
+// container-restart: docker restart (stop signal, SIGKILL after timeoutSec,
+// start). One engine call that the daemon finishes even if we die, so nothing
+// is journaled; nothing to revert either: the container runs when apply returns.
+import { z } from 'zod';
+import type { FaultKind } from './fault-kind.js';
+import { dockerTimeMs, inspectOrNull } from './docker-state.js';
+
+const schema = z.strictObject({
+  timeoutSec: z
+    .number({ error: 'an integer number of seconds from 0 to 3600' })
+    .int({ error: 'an integer number of seconds from 0 to 3600' })
+    .min(0, { error: 'an integer number of seconds from 0 to 3600' })
+    .max(3600, { error: 'an integer number of seconds from 0 to 3600' })
+    .optional(),
+});
+
+export type ContainerRestartParams = z.input<typeof schema>;
+
+export const containerRestart: FaultKind<z.output<typeof schema>> = {
+  kind: 'container-restart',
+  schema,
+  async apply(p, target, ctx) {
+    const t0 = performance.now();
+    await ctx.docker.getContainer(target.id).restart(p.timeoutSec === undefined ? {} : { t: p.timeoutSec });
+    const restartMs = performance.now() - t0;
+    ctx.resolver.forget(target.id);
+    const info = await inspectOrNull(ctx.docker, target.id);
+    const started = dockerTimeMs(info?.State.StartedAt);
+    const finished = dockerTimeMs(info?.State.FinishedAt);
+    const stats = {
+      restartMs: Math.round(restartMs),
+      oldPid: target.pid,
+      newPid: info?.State.Pid ?? 0,
+      // From the old process's end to the new one's start, by the engine's clock.
+      downtimeMs: Number.isFinite(started - finished) ? Math.max(0, started - finished) : -1,
+      revertible: 0,
+    };
+    return {
+      stats: () => ({ ...stats }),
+      revert: () => undefined, // a restart cannot be taken back; documented
+    };
+  },
+};

@@ -1,0 +1,83 @@
+// Probes for the data-path faults (reset, timeout, slow-close, http, dns): what
+// curl inside a container saw, and a child process holding a fault to SIGKILL.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import type { StartedTestContainer } from 'testcontainers';
+import { expect } from 'vitest';
+import { sh } from './containers.js';
+
+export interface CurlResult {
+  /** curl's exit code: 0 ok, 28 timeout, 52 empty reply, 56 recv failure (reset), 18 partial body. */
+  exit: number;
+  /** HTTP status, 0 when none arrived. */
+  status: number;
+  /** Bytes curl sent (request) and received (headers, body). */
+  sentBytes: number;
+  headerBytes: number;
+  bodyBytes: number;
+  ms: number;
+  body: string;
+}
+
+const FORMAT = '\\n%{exitcode} %{http_code} %{size_request} %{size_header} %{size_download} %{time_total}';
+
+/** n sequential curls (each a new connection) from inside the container; bodies kept up to 4 KiB. */
+export async function curlRuns(
+  c: StartedTestContainer,
+  url: string,
+  n = 1,
+  args = '--max-time 5',
+): Promise<CurlResult[]> {
+  const script =
+    `for i in $(seq ${n}); do curl -s ${args} -w '${FORMAT}' -o /tmp/body '${url}' > /tmp/w; ` +
+    `head -c 4096 /tmp/body 2>/dev/null | base64 -w0; echo -n '|'; tail -n1 /tmp/w; echo; rm -f /tmp/body; done`;
+  const { output, exitCode } = await sh(c, script);
+  if (exitCode !== 0) throw new Error(`curl loop failed (${exitCode}): ${output}`);
+  return output
+    .split('\n')
+    .filter((l) => l.includes('|'))
+    .map((l) => {
+      const [b64, w] = l.split('|') as [string, string];
+      const [exit, status, sent, header, body, t] = w.trim().split(' ').map(Number) as number[];
+      return {
+        exit: exit!,
+        status: status!,
+        sentBytes: sent!,
+        headerBytes: header!,
+        bodyBytes: body!,
+        ms: t! * 1000,
+        body: Buffer.from(b64, 'base64').toString('utf8'),
+      };
+    });
+}
+
+export async function curlOnce(c: StartedTestContainer, url: string, args?: string): Promise<CurlResult> {
+  return (await curlRuns(c, url, 1, args))[0]!;
+}
+
+/** A child process (test/helpers/inject-child.ts) holding one fault until it is killed. */
+export async function startInjector(
+  kind: string,
+  target: StartedTestContainer,
+  params: Record<string, unknown>,
+): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'test/helpers/inject-child.ts', kind, target.getId(), JSON.stringify(params)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const lines = createInterface({ input: child.stdout! });
+  await new Promise<void>((resolve, reject) => {
+    lines.on('line', (l) => l.startsWith('READY') && resolve());
+    child.once('exit', (code) => reject(new Error(`injector exited with ${code} before it was ready`)));
+  });
+  return child;
+}
+
+export async function sigkill(child: ChildProcess): Promise<void> {
+  const exited = once(child, 'exit');
+  child.kill('SIGKILL');
+  const [, signal] = await exited;
+  expect(signal).toBe('SIGKILL');
+}

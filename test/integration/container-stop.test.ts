@@ -1,0 +1,120 @@
+import type { StartedTestContainer } from 'testcontainers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chaos, ChaosSpecError } from 'vitest-chaos';
+import { startHttpServer, stopAll } from '../helpers/containers.js';
+import { currentIp, docker, execDetached, httpGet, removeQuietly, serverAnswers, startRaw, state } from '../helpers/processes.js';
+import { udpEchoRound } from '../helpers/udp.js';
+
+describe('container-stop', () => {
+  let target: StartedTestContainer;
+  let control: StartedTestContainer;
+
+  beforeAll(async () => {
+    [target, control] = await Promise.all([startHttpServer('stop-target'), startHttpServer('stop-control')]);
+  });
+  afterAll(async () => {
+    await docker.getContainer(target.getId()).start().catch(() => undefined);
+    await stopAll(target, control);
+  });
+
+  it('stops the target until revert, which starts it again (new pid); the control runs throughout', async () => {
+    const before = await state(target);
+    const controlBefore = await state(control);
+    const fault = await chaos.inject({ kind: 'container-stop', target });
+    const during = await state(target);
+    // The server handles SIGTERM (docker stop's first signal) and exits 0.
+    expect([during.Running, during.ExitCode]).toEqual([false, 0]);
+    expect(fault.stats()).toMatchObject({ stopped: 1, exitCode: 0, foundStopped: 0 });
+    // Nothing runs in it: an exec is refused.
+    await expect(execDetached(target, ['true'])).rejects.toMatchObject({ statusCode: 409 });
+    const c = await state(control);
+    expect([c.Running, c.Pid, c.StartedAt]).toEqual([true, controlBefore.Pid, controlBefore.StartedAt]);
+    expect((await httpGet(`http://${await currentIp(control)}:8080/`)).status).toBe(200);
+
+    await fault.revert();
+    const after = await state(target);
+    expect(after.Running).toBe(true);
+    expect(after.Pid).not.toBe(before.Pid);
+    expect(Date.parse(after.StartedAt)).toBeGreaterThan(Date.parse(before.StartedAt));
+    // Its address may have changed: ask Docker, never reuse the old one.
+    expect(await serverAnswers(await currentIp(target))).toBe(true);
+    expect(fault.stats().stopped).toBe(0);
+    console.info(`stop: docker stop took ${fault.stats().stopMs} ms, stopped for ${fault.stats().stoppedMs} ms`);
+    await fault.revert(); // twice: quiet
+  });
+
+  it('later injects on the started-again container work (new pid, new cgroup)', async () => {
+    const lossRound = async () => {
+      const ip = await currentIp(target);
+      expect(await serverAnswers(ip)).toBe(true);
+      expect((await udpEchoRound(ip, 9000, 100)).lost).toBe(0);
+      const loss = await chaos.inject({ kind: 'network-loss', target, percent: 100 });
+      const lossy = await udpEchoRound(ip, 9000, 100, 300);
+      await loss.revert();
+      expect((await udpEchoRound(ip, 9000, 100)).lost).toBe(0);
+      return [lossy.lost, loss.stats().ingressDropped];
+    };
+    expect(await lossRound()).toEqual([100, 100]); // the resolver now holds the container's pid and cgroup
+    const f = await chaos.inject({ kind: 'container-stop', target });
+    await f.revert();
+    expect(await lossRound()).toEqual([100, 100]);
+  });
+
+  it('timeoutSec: a stop signal that is ignored gives way to SIGKILL after that many seconds', async () => {
+    // sleep as pid 1 has no SIGTERM handler, so the kernel drops the TERM: only the KILL ends it.
+    const stubborn = await startRaw('stop-stubborn', { cmd: ['sleep', 'infinity'], stopSignal: 'SIGTERM' });
+    try {
+      const f = await chaos.inject({ kind: 'container-stop', target: stubborn, timeoutSec: 1 });
+      expect(f.stats().exitCode).toBe(137);
+      expect(f.stats().stopMs).toBeGreaterThanOrEqual(1000);
+      expect(f.stats().stopMs).toBeLessThan(5000);
+      await f.revert();
+      expect((await state(stubborn)).Running).toBe(true);
+    } finally {
+      await removeQuietly(stubborn);
+    }
+  });
+
+  it('applied twice, the container stays stopped until the last one is reverted', async () => {
+    const a = await chaos.inject({ kind: 'container-stop', target, timeoutSec: 5 });
+    const b = await chaos.inject({ kind: 'container-stop', target, timeoutSec: 5 });
+    expect(b.stats()).toMatchObject({ stopped: 1, foundStopped: 0 });
+    await a.revert();
+    expect((await state(target)).Running).toBe(false);
+    await b.revert();
+    await b.revert();
+    expect((await state(target)).Running).toBe(true);
+    expect(await serverAnswers(await currentIp(target))).toBe(true);
+  });
+
+  it('leaves a container stopped by someone else as it found it', async () => {
+    await docker.getContainer(target.getId()).stop();
+    try {
+      const f = await chaos.inject({ kind: 'container-stop', target });
+      expect(f.stats().foundStopped).toBe(1);
+      await f.revert();
+      expect((await state(target)).Running).toBe(false);
+    } finally {
+      await docker.getContainer(target.getId()).start();
+    }
+  });
+
+  it('reverts quietly after the container is gone', async () => {
+    const doomed = await startHttpServer('stop-gone');
+    const f = await chaos.inject({ kind: 'container-stop', target: doomed });
+    await removeQuietly(doomed);
+    await f.revert();
+    await f.revert();
+    expect(f.active).toBe(false);
+  });
+
+  it.each([[-1], [1.5], ['10']])('refuses timeoutSec %j and stops nothing', async (timeoutSec) => {
+    const pid = (await state(target)).Pid;
+    const err = await chaos
+      .inject({ kind: 'container-stop', target, timeoutSec: timeoutSec as number })
+      .then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ChaosSpecError);
+    expect((err as Error).message).toMatch(/timeoutSec is .*; expected an integer number of seconds from 0 to 3600/);
+    expect((await state(target)).Pid).toBe(pid);
+  });
+});

@@ -1,0 +1,116 @@
+import { existsSync } from 'node:fs';
+import type { StartedTestContainer } from 'testcontainers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chaos, ChaosSpecError, type FaultSpec } from 'vitest-chaos';
+import { startHttpServer, stopAll } from '../helpers/containers.js';
+import { cgroupState, hostState, memoryUsage, MiB, processesIn } from '../helpers/resources.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('memory-stress', () => {
+  let target: StartedTestContainer;
+  let control: StartedTestContainer;
+
+  beforeAll(async () => {
+    [target, control] = await Promise.all([startHttpServer('mem-stress-target'), startHttpServer('mem-stress-control')]);
+  });
+  afterAll(() => stopAll(target, control));
+
+  it('charges the bytes to the target while in force, and gives them back on revert', async () => {
+    const [state, procs, controlState, host] = [await cgroupState(target), await processesIn(target), await cgroupState(control), hostState()];
+    const [before, controlBefore] = [await memoryUsage(target), await memoryUsage(control)];
+
+    const fault = await chaos.inject({ kind: 'memory-stress', target, bytes: 256 * MiB });
+    const [during, controlDuring] = [await memoryUsage(target), await memoryUsage(control)];
+    const stats = fault.stats();
+    await fault.revert();
+    const after = await memoryUsage(target);
+    console.info(
+      `memory-stress 256 MiB: target ${(before / MiB).toFixed(1)} -> ${(during / MiB).toFixed(1)} -> ${(after / MiB).toFixed(1)} MiB; ` +
+        `control ${(controlBefore / MiB).toFixed(1)} -> ${(controlDuring / MiB).toFixed(1)} MiB; ${JSON.stringify(stats)}`,
+    );
+
+    expect(stats.allocatedBytes).toBe(256 * MiB);
+    // Every page written, so resident and charged to the target; the hog's own runtime adds a little.
+    expect(during - before).toBeGreaterThanOrEqual(256 * MiB);
+    expect(during - before).toBeLessThan(256 * MiB + 48 * MiB);
+    expect(Math.abs(after - before)).toBeLessThan(16 * MiB);
+    expect(Math.abs(controlDuring - controlBefore)).toBeLessThan(16 * MiB);
+    expect(await processesIn(target)).toEqual(procs);
+    expect(await cgroupState(target)).toEqual(state);
+    expect(await cgroupState(control)).toEqual(controlState);
+    expect(hostState()).toEqual(host);
+  });
+
+  it('allocates at rateBytesPerSec', async () => {
+    const before = await memoryUsage(target);
+    const t0 = performance.now();
+    const fault = await chaos.inject({ kind: 'memory-stress', target, bytes: 192 * MiB, rateBytesPerSec: 64 * MiB });
+    const samples: { s: number; mib: number }[] = [];
+    for (let i = 0; i < 9; i++) {
+      await sleep(500);
+      samples.push({ s: (performance.now() - t0) / 1000, mib: (await memoryUsage(target) - before) / MiB });
+    }
+    const stats = fault.stats();
+    await fault.revert();
+    console.info(`memory-stress 64 MiB/s: ${samples.map((x) => `${x.s.toFixed(1)}s ${x.mib.toFixed(0)}MiB`).join(', ')}`);
+    // About 64 MiB more each second until 192 MiB (3 s), then flat.
+    for (const { s, mib } of samples) {
+      if (s < 2.5) {
+        expect(mib).toBeLessThan(64 * s + 48);
+        expect(mib).toBeGreaterThan(64 * (s - 0.6) - 16);
+      }
+    }
+    expect(samples.at(-1)!.mib).toBeGreaterThanOrEqual(192);
+    expect(stats.allocatedBytes).toBe(192 * MiB);
+  });
+
+  it('past the target memory limit, the OOM killer ends the hog inside the target, not the target', async () => {
+    const procs = await processesIn(target);
+    const limit = await chaos.inject({ kind: 'memory-limit', target, bytes: 128 * MiB });
+    const hog = await chaos.inject({ kind: 'memory-stress', target, bytes: 256 * MiB });
+    const stats = hog.stats();
+    await hog.revert();
+    const limitStats = limit.stats();
+    await limit.revert();
+    console.info(`memory-stress 256 MiB under a 128 MiB limit: ${JSON.stringify(stats)}; limit ${JSON.stringify(limitStats)}`);
+    expect(stats.hogKilled).toBe(1);
+    expect(stats.allocatedBytes).toBeLessThan(128 * MiB);
+    expect(limitStats.oomKills).toBe(1);
+    expect(await processesIn(target)).toEqual(procs); // the server survived
+  });
+
+  it('applies twice, reverts twice, and reverts quietly after the target is gone', async () => {
+    const before = await memoryUsage(target);
+    const a = await chaos.inject({ kind: 'memory-stress', target, bytes: 64 * MiB });
+    const b = await chaos.inject({ kind: 'memory-stress', target, bytes: 64 * MiB });
+    expect(await memoryUsage(target) - before).toBeGreaterThanOrEqual(128 * MiB);
+    await a.revert();
+    await a.revert();
+    const one = await memoryUsage(target) - before;
+    expect(one).toBeGreaterThanOrEqual(64 * MiB);
+    expect(one).toBeLessThan(128 * MiB);
+    await b.revert();
+    expect(Math.abs(await memoryUsage(target) - before)).toBeLessThan(16 * MiB);
+
+    const gone = await startHttpServer('mem-stress-gone');
+    const c = await chaos.inject({ kind: 'memory-stress', target: gone, bytes: 32 * MiB });
+    const id = gone.getId();
+    await gone.stop({ timeout: 0 });
+    await expect(c.revert()).resolves.toBeUndefined();
+    expect(existsSync(`/sys/fs/cgroup/memory/docker/${id}`)).toBe(false);
+  });
+
+  it.each<[string, Record<string, unknown>, RegExp]>([
+    ['no bytes', {}, /bytes is missing; expected an integer number of bytes from 1048576/],
+    ['too few bytes', { bytes: 1000 }, /bytes is 1000; expected an integer number of bytes from 1048576 \(1 MiB\)/],
+    ['a slow rate', { bytes: 64 * MiB, rateBytesPerSec: 1 }, /rateBytesPerSec is 1; expected an integer number of bytes per second, at least 1048576/],
+    ['more than the host can give', { bytes: 2 ** 45 }, /bytes is 35184372088832; expected at most \d+ \(80% of the host's free memory\)/],
+  ])('refuses %s, and starts nothing', async (_name, params, message) => {
+    const before = await processesIn(target);
+    const err = await chaos.inject({ kind: 'memory-stress', target, ...params } as unknown as FaultSpec).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ChaosSpecError);
+    expect((err as Error).message).toMatch(message);
+    expect(await processesIn(target)).toEqual(before);
+  });
+});
