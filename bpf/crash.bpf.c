@@ -31,17 +31,6 @@ struct {
 	__type(value, struct vc_sys_stats);
 } sys_stats SEC(".maps");
 
-/* xorshift64*, as in netfilter.bpf.c: seeded per slot so a run can be replayed. */
-static __always_inline __u32 draw(struct vc_sys_stats *s)
-{
-	__u64 x = s->rng ? s->rng : 0x9E3779B97F4A7C15ULL;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	s->rng = x;
-	return (__u32)((x * 0x2545F4914F6CDD1DULL) >> 32);
-}
-
 /* tp_btf/sys_enter: ctx[0] is struct pt_regs *, ctx[1] the syscall number. */
 SEC("tp_btf/sys_enter")
 int vc_sys_enter(__u64 *ctx)
@@ -68,7 +57,7 @@ int vc_sys_enter(__u64 *ctx)
 		before = __sync_fetch_and_add(&s->matched, 1);
 		if (before < r->after_count)
 			continue;
-		if (!(r->flags & VC_SYS_SIGNAL_ALL) && draw(s) >= r->threshold)
+		if (!(r->flags & VC_SYS_SIGNAL_ALL) && vc_draw(&s->rng) >= r->threshold)
 			continue;
 		if (bpf_send_signal(r->signal) == 0)
 			__sync_fetch_and_add(&s->signaled, 1);

@@ -80,19 +80,6 @@ static __always_inline bool matches(const struct vc_skb_rule *r, const struct pk
 	return true;
 }
 
-/* xorshift64*: seeded per slot from user space so a run can be replayed.
- * Concurrent CPUs may race on the state; that costs determinism only under
- * parallel traffic, never correctness of the rate. */
-static __always_inline __u32 draw(struct vc_skb_stats *s)
-{
-	__u64 x = s->rng ? s->rng : 0x9E3779B97F4A7C15ULL;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	s->rng = x;
-	return (__u32)((x * 0x2545F4914F6CDD1DULL) >> 32);
-}
-
 static __always_inline int filter(struct __sk_buff *skb, __u32 dir)
 {
 	__u64 cgid = bpf_skb_cgroup_id(skb);
@@ -121,7 +108,7 @@ static __always_inline int filter(struct __sk_buff *skb, __u32 dir)
 		/* A packet already dropped by an earlier slot is seen but not drawn for. */
 		if (!verdict)
 			continue;
-		if ((r->flags & VC_RULE_DROP_ALL) || draw(s) < r->drop_threshold) {
+		if ((r->flags & VC_RULE_DROP_ALL) || vc_draw(&s->rng) < r->drop_threshold) {
 			verdict = 0;
 			if (dir == VC_DIR_EGRESS)
 				__sync_fetch_and_add(&s->egress_dropped, 1);

@@ -106,17 +106,6 @@ static __always_inline bool matches(const struct vc_veth_rule *r, const struct p
 	return true;
 }
 
-/* xorshift64*, as in netfilter.bpf.c: seeded per slot so a run can be replayed. */
-static __always_inline __u32 draw(struct vc_veth_stats *s)
-{
-	__u64 x = s->rng ? s->rng : 0x9E3779B97F4A7C15ULL;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	s->rng = x;
-	return (__u32)((x * 0x2545F4914F6CDD1DULL) >> 32);
-}
-
 static __always_inline bool offloaded(struct __sk_buff *ctx)
 {
 	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
@@ -128,12 +117,12 @@ static __always_inline bool offloaded(struct __sk_buff *ctx)
  * the L4 checksum (computed or still to be computed) stays as it was. */
 static __always_inline bool corrupt(struct __sk_buff *skb, const struct pkt *p, struct vc_veth_stats *s)
 {
-	__u32 off = p->payload_off + draw(s) % p->payload_len;
+	__u32 off = p->payload_off + vc_draw(&s->rng) % p->payload_len;
 	__u8 b;
 
 	if (bpf_skb_load_bytes(skb, off, &b, 1) < 0)
 		return false;
-	b ^= (__u8)(draw(s) | 1);
+	b ^= (__u8)(vc_draw(&s->rng) | 1);
 	return bpf_skb_store_bytes(skb, off, &b, 1, 0) == 0;
 }
 
@@ -185,7 +174,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 			__sync_fetch_and_add(&s->ingress_seen, 1);
 		/* Draw only for packets this slot can act on, so a seed replays. */
 		if ((r->flags & VC_VETH_CORRUPT) && !corrupted && p.payload_len > 0 &&
-		    ((r->flags & VC_VETH_ALL) || draw(s) < r->threshold)) {
+		    ((r->flags & VC_VETH_ALL) || vc_draw(&s->rng) < r->threshold)) {
 			bool partial = offloaded(skb);
 
 			hit = corrupted = corrupt(skb, &p, s);
@@ -196,7 +185,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 					__sync_fetch_and_add(&s->ingress_offloaded, 1);
 			}
 		} else if ((r->flags & VC_VETH_DUPLICATE) && !duplicated &&
-			   ((r->flags & VC_VETH_ALL) || draw(s) < r->threshold)) {
+			   ((r->flags & VC_VETH_ALL) || vc_draw(&s->rng) < r->threshold)) {
 			hit = duplicated = duplicate(skb, dir);
 		}
 		if (hit) {

@@ -5,17 +5,11 @@
 // the checksum was already computed, the receiver drops it (InCsumErrors).
 import { z } from 'zod';
 import type { FaultKind } from './fault-kind.js';
-import { direction, peer, port } from './network-scope.js';
+import { packetFault } from './network-scope.js';
 import { applyVethRules } from './veth-rules.js';
 
 const schema = z.strictObject({
-  percent: z
-    .number({ error: 'a number from 0 to 100' })
-    .min(0, { error: 'a number from 0 to 100' })
-    .max(100, { error: 'a number from 0 to 100' }),
-  direction,
-  peer: peer.optional(),
-  port: port.optional(),
+  ...packetFault,
 });
 
 export type NetworkCorruptParams = z.input<typeof schema>;

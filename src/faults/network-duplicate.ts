@@ -4,17 +4,11 @@
 // the target again for what it receives.
 import { z } from 'zod';
 import type { FaultKind } from './fault-kind.js';
-import { direction, peer, port } from './network-scope.js';
+import { packetFault } from './network-scope.js';
 import { applyVethRules } from './veth-rules.js';
 
 const schema = z.strictObject({
-  percent: z
-    .number({ error: 'a number from 0 to 100' })
-    .min(0, { error: 'a number from 0 to 100' })
-    .max(100, { error: 'a number from 0 to 100' }),
-  direction,
-  peer: peer.optional(),
-  port: port.optional(),
+  ...packetFault,
 });
 
 export type NetworkDuplicateParams = z.input<typeof schema>;

@@ -2,16 +2,10 @@
 import { z } from 'zod';
 import type { FaultKind } from './fault-kind.js';
 import { applyPacketRules } from './packet-rules.js';
-import { direction, peer, port, protocol } from './network-scope.js';
+import { packetFault, protocol } from './network-scope.js';
 
 const schema = z.strictObject({
-  percent: z
-    .number({ error: 'a number from 0 to 100' })
-    .min(0, { error: 'a number from 0 to 100' })
-    .max(100, { error: 'a number from 0 to 100' }),
-  direction,
-  peer: peer.optional(),
-  port: port.optional(),
+  ...packetFault,
   protocol: protocol.optional(),
 });
 

@@ -38,6 +38,12 @@ export const port = z
   .min(1, { error: 'an integer port from 1 to 65535' })
   .max(65535, { error: 'an integer port from 1 to 65535' });
 
+/** The share of matching packets acted on. */
+export const percent = z
+  .number({ error: 'a number from 0 to 100' })
+  .min(0, { error: 'a number from 0 to 100' })
+  .max(100, { error: 'a number from 0 to 100' });
+
 /** Only packets of this IP protocol. */
 export const protocol = z.enum(['tcp', 'udp'], { error: 'one of "tcp", "udp"' });
 export type Protocol = z.infer<typeof protocol>;
@@ -74,3 +80,6 @@ export async function resolvePeer(p: ContainerRef | undefined, ctx: FaultContext
 export function directionBits(d: Direction, k: { ingress: number; egress: number }): number {
   return d === 'both' ? k.ingress | k.egress : d === 'ingress' ? k.ingress : k.egress;
 }
+
+/** The fields of every per-packet fault: which share of which packets. */
+export const packetFault = { percent, direction, peer: peer.optional(), port: port.optional() };

@@ -89,9 +89,13 @@ describe('network-corrupt', () => {
     const csumErrors = snmpCounter('self', 'Tcp', 'InCsumErrors') - csumBefore;
     console.info(`corrupt tcp: ${diff} bytes differ in ${bytes}; ${csumErrors} checksum drops; kernel counted ${s.egressCorrupted}`);
     // One flipped byte per data packet (a GSO packet holds many segments); a
-    // packet dropped for its checksum is retransmitted intact.
+    // packet dropped for its checksum is retransmitted intact. A spurious
+    // retransmission of data already received is corrupted and counted too, but
+    // the receiver discards it as a duplicate: so at most, not exactly, the count.
     expect(s.egressCorrupted).toBeGreaterThan(0);
-    expect(diff + csumErrors).toBe(s.egressCorrupted);
+    expect(diff).toBeGreaterThan(0);
+    expect(diff + csumErrors).toBeLessThanOrEqual(s.egressCorrupted);
+    expect(diff + csumErrors).toBeGreaterThanOrEqual(s.egressCorrupted / 2);
     expect(await tcpEchoDiff(ipOf(target), 9001, bytes)).toBe(0);
   });
 

@@ -79,11 +79,12 @@ describe('network-slow-close', () => {
     expect(beforeServer.output).toBe('ok');
     // The target's FIN waits DELAY on its way to the server, the server's FIN DELAY on its way back.
     expect(during.output).toBe('hello');
-    expect(during.ms - before.ms).toBeGreaterThanOrEqual(2 * DELAY - 10);
+    // Lower bounds are absolute: a held FIN cannot arrive early, while a noisy baseline can be slow.
+    expect(during.ms).toBeGreaterThanOrEqual(2 * DELAY - 5);
     expect(during.ms - before.ms).toBeLessThan(2 * DELAY + 300);
     // Server closes first: one FIN delayed (and the target's own, after nc has exited).
     expect(duringServer.output).toBe('ok');
-    expect(duringServer.ms - beforeServer.ms).toBeGreaterThanOrEqual(DELAY - 10);
+    expect(duringServer.ms).toBeGreaterThanOrEqual(DELAY - 5);
     expect(duringServer.ms - beforeServer.ms).toBeLessThan(DELAY + 300);
     expect(stats.closesDelayed).toBeGreaterThanOrEqual(3);
     expect(stats.connections).toBe(2);
