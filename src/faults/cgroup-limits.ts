@@ -7,7 +7,7 @@ import { ChaosSpecError } from '../api/errors.js';
 import type { UndoAction } from '../journal/journal.js';
 import { cgroupV1Dir, readCgroupFile, writeCgroupFile } from '../targets/cgroup-v1.js';
 import type { ResolvedTarget } from '../targets/resolve-target.js';
-import type { FaultContext } from './fault-kind.js';
+import type { AppliedFault, FaultContext, FaultStats } from './fault-kind.js';
 
 export interface LimitFile {
   /** Unique per limit: the file, plus the device for per-device files. */
@@ -79,6 +79,29 @@ export function tightenLimits(
     throw err;
   }
   return { release, originals };
+}
+
+/**
+ * The applied fault of limits taken with tightenLimits(): counters sampled
+ * until the revert (which takes them one last time), then the limits released.
+ * `sample` returns null once the container is gone: the last counters stand.
+ */
+export function limitFault(held: { release(): void }, sample: () => FaultStats | null): AppliedFault {
+  let last: FaultStats = {};
+  let released = false;
+  const stats = (): FaultStats => {
+    if (!released) last = sample() ?? last;
+    return last;
+  };
+  return {
+    stats,
+    revert() {
+      if (released) return;
+      stats();
+      released = true;
+      held.release();
+    },
+  };
 }
 
 /** A single-value cgroup file; `none` is what the kernel shows and takes for "no limit". */

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { parseFlatKeyed, readCgroupFile } from '../targets/cgroup-v1.js';
 import type { FaultKind, FaultStats } from './fault-kind.js';
-import { tightenLimits, v1DirOf, valueFile } from './cgroup-limits.js';
+import { limitFault, tightenLimits, v1DirOf, valueFile } from './cgroup-limits.js';
 
 const CPUS = 'a number of CPUs from 0.01 to 1024 (e.g. 0.2)';
 
@@ -31,31 +31,18 @@ export const cpuThrottle: FaultKind<z.output<typeof schema>> = {
     const file = valueFile(join(dir, 'cpu.cfs_quota_us'), '-1');
     const before = parseFlatKeyed(readCgroupFile(dir, 'cpu.stat'));
     const held = tightenLimits(ctx, `cpu-throttle ${p.cpus} CPUs on ${target.name}`, [{ file, value: quota }]);
-    let last: FaultStats = {};
-    let released = false;
-    const stats = (): FaultStats => {
-      if (released) return last;
+    return limitFault(held, () => {
       const now = readCgroupFile(dir, 'cpu.stat');
       const quotaNow = readCgroupFile(dir, 'cpu.cfs_quota_us');
-      if (now === null || quotaNow === null) return last; // the container is gone
+      if (now === null || quotaNow === null) return null; // the container is gone
       const s = parseFlatKeyed(now);
-      last = {
+      return {
         quotaUs: Number(quotaNow),
         periodUs: Number(period),
         periods: (s.nr_periods ?? 0) - (before.nr_periods ?? 0),
         throttledPeriods: (s.nr_throttled ?? 0) - (before.nr_throttled ?? 0),
         throttledMs: ((s.throttled_time ?? 0) - (before.throttled_time ?? 0)) / 1e6,
       };
-      return last;
-    };
-    return {
-      stats,
-      revert() {
-        if (released) return;
-        stats();
-        released = true;
-        held.release();
-      },
-    };
+    });
   },
 };

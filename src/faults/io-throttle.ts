@@ -8,7 +8,7 @@ import { ChaosSpecError } from '../api/errors.js';
 import { diskOf } from '../targets/block-device.js';
 import { readCgroupFile } from '../targets/cgroup-v1.js';
 import type { FaultKind, FaultStats } from './fault-kind.js';
-import { deviceFile, tightenLimits, v1DirOf } from './cgroup-limits.js';
+import { deviceFile, limitFault, tightenLimits, v1DirOf } from './cgroup-limits.js';
 
 const RATES = ['readBytesPerSec', 'writeBytesPerSec', 'readIops', 'writeIops'] as const;
 const FILES = {
@@ -72,25 +72,13 @@ export const ioThrottle: FaultKind<z.output<typeof schema>> = {
     }));
     const before = serviced(dir, device) ?? {};
     const held = tightenLimits(ctx, `io-throttle on ${target.name} (disk ${device})`, items);
-    let last: FaultStats = {};
-    let released = false;
-    const stats = (): FaultStats => {
-      if (released) return last;
+    return limitFault(held, () => {
       const now = serviced(dir, device);
-      if (!now) return last;
+      if (!now) return null;
       const [major, minor] = device.split(':').map(Number);
-      last = { deviceMajor: major ?? 0, deviceMinor: minor ?? 0 };
-      for (const [k, v] of Object.entries(now)) last[k] = v - (before[k] ?? 0);
-      return last;
-    };
-    return {
-      stats,
-      revert() {
-        if (released) return;
-        stats();
-        released = true;
-        held.release();
-      },
-    };
+      const out: FaultStats = { deviceMajor: major ?? 0, deviceMinor: minor ?? 0 };
+      for (const [k, v] of Object.entries(now)) out[k] = v - (before[k] ?? 0);
+      return out;
+    });
   },
 };
