@@ -38,6 +38,9 @@ describe('network-loss', () => {
       const stats = fault.stats();
       await fault.revert();
 
+      console.info(
+        `loss 30% ${direction}: target lost ${onTarget.lost}/${N}, kernel ${JSON.stringify(stats)}; control lost ${onControl.lost}, host lost ${onHost.lost}`,
+      );
       const [lo, hi] = binomialBounds(N, 0.3);
       expect(onTarget.lost).toBeGreaterThanOrEqual(lo);
       expect(onTarget.lost).toBeLessThanOrEqual(hi);
