@@ -131,9 +131,7 @@ export class Chaos {
     if (!impl) {
       problems.push({ field: 'kind', value: kind, expected: `one of ${[...faultKinds.keys()].map((k) => `"${k}"`).join(', ')}` });
     }
-    if (target === undefined || target === null) {
-      problems.push({ field: 'target', value: target, expected: 'a started container (StartedTestContainer) or a container id' });
-    } else if (typeof target !== 'string' && typeof (target as { getId?: unknown }).getId !== 'function') {
+    if (typeof target !== 'string' && typeof (target as { getId?: unknown } | null)?.getId !== 'function') {
       problems.push({ field: 'target', value: target, expected: 'a started container (StartedTestContainer) or a container id' });
     }
     const common = commonSchema.safeParse({ seed }, { reportInput: true });
@@ -158,12 +156,9 @@ export class Chaos {
     validateExperiment(opts, this);
     const test = getCurrentTest();
     await this.requirePreflight(test);
-    const testKey = test ? `${test.file?.filepath ?? ''}::${fullName(test)}` : '(outside a test)';
-    const n = (this.perTestCount.get(`${testKey}#experiment`) ?? 0) + 1;
-    this.perTestCount.set(`${testKey}#experiment`, n);
     const result = await runExperiment(opts, {
       injector: this,
-      seed: opts.seed ?? deriveSeed(this.seed, testKey, 'experiment', n),
+      seed: opts.seed ?? this.derivedSeed(test, 'experiment'),
       signal: test?.context.signal,
       progress: this.progress === false ? undefined : (line) => (this.progress || console.info)(`[vitest-chaos] ${opts.name}: ${line}`),
     });
@@ -203,13 +198,9 @@ export class Chaos {
     // Before resolving: a target a dead run left paused or stopped is running again.
     await this.reapOnce();
     const target = await this.resolveAllowed(spec.target, 'target', where, false, impl.targetStates);
-    const k = kernel();
-    const testKey = test ? `${test.file?.filepath ?? ''}::${fullName(test)}` : '(outside a test)';
-    const n = (this.perTestCount.get(testKey) ?? 0) + 1;
-    this.perTestCount.set(testKey, n);
-    const seed = spec.seed ?? deriveSeed(this.seed, testKey, n);
+    const seed = spec.seed ?? this.derivedSeed(test);
     const ctx: FaultContext = {
-      kernel: k,
+      kernel: kernel(),
       resolver: this.resolver,
       docker: this.resolver.docker,
       journal: () => this.journal(),
@@ -229,6 +220,19 @@ export class Chaos {
     this.active.add(fault);
     test?.context.onTestFinished(() => fault.revert());
     return fault;
+  }
+
+  /**
+   * The seed of the test's n-th fault (or, with a tag, n-th experiment): from
+   * the run's seed, the test's name and that position, so a test replays alike
+   * whatever ran beside it.
+   */
+  private derivedSeed(test: ReturnType<typeof getCurrentTest>, tag?: string): number {
+    const testKey = test ? `${test.file?.filepath ?? ''}::${fullName(test)}` : '(outside a test)';
+    const counter = tag ? `${testKey}#${tag}` : testKey;
+    const n = (this.perTestCount.get(counter) ?? 0) + 1;
+    this.perTestCount.set(counter, n);
+    return tag ? deriveSeed(this.seed, testKey, tag, n) : deriveSeed(this.seed, testKey, n);
   }
 
   /** The write-ahead journal (created on first use). */

@@ -5,12 +5,12 @@
 // call itself still runs: the process dies on its way back to user space.
 import { z } from 'zod';
 import { ChaosSpecError } from '../api/errors.js';
-import type { FaultKind, FaultStats } from './fault-kind.js';
+import type { FaultKind } from './fault-kind.js';
 import { signal, signalNumber } from './signals.js';
+import { drawThreshold, holdSlots, slotRng } from './slot-rules.js';
 import { SYSCALLS_X86_64 } from './syscalls-x86_64.js';
 
 const SYSCALL = 'a syscall name of x86_64 like "write", "fsync", "openat", or a number from 0 to 1023';
-const U32 = 0x1_0000_0000;
 
 function syscallNumber(v: string | number): number | undefined {
   if (typeof v === 'number') return Number.isInteger(v) && v >= 0 && v <= 1023 ? v : undefined;
@@ -47,36 +47,23 @@ export const crashOnSyscall: FaultKind<z.output<typeof schema>> = {
       ]);
     }
     const sc = ctx.kernel.syscalls;
-    const ref = sc.acquire(target.cgroup.directory, target.cgroup.id);
-    try {
-      sc.enable(
-        ref,
-        {
-          nr: syscallNumber(p.syscall)!,
-          signal: signalNumber(p.signal)!,
-          threshold: Math.min(U32 - 1, Math.round((p.percent / 100) * U32)),
-          flags: p.percent >= 100 ? ctx.kernel.constant('VC_SYS_SIGNAL_ALL') : 0,
-          after_count: BigInt(p.afterCount),
-        },
-        // Non-zero PRNG state from the fault's seed, as for packet loss.
-        { rng: BigInt.asUintN(64, BigInt(ctx.seed) * 0x9e3779b97f4a7c15n + 1n) || 1n },
-      );
-    } catch (err) {
-      sc.release(ref);
-      throw err;
-    }
-    let final: FaultStats | undefined;
-    const read = (): FaultStats => {
-      const s = sc.readStats(ref);
-      return s ? { matched: Number(s.matched), signalled: Number(s.signaled) } : { matched: 0, signalled: 0 };
-    };
-    return {
-      stats: () => final ?? read(),
-      revert() {
-        if (final) return;
-        const last = sc.release(ref);
-        final = last ? { matched: Number(last.matched), signalled: Number(last.signaled) } : read();
-      },
-    };
+    return holdSlots(
+      sc,
+      [{ path: target.cgroup.directory, id: target.cgroup.id }],
+      (ref, _place, n) =>
+        sc.enable(
+          ref,
+          {
+            nr: syscallNumber(p.syscall)!,
+            signal: signalNumber(p.signal)!,
+            threshold: drawThreshold(p.percent),
+            flags: p.percent >= 100 ? ctx.kernel.constant('VC_SYS_SIGNAL_ALL') : 0,
+            after_count: BigInt(p.afterCount),
+          },
+          { rng: slotRng(ctx.seed, n) },
+        ),
+      (s) => ({ matched: Number(s.matched), signalled: Number(s.signaled) }),
+      { matched: 0, signalled: 0 },
+    );
   },
 };

@@ -4,7 +4,7 @@
 import { endianness } from 'node:os';
 import { loadAddon } from './addon.js';
 import { SlottedPrograms } from './slotted-programs.js';
-import { structCodec } from './struct-codec.js';
+import { structCodec, type StructCodec } from './struct-codec.js';
 import { SyscallPrograms } from './syscall-programs.js';
 
 export const SKB_RULE = {
@@ -80,6 +80,7 @@ export class Kernel {
   private dnsPrograms?: DnsPrograms;
   private vethPrograms?: VethPrograms;
   private syscallPrograms?: SyscallPrograms;
+  private flowCodecs?: { key: StructCodec<typeof FLOW_KEY>; flow: StructCodec<typeof FLOW> };
   readonly constants: Record<string, number>;
 
   constructor() {
@@ -154,13 +155,15 @@ export class Kernel {
 
   /** The original destination of a connection the connect4 program redirected. */
   lookupFlow(clientAddress: string, clientPort: number): FlowRecord | null {
-    const layouts = loadAddon().layouts;
-    const keyCodec = structCodec('vc_flow_key', FLOW_KEY, layouts.vc_flow_key);
-    const flowCodec = structCodec('vc_flow', FLOW, layouts.vc_flow);
-    const key = keyCodec.encode({ addr: ipv4ToInt(clientAddress), port: clientPort });
+    // Called for every proxied connection: the codecs are built once.
+    this.flowCodecs ??= {
+      key: structCodec('vc_flow_key', FLOW_KEY, loadAddon().layouts.vc_flow_key),
+      flow: structCodec('vc_flow', FLOW, loadAddon().layouts.vc_flow),
+    };
+    const key = this.flowCodecs.key.encode({ addr: ipv4ToInt(clientAddress), port: clientPort });
     const buf = this.connect.object.mapLookup('flows', key);
     if (!buf) return null;
-    const f = flowCodec.decode(buf);
+    const f = this.flowCodecs.flow.decode(buf);
     this.connect.object.mapDelete('flows', key);
     return { cgroupId: f.cgroup_id, slot: f.slot, address: intToIpv4(f.orig_addr), port: f.orig_port };
   }
