@@ -3,16 +3,9 @@
 // is journaled; nothing to revert either: the container runs when apply returns.
 import { z } from 'zod';
 import type { FaultKind } from './fault-kind.js';
-import { dockerTimeMs, inspectOrNull } from './docker-state.js';
+import { dockerTimeMs, inspectOrNull, stopTimeoutSec } from './docker-state.js';
 
-const schema = z.strictObject({
-  timeoutSec: z
-    .number({ error: 'an integer number of seconds from 0 to 3600' })
-    .int({ error: 'an integer number of seconds from 0 to 3600' })
-    .min(0, { error: 'an integer number of seconds from 0 to 3600' })
-    .max(3600, { error: 'an integer number of seconds from 0 to 3600' })
-    .optional(),
-});
+const schema = z.strictObject({ timeoutSec: stopTimeoutSec.optional() });
 
 export type ContainerRestartParams = z.input<typeof schema>;
 

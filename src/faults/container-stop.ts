@@ -5,16 +5,9 @@
 import { z } from 'zod';
 import type { FaultKind } from './fault-kind.js';
 import { hold } from './container-hold.js';
-import { ignoreStatus, inspectOrNull, waitUntil } from './docker-state.js';
+import { ignoreStatus, inspectOrNull, stopTimeoutSec, waitUntil } from './docker-state.js';
 
-const schema = z.strictObject({
-  timeoutSec: z
-    .number({ error: 'an integer number of seconds from 0 to 3600' })
-    .int({ error: 'an integer number of seconds from 0 to 3600' })
-    .min(0, { error: 'an integer number of seconds from 0 to 3600' })
-    .max(3600, { error: 'an integer number of seconds from 0 to 3600' })
-    .optional(),
-});
+const schema = z.strictObject({ timeoutSec: stopTimeoutSec.optional() });
 
 export type ContainerStopParams = z.input<typeof schema>;
 

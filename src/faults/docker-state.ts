@@ -1,6 +1,14 @@
 // Reading a container's state from Docker, tolerating one that is gone.
 import type Docker from 'dockerode';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+
+/** Seconds between the stop signal and SIGKILL, as `docker stop -t` (stop and restart). */
+export const stopTimeoutSec = z
+  .number({ error: 'an integer number of seconds from 0 to 3600' })
+  .int({ error: 'an integer number of seconds from 0 to 3600' })
+  .min(0, { error: 'an integer number of seconds from 0 to 3600' })
+  .max(3600, { error: 'an integer number of seconds from 0 to 3600' });
 
 /** The container's inspect data, or null when it no longer exists. */
 export async function inspectOrNull(docker: Docker, id: string): Promise<Docker.ContainerInspectInfo | null> {
