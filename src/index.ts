@@ -1,13 +1,14 @@
 export { chaos, configureChaos } from './api/default-chaos.js';
-export { Chaos, createChaos, type ChaosOptions, type FaultSpec } from './api/chaos.js';
-export { ActiveFault, type FaultTargetInfo } from './api/active-fault.js';
-export { ChaosSpecError, PreflightError, type SpecProblem } from './api/errors.js';
+export { Chaos, createChaos, type ChaosOptions, type FaultSpec, type SpecOf } from './api/chaos.js';
+export { ActiveFault, type FaultTargetInfo } from './faults/fault-handle.js';
+export { ChaosSpecError, PreflightError, type SpecProblem } from './contracts/errors.js';
 export { preflight, type PreflightResult, type PreflightProblem } from './api/preflight.js';
 export type { FaultStats } from './faults/fault-kind.js';
 // Every fault kind's parameter type (NetworkLossParams, CpuThrottleParams, ...).
-export type * from './faults/registry.js';
+export type * from './faults/kinds.js';
 export type { ContainerRef } from './targets/resolve-target.js';
-export { chaosMatchers, describeBreach, summarize } from './api/matchers.js';
+export { chaosMatchers } from './api/matchers.js';
+export { describeBreach, summarize } from './experiment/describe.js';
 export type { RunningLoad } from './api/chaos.js';
 export type { ExperimentOptions, ExperimentStep } from './experiment/experiment.js';
 export type { Breach, ExperimentResult, FaultRecord, Phase, TimelinePoint, Verdict } from './experiment/result.js';

@@ -5,7 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'vite';
 import { preflight, type PreflightResult } from './preflight.js';
-import { randomSeed } from './seed.js';
+import { randomSeed } from '../contracts/seed.js';
 
 export interface ChaosPluginOptions {
   /**

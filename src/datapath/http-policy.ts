@@ -8,7 +8,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { Relay, TcpProxy } from './tcp-proxy.js';
-import type { ProxyPolicy } from './stream-policies.js';
+import type { ProxyPolicy } from './proxy-policy.js';
 
 export interface HttpFaultRule {
   /** Does this request get the fault (host/path/method match and the seeded percent)? */
@@ -42,8 +42,22 @@ class ConnAgent extends http.Agent {
   }
 }
 
-export function httpPolicy(rule: HttpFaultRule): ProxyPolicy {
-  const counters = {
+/** What the HTTP policy counted. */
+export interface HttpPolicyCounters {
+  [name: string]: number;
+  /** HTTP/1.x requests the target sent through the proxy. */
+  httpRequests: number;
+  /** Of those, matched and drawn: got the fault. */
+  httpRequestsFaulted: number;
+  httpRequestsAborted: number;
+  httpRequestsDelayed: number;
+  httpBodiesReplaced: number;
+  /** Connections that were not HTTP/1 (relayed untouched). */
+  plainConnections: number;
+}
+
+export function httpPolicy(rule: HttpFaultRule): ProxyPolicy<HttpPolicyCounters> {
+  const counters: HttpPolicyCounters = {
     httpRequests: 0,
     httpRequestsFaulted: 0,
     httpRequestsAborted: 0,

@@ -2,9 +2,9 @@
 // Every fault is reverted on every way out: the end, a breach, a thrown error,
 // a timed-out or cancelled test.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ActiveFault } from '../api/active-fault.js';
-import { ChaosSpecError, problemsFromZod } from '../api/errors.js';
-import { deriveSeed } from '../api/seed.js';
+import type { ActiveFault } from '../faults/fault-handle.js';
+import { ChaosSpecError, problemsFromZod } from '../contracts/errors.js';
+import { deriveSeed } from '../contracts/seed.js';
 import { LoadGenerator, type LoadOptions } from '../steady-state/load-generator.js';
 import { startProbes, type ProbeSpec } from '../steady-state/probes.js';
 import { Recorder, type WindowStats } from '../steady-state/recorder.js';
@@ -51,7 +51,7 @@ export interface ExperimentOptions<S> {
 
 export interface Injector<S> {
   validate(spec: S): unknown;
-  inject(spec: S): Promise<ActiveFault>;
+  inject(spec: S): Promise<ActiveFault<object>>;
 }
 
 interface Env<S> {
@@ -96,7 +96,7 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
     revertedAtMs: null,
     stats: {},
   }));
-  const active = new Map<number, ActiveFault>();
+  const active = new Map<number, ActiveFault<object>>();
   const breaches: Breach[] = [];
   const timeline: TimelinePoint[] = [];
   const timers: NodeJS.Timeout[] = [];
@@ -123,7 +123,7 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
     await f.revert();
     const r = records[i] as FaultRecord;
     r.revertedAtMs = rec.now();
-    r.stats = f.stats();
+    r.stats = f.stats() as Record<string, number>;
     lastRevertMs = Math.max(lastRevertMs, r.revertedAtMs);
   };
   const revertAll = async () => {

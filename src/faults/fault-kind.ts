@@ -1,7 +1,11 @@
-// What every fault kind provides. Shared attributes (target, seed) live in the
-// wrapper (src/api/active-fault.ts); a kind holds only its own parameters.
+// What every fault kind provides: its name, the schema of its own parameters
+// (JSDoc on every field: unit in the name, default, range), apply() returning
+// how to revert and what it counts, and the interface of those counters.
+// Shared attributes (target, seed) live in the handle (fault-handle.ts) and in
+// params.ts; a kind holds only its own parameters and behaviour.
 import type Docker from 'dockerode';
 import type { z } from 'zod';
+import type { AppliedFault, FaultStats } from '../contracts/applied-fault.js';
 import type { Journal } from '../journal/journal.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { ContainerRef, ResolvedTarget, TargetResolver, TargetState } from '../targets/resolve-target.js';
@@ -22,24 +26,29 @@ export interface FaultContext {
   journal(): Journal;
 }
 
-export type FaultStats = Record<string, number>;
-
-export interface AppliedFault {
-  /** Undo the fault. Called at most once by the wrapper; must tolerate a vanished target. */
-  revert(): Promise<void> | void;
-  /** What the kernel or the data path counted so far. */
-  stats(): FaultStats;
-}
-
-export interface FaultKind<P = unknown> {
-  readonly kind: string;
-  /** Strict schema of the kind's own parameters (without kind, target, seed). */
-  readonly schema: z.ZodType<P>;
+export interface FaultKind<
+  K extends string = string,
+  S extends z.ZodType = z.ZodType,
+  St extends object = FaultStats,
+> {
+  readonly kind: K;
+  /**
+   * Strict schema of the kind's own parameters (without kind, target, seed).
+   * Every check that needs only the parameters belongs here (refinements), so
+   * chaos.validate() and an experiment's validation catch it before anything runs.
+   */
+  readonly schema: S;
   /**
    * The container states apply() can work with (default: running only); e.g.
    * pausing a paused container. A stopped target comes with pid 0 and no cgroup.
    */
   readonly targetStates?: readonly TargetState[];
-  /** Checks that need the resolved target (e.g. it has a network); throw ChaosSpecError. */
-  apply(params: P, target: ResolvedTarget, ctx: FaultContext): Promise<AppliedFault>;
+  /** Applies the fault; checks that need the resolved target throw ChaosSpecError. */
+  apply(params: z.output<S>, target: ResolvedTarget, ctx: FaultContext): Promise<AppliedFault<St>>;
 }
+
+/** Any kind, as the registry holds them. */
+// biome-ignore lint/suspicious/noExplicitAny: the registry erases each kind's own types
+export type AnyFaultKind = FaultKind<string, z.ZodType, any>;
+
+export type { AppliedFault, FaultStats } from '../contracts/applied-fault.js';

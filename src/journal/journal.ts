@@ -5,6 +5,7 @@
 // actions of entries whose process is gone. Undo actions are idempotent.
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { processStartTicks } from './process-start.js';
 import { runUndo, type UndoAction } from './undo.js';
 
 export type { UndoAction } from './undo.js';
@@ -24,15 +25,11 @@ export interface JournalEntry {
 
 export const DEFAULT_JOURNAL_DIR = '/var/lib/vitest-chaos/journal';
 
-export function processStartTicks(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // comm may hold spaces and parens: fields start after the last ')'
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[19]);
-  } catch {
-    return null;
-  }
+export { processStartTicks } from './process-start.js';
+
+/** What the code below the fault kinds needs of their context to journal a change. */
+export interface JournalSource {
+  journal(): Journal;
 }
 
 export class Journal {

@@ -4,6 +4,7 @@ import Docker from 'dockerode';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { processStartTicks } from './process-start.js';
 
 export type UndoAction =
   /** Write a saved value back (cgroup files: cpu.cfs_quota_us, memory.limit_in_bytes, blkio.throttle.*). */
@@ -33,7 +34,6 @@ async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
       }
       return;
     case 'kill': {
-      const { processStartTicks } = await import('./journal.js');
       for (const p of a.pids) {
         if (processStartTicks(p.pid) !== p.start) continue; // exited, or the pid was reused
         try {

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Reporter, TestModule } from 'vitest/node';
 import type { ExperimentResult } from '../experiment/result.js';
-import { describeBreach } from '../api/matchers.js';
+import { describeBreach } from '../experiment/describe.js';
 
 export interface ChaosReporterOptions {
   /** Where to write every experiment's full result as JSON. Default: nowhere. */

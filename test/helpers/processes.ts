@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import http from 'node:http';
 import type { StartedTestContainer } from 'testcontainers';
-import { processesOf, type ContainerProcess } from '../../src/faults/cgroup-processes.js';
+import { processesOf, type ContainerProcess } from '../../src/targets/cgroup-processes.js';
 import { TargetResolver } from '../../src/targets/resolve-target.js';
 import { IMAGES, testLabels } from './containers.js';
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { deriveSeed } from '../../src/api/seed.js';
+import { deriveSeed } from '../../src/contracts/seed.js';
 import { checkCapabilities, effectiveCaps } from '../../src/api/preflight.js';
 import { findCgroup2Mount, parseCgroup2Path } from '../../src/targets/cgroup-v2.js';
 import { ipv4ToInt, intToIpv4 } from '../../src/kernel/kernel.js';
 import { Chaos } from '../../src/api/chaos.js';
-import { ChaosSpecError } from '../../src/api/errors.js';
+import { ChaosSpecError } from '../../src/contracts/errors.js';
 
 describe('cgroup v2 discovery', () => {
   it('finds the cgroup2 mount on a hybrid host and on a pure v2 host', () => {

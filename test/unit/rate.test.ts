@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Chaos } from '../../src/api/chaos.js';
-import { ChaosSpecError } from '../../src/api/errors.js';
-import { formatRate, parseRate } from '../../src/faults/rate.js';
+import { ChaosSpecError } from '../../src/contracts/errors.js';
+import { formatRate, parseRate } from '../../src/faults/params.js';
 
 describe('parseRate (tc units -> bytes per second)', () => {
   it.each([

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeBreach, summarize } from '../../src/api/matchers.js';
+import { describeBreach, summarize } from '../../src/experiment/describe.js';
 import type { ExperimentResult } from '../../src/experiment/result.js';
 import { formatTable } from '../../src/report/chaos-reporter.js';
 

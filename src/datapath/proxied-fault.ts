@@ -1,0 +1,86 @@
+// The wiring every data-path fault shares: a TcpProxy with the fault's policy
+// on the target's gateway, and connect4 rules sending the target's TCP
+// connections (to peer / port) there. Nothing here outlives our process: the
+// links and the proxy die with it, so there is nothing to journal.
+import { ChaosSpecError } from '../contracts/errors.js';
+import { TcpProxy } from './tcp-proxy.js';
+import type { ProxyPolicy } from './proxy-policy.js';
+import type { ConnectRuleStats } from '../kernel/connect-rules.js';
+import type { ProxyCounters } from './tcp-proxy.js';
+import type { Journal } from '../journal/journal.js';
+import type { Kernel } from '../kernel/kernel.js';
+import type { PeerMatch } from '../kernel/peer-match.js';
+import type { ResolvedTarget } from '../targets/resolve-target.js';
+import { applyConnectRules } from '../kernel/connect-rules.js';
+import type { AppliedFault } from '../contracts/applied-fault.js';
+
+/** What the data path needs of a fault's context. */
+export interface DatapathContext {
+  kernel: Kernel;
+  journal(): Journal;
+}
+
+export interface ProxiedScope {
+  peers: readonly PeerMatch[];
+  port?: number;
+}
+
+/** The target's bridge gateway (where our listeners go), or a ChaosSpecError. */
+export function gatewayOf(kind: string, target: ResolvedTarget): string {
+  const net = target.networks.find((n) => n.gateway);
+  if (!net) {
+    throw new ChaosSpecError(`chaos.inject(${kind})`, [
+      { field: 'target', value: target.name, expected: 'a container on a bridge network (it has no gateway)' },
+    ]);
+  }
+  return net.gateway;
+}
+
+/** What every proxied fault counts: the kernel's redirects, the proxy's relays, the policy's own. */
+export type ProxiedStats<C> = ConnectRuleStats & ProxyCounters & C;
+
+export async function applyProxied<C extends Record<string, number>>(
+  kind: string,
+  target: ResolvedTarget,
+  ctx: DatapathContext,
+  scope: ProxiedScope,
+  policy: ProxyPolicy<C>,
+): Promise<AppliedFault<ProxiedStats<C>>> {
+  const host = gatewayOf(kind, target);
+  let slots: ReadonlySet<number> = new Set();
+  const proxy: TcpProxy = new TcpProxy({
+    host,
+    lookup: (addr, clientPort) => {
+      const flow = ctx.kernel.lookupFlow(addr, clientPort);
+      // Only flows our own slots redirected; anything else is not ours to carry.
+      if (!flow || flow.cgroupId !== target.cgroup.id || !slots.has(flow.slot)) return null;
+      return { address: flow.address, port: flow.port };
+    },
+    open: (relay) => policy.open(relay, proxy),
+  });
+  const listening = await proxy.listen();
+  let rules;
+  try {
+    rules = applyConnectRules(ctx.kernel, target.cgroup, {
+      action: 'redirect',
+      peers: scope.peers,
+      port: scope.port,
+      redirectTo: listening,
+      tcpOnly: true,
+    });
+  } catch (err) {
+    await proxy.close();
+    await policy.close?.();
+    throw err;
+  }
+  slots = new Set(rules.refs.map((r) => r.slot));
+  return {
+    stats: () => ({ ...rules.stats(), ...proxy.counters, ...policy.counters }),
+    async revert() {
+      // Stop redirecting first, then drop the connections still in the proxy.
+      await rules.revert();
+      await proxy.close();
+      await policy.close?.();
+    },
+  };
+}

@@ -1,0 +1,50 @@
+// network-duplicate: deliver a percentage of the target's packets twice. A
+// TCX program on the host-side veth clones the packet onto the same path
+// (bpf_clone_redirect): back into the host for what the target sends, out to
+// the target again for what it receives.
+import { z } from 'zod';
+import { mapStats } from '../../contracts/applied-fault.js';
+import { applyVethRules } from '../../kernel/veth-rules.js';
+import type { FaultKind } from '../fault-kind.js';
+import { hostVethsOf, packetScope, percent, resolvePeer } from '../params.js';
+
+const schema = z.strictObject({
+  /** Share of matching packets sent twice, 0-100 (drawn per packet with the fault's seed). Default 100. */
+  percent,
+  ...packetScope,
+});
+
+export type NetworkDuplicateParams = z.input<typeof schema>;
+
+export interface NetworkDuplicateStats {
+  /** Packets the target received that matched. */
+  ingressSeen: number;
+  /** Of those, sent twice. */
+  ingressDuplicated: number;
+  /** Packets the target sent that matched. */
+  egressSeen: number;
+  /** Of those, sent twice. */
+  egressDuplicated: number;
+}
+
+export const networkDuplicate: FaultKind<'network-duplicate', typeof schema, NetworkDuplicateStats> = {
+  kind: 'network-duplicate',
+  schema,
+  apply: async (p, target, ctx) =>
+    mapStats(
+      applyVethRules(ctx.kernel, hostVethsOf('network-duplicate', target), ctx.seed, {
+        action: 'duplicate',
+        direction: p.direction,
+        peers: await resolvePeer(p.peer, ctx),
+        port: p.port,
+        percent: p.percent,
+      }),
+      (s) => ({
+        ingressSeen: s.ingressSeen,
+        ingressDuplicated: s.ingressHit,
+        egressSeen: s.egressSeen,
+        egressDuplicated: s.egressHit,
+
+      }),
+    ),
+};

@@ -1,0 +1,98 @@
+// memory-limit: the target's memory cgroup (v1) is limited to `bytes`
+// (memory.limit_in_bytes, and memory.memsw.limit_in_bytes where swap is
+// accounted, so the target cannot swap its way past it). Allocating past it
+// gets a process of the target OOM-killed; stats() counts the kills.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { ChaosSpecError } from '../../contracts/errors.js';
+import { parseFlatKeyed, readCgroupFile } from '../../targets/cgroup-v1.js';
+import type { FaultKind } from '../fault-kind.js';
+import { tightenLimits, v1DirOf, valueFile } from '../../targets/cgroup-limits.js';
+
+const BYTES = 'an integer number of bytes from 4194304 (4 MiB) to 2^62';
+
+const schema = z.strictObject({
+  /** The target's memory limit in bytes, 4 MiB to 2^62. Required. */
+  bytes: z.number({ error: BYTES }).int({ error: BYTES }).min(4 << 20, { error: BYTES }).max(2 ** 62, { error: BYTES }),
+});
+
+export type MemoryLimitParams = z.input<typeof schema>;
+
+export interface MemoryLimitStats {
+  /** The limit in force, and what the target uses now, in bytes. */
+  limitBytes?: number;
+  usageBytes?: number;
+  /** Processes of the target the OOM killer ended since the fault started. */
+  oomKills?: number;
+  /** 1 when the target's main process was the victim (the container exited). */
+  targetOomKilled?: number;
+}
+
+export const memoryLimit: FaultKind<'memory-limit', typeof schema, MemoryLimitStats> = {
+  kind: 'memory-limit',
+  schema,
+  async apply(p, target, ctx) {
+    const dir = v1DirOf('memory-limit', target, 'memory');
+    const tooLow = (usage: number) =>
+      new ChaosSpecError('chaos.inject(memory-limit)', [
+        {
+          field: 'bytes',
+          value: p.bytes,
+          expected: `more than the target's memory in use (${usage} bytes): the kernel cannot take back memory in use; add a memory-stress to push the target past a limit`,
+        },
+      ]);
+    const files = ['memory.limit_in_bytes', 'memory.memsw.limit_in_bytes']
+      .filter((f) => existsSync(join(dir, f)))
+      .map((f) => ({ file: valueFile(join(dir, f)), value: BigInt(p.bytes) }));
+    // memory.failcnt is not kept by every kernel (6.18 leaves it at 0): count OOM kills.
+    const oomKills = (): number => parseFlatKeyed(readCgroupFile(dir, 'memory.oom_control')).oom_kill ?? 0;
+    const before = oomKills();
+    let held: ReturnType<typeof tightenLimits>;
+    try {
+      held = tightenLimits(ctx, `memory-limit ${p.bytes} bytes on ${target.name}`, files);
+    } catch (err) {
+      // the kernel reclaims what it can (page cache) and refuses a limit below what is left
+      if ((err as NodeJS.ErrnoException).code === 'EBUSY') throw tooLow(Number(readCgroupFile(dir, 'memory.usage_in_bytes')));
+      throw err;
+    }
+    let last: MemoryLimitStats = {};
+    let released = false;
+    let askedDocker: Promise<void> | undefined;
+    const stats = (): MemoryLimitStats => {
+      if (released) return last;
+      const limit = readCgroupFile(dir, 'memory.limit_in_bytes');
+      if (limit === null) {
+        // The container is gone: was its main process the OOM killer's victim?
+        askedDocker ??= ctx.docker
+          .getContainer(target.id)
+          .inspect()
+          .then((info) => {
+            if (info.State.OOMKilled) last = { ...last, targetOomKilled: 1, oomKills: Math.max(1, last.oomKills ?? 0) };
+          })
+          .catch(() => {}); // removed: nothing more to learn
+        return last;
+      }
+      last = {
+        limitBytes: Number(limit),
+        usageBytes: Number(readCgroupFile(dir, 'memory.usage_in_bytes') ?? 0),
+        oomKills: oomKills() - before,
+        targetOomKilled: 0,
+      };
+      return last;
+    };
+    // Sampled, so the counts survive a container that the OOM killer ended.
+    const sampler = setInterval(stats, 250).unref();
+    return {
+      stats,
+      async revert() {
+        if (released) return;
+        stats();
+        clearInterval(sampler);
+        released = true;
+        held.release();
+        await askedDocker;
+      },
+    };
+  },
+};

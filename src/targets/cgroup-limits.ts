@@ -1,0 +1,151 @@
+// A cgroup limit that several faults may tighten at once (a cpu-throttle
+// applied twice, two io-throttles on one disk). The value in force is the
+// tightest of the faults' values and of the value found before the first one;
+// every fault's journal entry restores that first value, so entries can be
+// reverted in any order here, and reaped in any order after a crash.
+import { ChaosSpecError } from '../contracts/errors.js';
+import type { UndoAction } from '../journal/journal.js';
+import { cgroupV1Dir, readCgroupFile, writeCgroupFile } from './cgroup-v1.js';
+import type { ResolvedTarget } from './resolve-target.js';
+import type { AppliedFault, FaultStats } from '../contracts/applied-fault.js';
+import type { JournalSource } from '../journal/journal.js';
+
+export interface LimitFile {
+  /** Unique per limit: the file, plus the device for per-device files. */
+  key: string;
+  /** The limit in force now; null = no limit. */
+  read(): bigint | null;
+  /** Puts a limit in force (null = none); false when the cgroup is gone. */
+  write(v: bigint | null): boolean;
+  /** The journal action that puts `v` back. */
+  undo(v: bigint | null): UndoAction;
+}
+
+interface Held {
+  original: bigint | null;
+  layers: Map<symbol, bigint>;
+}
+
+const held = new Map<string, Held>();
+
+function effective(h: Held): bigint | null {
+  let v = h.original;
+  for (const l of h.layers.values()) if (v === null || l < v) v = l;
+  return v;
+}
+
+/**
+ * Tightens each limit to its value (never loosens one). Writes in list order
+ * and undoes in reverse order: list a limit that must stay below another
+ * (memory.limit_in_bytes before memory.memsw.limit_in_bytes) first.
+ */
+export function tightenLimits(
+  ctx: JournalSource,
+  description: string,
+  items: { file: LimitFile; value: bigint }[],
+): { release(): void; originals: (bigint | null)[] } {
+  const token = Symbol(description);
+  const originals = items.map(({ file }) => (held.has(file.key) ? held.get(file.key)!.original : file.read()));
+  const entry = ctx.journal().record(
+    description,
+    items.map(({ file }, i) => file.undo(originals[i] ?? null)).reverse(),
+  );
+  const done: LimitFile[] = [];
+  const release = (): void => {
+    const errors: unknown[] = [];
+    for (const file of [...done].reverse()) {
+      const h = held.get(file.key);
+      if (!h || !h.layers.delete(token)) continue;
+      if (h.layers.size === 0) held.delete(file.key);
+      try {
+        file.write(effective(h));
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    done.length = 0;
+    if (errors.length) throw errors[0];
+    ctx.journal().forget(entry);
+  };
+  try {
+    items.forEach(({ file, value }, i) => {
+      let h = held.get(file.key);
+      if (!h) held.set(file.key, (h = { original: originals[i] ?? null, layers: new Map() }));
+      h.layers.set(token, value);
+      done.push(file);
+      file.write(effective(h));
+    });
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return { release, originals };
+}
+
+/**
+ * The applied fault of limits taken with tightenLimits(): counters sampled
+ * until the revert (which takes them one last time), then the limits released.
+ * `sample` returns null once the container is gone: the last counters stand.
+ */
+export function limitFault<St extends object>(held: { release(): void }, sample: () => St | null): AppliedFault<St> {
+  // Before the first sample (a target that vanished at once) there is nothing to count.
+  let last = (sample() ?? {}) as St;
+  let released = false;
+  const stats = (): St => {
+    if (!released) last = sample() ?? last;
+    return last;
+  };
+  return {
+    stats,
+    revert() {
+      if (released) return;
+      stats();
+      released = true;
+      held.release();
+    },
+  };
+}
+
+/** A single-value cgroup file; `none` is what the kernel shows and takes for "no limit". */
+export function valueFile(path: string, none?: string): LimitFile {
+  const dir = path.slice(0, path.lastIndexOf('/'));
+  const file = path.slice(path.lastIndexOf('/') + 1);
+  return {
+    key: path,
+    read() {
+      const s = readCgroupFile(dir, file);
+      if (s === null) throw new Error(`${path} is gone (the container stopped)`);
+      return s === none ? null : BigInt(s);
+    },
+    write: (v) => writeCgroupFile(path, v === null ? (none as string) : String(v)),
+    undo: (v) => ({ type: 'write-file', path, content: v === null ? (none as string) : String(v) }),
+  };
+}
+
+/** A per-device cgroup file (blkio.throttle.*): lines "MAJ:MIN value"; writing "MAJ:MIN 0" removes the rule. */
+export function deviceFile(path: string, device: string): LimitFile {
+  const dir = path.slice(0, path.lastIndexOf('/'));
+  const file = path.slice(path.lastIndexOf('/') + 1);
+  return {
+    key: `${path} ${device}`,
+    read() {
+      const s = readCgroupFile(dir, file);
+      if (s === null) throw new Error(`${path} is gone (the container stopped)`);
+      const line = s.split('\n').find((l) => l.startsWith(`${device} `));
+      return line ? BigInt(line.split(' ')[1] as string) : null;
+    },
+    write: (v) => writeCgroupFile(path, `${device} ${v ?? 0}`),
+    undo: (v) => ({ type: 'write-file', path, content: `${device} ${v ?? 0}` }),
+  };
+}
+
+/** The target's v1 directory of a controller, or a ChaosSpecError naming what is missing. */
+export function v1DirOf(kind: string, target: ResolvedTarget, controller: string): string {
+  try {
+    return cgroupV1Dir(target.pid, controller);
+  } catch (err) {
+    throw new ChaosSpecError(`chaos.inject(${kind})`, [
+      { field: 'target', value: target.name, expected: `a container in a cgroup v1 "${controller}" hierarchy (${(err as Error).message})` },
+    ]);
+  }
+}
