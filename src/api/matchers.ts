@@ -50,7 +50,7 @@ interface ChaosMatchers<R = unknown> {
 }
 
 declare module 'vitest' {
-  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+  // biome-ignore lint/suspicious/noExplicitAny: Vitest declares Matchers<T = any>; a merged declaration must match it
   interface Matchers<T = any> extends ChaosMatchers<T> {}
 }
 

@@ -109,7 +109,9 @@ export class NetnsForwarder {
     const h = Buffer.alloc(HEADER);
     h.writeUInt32BE(tag, 0);
     h.writeUInt8(proto === 'tcp' ? 1 : 0, 4);
-    ns.address.split('.').forEach((b, i) => h.writeUInt8(Number(b), 5 + i));
+    ns.address.split('.').forEach((b, i) => {
+      h.writeUInt8(Number(b), 5 + i);
+    });
     h.writeUInt16BE(ns.port, 9);
     h.writeUInt16BE(query.length, 11);
     return new Promise((resolve) => {

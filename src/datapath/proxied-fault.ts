@@ -5,13 +5,12 @@
 import { ChaosSpecError } from '../contracts/errors.js';
 import { TcpProxy } from './tcp-proxy.js';
 import type { ProxyPolicy } from './proxy-policy.js';
-import type { ConnectRuleStats } from '../kernel/connect-rules.js';
+import { applyConnectRules, type AppliedConnectRules, type ConnectRuleStats } from '../kernel/connect-rules.js';
 import type { ProxyCounters } from './tcp-proxy.js';
 import type { Journal } from '../journal/journal.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { PeerMatch } from '../kernel/peer-match.js';
 import type { ResolvedTarget } from '../targets/resolve-target.js';
-import { applyConnectRules } from '../kernel/connect-rules.js';
 import type { AppliedFault } from '../contracts/applied-fault.js';
 
 /** What the data path needs of a fault's context. */
@@ -59,7 +58,7 @@ export async function applyProxied<C extends Record<string, number>>(
     open: (relay) => policy.open(relay, proxy),
   });
   const listening = await proxy.listen();
-  let rules;
+  let rules: AppliedConnectRules;
   try {
     rules = applyConnectRules(ctx.kernel, target.cgroup, {
       action: 'redirect',

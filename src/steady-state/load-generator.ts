@@ -6,7 +6,7 @@
 import { Pool } from 'undici';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
-import { Recorder, type Sample } from './recorder.js';
+import type { Recorder, Sample } from './recorder.js';
 
 export interface LoadOptions {
   /** URL to GET (or `method`). Either this or `request`. */

@@ -12,7 +12,7 @@ export type ProbeSpec = {
 } & (
   | { http: { url: string; status?: number | number[]; body?: (text: string) => boolean } }
   | { tcp: { host: string; port: number } }
-  | { fn: (signal: AbortSignal) => Promise<boolean | void> }
+  | { fn: (signal: AbortSignal) => Promise<boolean | undefined> }
 );
 
 export async function runProbeOnce(p: ProbeSpec, signal: AbortSignal): Promise<void> {

@@ -59,7 +59,6 @@ export class Recorder {
   private readonly buckets: Bucket[] = [];
   private readonly phases = new Map<string, Bucket>();
   private phase = 'none';
-  private phaseStartMs = 0;
   private readonly phaseSpans = new Map<string, { startMs: number; endMs: number }>();
 
   /**
@@ -81,7 +80,6 @@ export class Recorder {
     const prev = this.phaseSpans.get(this.phase);
     if (prev) prev.endMs = now;
     this.phase = name;
-    this.phaseStartMs = now;
     this.phaseSpans.set(name, { startMs: now, endMs: now });
   }
 

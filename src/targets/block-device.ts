@@ -27,7 +27,7 @@ export interface MountEntry {
   superOptions: string;
 }
 
-const unescape = (s: string) => s.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+const unescapeOctal = (s: string) => s.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 
 export function parseMountinfo(text: string): MountEntry[] {
   const out: MountEntry[] = [];
@@ -36,7 +36,7 @@ export function parseMountinfo(text: string): MountEntry[] {
     if (sep < 0) continue;
     const f = line.slice(0, sep).split(' ');
     const [fsType = '', , superOptions = ''] = line.slice(sep + 3).split(' ');
-    if (f[2] && f[4]) out.push({ majorMinor: f[2], mountPoint: unescape(f[4]), fsType, superOptions });
+    if (f[2] && f[4]) out.push({ majorMinor: f[2], mountPoint: unescapeOctal(f[4]), fsType, superOptions });
   }
   return out;
 }
@@ -59,7 +59,7 @@ export function diskOf(pid: number, path: string): string {
   if (mount.fsType === 'overlay') {
     const upper = /(?:^|,)upperdir=([^,]+)/.exec(mount.superOptions)?.[1];
     if (!upper) throw new Error(`the overlay at ${mount.mountPoint} has no writable layer`);
-    return wholeDisk(majorMinor(statSync(unescape(upper), { bigint: true }).dev));
+    return wholeDisk(majorMinor(statSync(unescapeOctal(upper), { bigint: true }).dev));
   }
   return wholeDisk(mount.majorMinor);
 }

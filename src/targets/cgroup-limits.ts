@@ -7,7 +7,7 @@ import { ChaosSpecError } from '../contracts/errors.js';
 import type { UndoAction } from '../journal/journal.js';
 import { cgroupV1Dir, readCgroupFile, writeCgroupFile } from './cgroup-v1.js';
 import type { ResolvedTarget } from './resolve-target.js';
-import type { AppliedFault, FaultStats } from '../contracts/applied-fault.js';
+import type { AppliedFault } from '../contracts/applied-fault.js';
 import type { JournalSource } from '../journal/journal.js';
 
 export interface LimitFile {
@@ -55,7 +55,7 @@ export function tightenLimits(
     const errors: unknown[] = [];
     for (const file of [...done].reverse()) {
       const h = held.get(file.key);
-      if (!h || !h.layers.delete(token)) continue;
+      if (!h?.layers.delete(token)) continue;
       if (h.layers.size === 0) held.delete(file.key);
       try {
         file.write(effective(h));

@@ -96,7 +96,7 @@ export const processKill: FaultKind<'process-kill', typeof schema, ProcessKillSt
       await waitUntil(async () => {
         const info = await inspectOrNull(ctx.docker, target.id);
         if (info && !info.State.Running) containerExitCode = info.State.ExitCode;
-        return !info || !info.State.Running;
+        return !info?.State.Running;
       }, EXIT_WAIT_MS);
       ctx.resolver.forget(target.id);
     }
