@@ -4,7 +4,6 @@
 // gate (preflight-gate), steady load (steady-state/running-load) and the
 // experiment runner. Every fault is bound to the running Vitest test (reverted
 // when it ends, however it ends) and listed so revertAll() can undo the rest.
-import { getCurrentTest } from '@vitest/runner';
 import { randomSeed } from '../contracts/seed.js';
 import { runExperiment, validateExperiment, type ExperimentOptions } from '../experiment/experiment.js';
 import type { ExperimentResult } from '../experiment/result.js';
@@ -20,6 +19,7 @@ import { startLoad, type RunningLoad } from '../steady-state/running-load.js';
 import { BlastRadius } from '../targets/blast-radius.js';
 import { containerIdOf, TargetResolver, type ContainerRef } from '../targets/resolve-target.js';
 import { summarize } from '../experiment/describe.js';
+import { currentTest } from './current-test.js';
 import { PreflightGate } from './preflight-gate.js';
 import type { PreflightResult } from './preflight.js';
 import { TestSeeds } from './test-seeds.js';
@@ -103,7 +103,7 @@ export class Chaos {
    */
   async experiment(opts: ExperimentOptions<FaultSpec>): Promise<ExperimentResult> {
     validateExperiment(opts, this);
-    const test = getCurrentTest();
+    const test = currentTest();
     await this.gate.require(test);
     const result = await runExperiment(opts, {
       injector: this,
@@ -132,8 +132,8 @@ export class Chaos {
   /** Injects a fault; it is in force when the promise resolves. */
   async inject<K extends FaultKindName>(spec: SpecOf<K>): Promise<ActiveFault<StatsOf<K>>> {
     const { kind, params } = validateSpec(spec);
-    const test = getCurrentTest();
-    await this.gate.require(test);
+    const test = currentTest();
+    await this.gate.require(test, kind);
     const impl = faultKinds.get(kind)!;
     const where = `chaos.inject(${kind})`;
     // Before resolving: a target a dead run left paused or stopped is running again.

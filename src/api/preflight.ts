@@ -1,7 +1,10 @@
 // What the machine must have before a fault can be injected, and how to get it.
+// Detection is pure functions over facts (capabilities, kernel release, the engine's
+// /info and /version), so each case is unit-tested; gathering the facts is separate.
 import Docker from 'dockerode';
 import { existsSync, readFileSync } from 'node:fs';
-import { addonPath, bpfObjectPath } from '../kernel/addon.js';
+import { release } from 'node:os';
+import { bpfObjectPath, resolveAddon } from '../kernel/addon.js';
 import { findCgroup2Mount } from '../targets/cgroup-v2.js';
 
 export interface PreflightProblem {
@@ -13,6 +16,10 @@ export interface PreflightProblem {
 export interface PreflightResult {
   ok: boolean;
   problems: PreflightProblem[];
+  /** Kinds this kernel cannot run (kind -> why), while the others still work. */
+  kindsUnavailable?: Record<string, string>;
+  /** Why those kinds cannot run, which still can, and what to do. */
+  kernel?: PreflightProblem;
 }
 
 const CAP_NET_ADMIN = 12n;
@@ -25,7 +32,7 @@ export function effectiveCaps(status = readFileSync('/proc/self/status', 'utf8')
   return m ? BigInt(`0x${m[1]}`) : 0n;
 }
 
-export function checkCapabilities(caps: bigint): PreflightProblem | null {
+export function checkCapabilities(caps: bigint, uid = process.getuid?.() ?? 0): PreflightProblem | null {
   const missing = [
     ['CAP_BPF', CAP_BPF],
     ['CAP_NET_ADMIN', CAP_NET_ADMIN],
@@ -34,19 +41,155 @@ export function checkCapabilities(caps: bigint): PreflightProblem | null {
     .filter(([, bit]) => !(caps & (1n << (bit as bigint))))
     .map(([name]) => name as string);
   if (missing.length === 0) return null;
+  const who = uid === 0 ? 'root without every capability (a container or setpriv dropped them)' : `user ${uid}, not root`;
   return {
     requirement: 'privileges',
-    detail: `this process lacks ${missing.join(', ')}`,
-    fix: 'run the tests as root (sudo npx vitest) or grant the capabilities: sudo setcap cap_bpf,cap_net_admin,cap_sys_admin+ep $(which node)',
+    detail: `this process lacks ${missing.join(', ')} (${who}): eBPF programs, cgroups and qdiscs need them`,
+    fix:
+      uid === 0
+        ? 'run the tests as root with full capabilities (in a container: docker run --privileged --pid=host --cgroupns=host)'
+        : 'run the tests as root (sudo -E npx vitest run), or grant the capabilities: sudo setcap cap_bpf,cap_net_admin,cap_sys_admin+ep $(readlink -f $(which node))',
   };
 }
 
-/** Every object bpf/Makefile builds. */
+/** "6.1.0-18-amd64" -> [6, 1]; null when unreadable. */
+export function parseKernelRelease(rel: string): [number, number] | null {
+  const m = /^(\d+)\.(\d+)/.exec(rel);
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+/** The eBPF mechanisms, the oldest mainline kernel that has them, and the kinds built on them. */
+export const KERNEL_MECHANISMS: readonly { mechanism: string; since: [number, number]; kinds: readonly string[] }[] = [
+  { mechanism: 'cgroup_skb programs held by bpf_links', since: [5, 7], kinds: ['network-loss', 'network-partition'] },
+  {
+    mechanism: 'cgroup/connect4 and sockops programs held by bpf_links',
+    since: [5, 7],
+    kinds: ['network-latency', 'network-partition', 'network-reset', 'network-timeout', 'network-slow-close', 'http'],
+  },
+  { mechanism: 'cgroup/sendmsg4 and recvmsg4 programs held by bpf_links', since: [5, 7], kinds: ['dns'] },
+  { mechanism: 'tp_btf programs with bpf_send_signal', since: [5, 5], kinds: ['crash-on-syscall'] },
+  { mechanism: 'TCX links on the host-side veth', since: [6, 6], kinds: ['network-corrupt', 'network-duplicate'] },
+];
+
+/** Kinds that need no eBPF: cgroup v1/v2 files, HTB qdiscs, Docker, signals and processes. */
+export const KINDS_WITHOUT_EBPF = [
+  'network-bandwidth', 'cpu-throttle', 'cpu-stress', 'memory-stress', 'memory-limit', 'io-throttle', 'disk-fill',
+  'process-kill', 'container-pause', 'container-restart', 'container-stop',
+] as const;
+
+/**
+ * Kinds this kernel cannot run, from its release (mainline versions: a distribution
+ * kernel with backports may have more; then the fault's own load or attach error says so).
+ */
+export function kindsUnavailableOn(kernelRelease: string): Record<string, string> {
+  const v = parseKernelRelease(kernelRelease);
+  const out: Record<string, string> = {};
+  if (!v) return out;
+  for (const m of KERNEL_MECHANISMS) {
+    if (v[0] > m.since[0] || (v[0] === m.since[0] && v[1] >= m.since[1])) continue;
+    for (const kind of m.kinds) out[kind] ??= `kernel ${kernelRelease} predates ${m.mechanism} (Linux ${m.since.join('.')})`;
+  }
+  return out;
+}
+
+export function checkKernel(kernelRelease: string): PreflightProblem | null {
+  const unavailable = kindsUnavailableOn(kernelRelease);
+  const kinds = Object.keys(unavailable);
+  if (kinds.length === 0) return null;
+  const reasons = [...new Set(Object.values(unavailable))];
+  const working = KERNEL_MECHANISMS.flatMap((m) => m.kinds).filter((k) => !unavailable[k]);
+  return {
+    requirement: 'kernel',
+    detail:
+      `${reasons.join('; ')}: ${kinds.join(', ')} cannot run here. Still available: ` +
+      `${[...new Set([...working, ...KINDS_WITHOUT_EBPF])].join(', ')}`,
+    fix: 'use a machine with a newer kernel (Linux 6.6 or later runs every kind), e.g. Debian 13, Ubuntu 24.04, a current cloud image',
+  };
+}
+
+/** What the engine says of itself: the parts of GET /info and GET /version preflight reads. */
+export interface EngineFacts {
+  /** /info OperatingSystem, e.g. "Docker Desktop", "Debian GNU/Linux 12 (bookworm)". */
+  operatingSystem?: string;
+  /** /info KernelVersion: the kernel that runs the containers. */
+  kernelVersion?: string;
+  /** /info SecurityOptions, e.g. ["name=seccomp,profile=builtin", "name=rootless"]. */
+  securityOptions?: string[];
+  /** /version Components[].Name, e.g. ["Engine"] or ["Podman Engine"]. */
+  components?: string[];
+}
+
+export interface HostFacts {
+  platform: NodeJS.Platform;
+  /** os.release() of the kernel this process runs on. */
+  kernelRelease: string;
+  dockerHost?: string;
+}
+
+/** Why the containers are out of our reach (another kernel, rootless), or null. */
+export function checkEngine(engine: EngineFacts, host: HostFacts): PreflightProblem | null {
+  const podman = (engine.components ?? []).some((c) => /podman/i.test(c));
+  const name = podman ? 'Podman' : 'Docker';
+  const rootless = (engine.securityOptions ?? []).some((o) => /(^|,)name=rootless(,|$)/.test(o));
+  const desktop = /docker desktop/i.test(engine.operatingSystem ?? '') || /linuxkit/i.test(engine.kernelVersion ?? '');
+  if (host.platform !== 'linux' || desktop) {
+    return {
+      requirement: 'Docker engine on this kernel',
+      detail:
+        `${desktop ? 'Docker Desktop' : name} runs its engine in a VM${host.platform !== 'linux' ? ` (this is ${host.platform})` : ''}: ` +
+        'the containers\' cgroups and veths are in the VM\'s kernel, where this process cannot load eBPF programs',
+      fix:
+        'run the tests on Linux with Docker Engine on the same machine (a Linux CI runner or VM), or inside the VM: ' +
+        'docker run --privileged --pid=host --cgroupns=host -v /var/run/docker.sock:/var/run/docker.sock -v "$PWD":/w -w /w node:20 npx vitest run',
+    };
+  }
+  if (rootless) {
+    return {
+      requirement: 'rootful container engine',
+      detail:
+        `the ${name} engine is rootless: its containers' network is in the engine's own user and network namespace ` +
+        '(slirp4netns/pasta), with no host-side veth or bridge gateway here, and their cgroups belong to that user',
+      fix: podman
+        ? 'use rootful Podman (sudo systemctl start podman.socket; DOCKER_HOST=unix:///run/podman/podman.sock) or Docker Engine, and run the tests as root'
+        : 'use the rootful engine (sudo systemctl start docker; unset DOCKER_HOST or set DOCKER_HOST=unix:///var/run/docker.sock) and run the tests as root',
+    };
+  }
+  const hostKernel = host.kernelRelease;
+  if (engine.kernelVersion && hostKernel && engine.kernelVersion !== hostKernel) {
+    return {
+      requirement: 'Docker engine on this kernel',
+      detail:
+        `the engine${host.dockerHost ? ` at DOCKER_HOST=${host.dockerHost}` : ''} runs on kernel ${engine.kernelVersion}, ` +
+        `this process on ${hostKernel}: it is another machine or a VM, whose containers this process cannot reach`,
+      fix: 'use the local engine (unset DOCKER_HOST; start it with dockerd or systemctl start docker), or run the tests on the engine\'s machine',
+    };
+  }
+  return null;
+}
+
+export function checkBtf(hasVmlinuxBtf: boolean, kernelRelease: string): PreflightProblem | null {
+  if (hasVmlinuxBtf) return null;
+  return {
+    requirement: 'BTF',
+    detail: `/sys/kernel/btf/vmlinux is missing: kernel ${kernelRelease} was built without BTF, which the CO-RE eBPF objects need to load (no eBPF kind can run; ${KINDS_WITHOUT_EBPF.join(', ')} need none)`,
+    fix: 'use a kernel built with CONFIG_DEBUG_INFO_BTF=y (every current distribution kernel is: Debian 11+, Ubuntu 20.10+, RHEL 8.2+)',
+  };
+}
+
+/** Every object the package ships (bpf/Makefile builds them in a checkout). */
 const BPF_OBJECTS = ['netfilter', 'connect', 'crash', 'veth', 'dns'];
 
-/** Synchronous checks; the Docker check is separate because it needs the socket. */
+/** Synchronous checks; the engine's are separate because they need the socket. */
 export function preflightLocal(): PreflightProblem[] {
   const problems: PreflightProblem[] = [];
+  if (process.platform !== 'linux') {
+    problems.push({
+      requirement: 'Linux',
+      detail: `this is ${process.platform}: eBPF programs load into the kernel that runs the containers, and only Linux has them`,
+      fix: 'run the tests in a Linux VM or CI runner with Docker Engine, as root',
+    });
+    return problems;
+  }
   const caps = checkCapabilities(effectiveCaps());
   if (caps) problems.push(caps);
   if (!findCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'))) {
@@ -56,41 +199,62 @@ export function preflightLocal(): PreflightProblem[] {
       fix: 'mount it: mount -t cgroup2 none /sys/fs/cgroup/unified (hybrid hosts) or boot with systemd.unified_cgroup_hierarchy=1',
     });
   }
-  if (!existsSync('/sys/kernel/btf/vmlinux')) {
-    problems.push({
-      requirement: 'BTF',
-      detail: '/sys/kernel/btf/vmlinux is missing',
-      fix: 'use a kernel built with CONFIG_DEBUG_INFO_BTF=y (every current distribution kernel is)',
-    });
+  const btf = checkBtf(existsSync('/sys/kernel/btf/vmlinux'), release());
+  if (btf) problems.push(btf);
+  const kernel = checkKernel(release());
+  if (kernel) problems.push(kernel);
+  try {
+    resolveAddon();
+  } catch (err) {
+    problems.push({ requirement: 'native addon', detail: (err as Error).message, fix: 'see above' });
   }
-  if (!existsSync(addonPath) || BPF_OBJECTS.some((o) => !existsSync(bpfObjectPath(o)))) {
+  const missing = BPF_OBJECTS.filter((o) => !existsSync(bpfObjectPath(o)));
+  if (missing.length) {
     problems.push({
-      requirement: 'build',
-      detail: 'the native addon or the eBPF objects are not built',
-      fix: 'run `bash scripts/setup.sh` (or `npm run build` once clang, libbpf-dev and bpftool are installed)',
+      requirement: 'eBPF objects',
+      detail: `${missing.map((o) => `bpf/${o}.bpf.o`).join(', ')} missing (the package ships them; a checkout builds them)`,
+      fix: 'in a checkout: `bash scripts/setup.sh` (or `npm run build` once clang, llvm, libbpf-dev and bpftool are installed)',
     });
   }
   return problems;
 }
 
+export async function engineFacts(docker: Docker): Promise<EngineFacts> {
+  const [info, version] = await Promise.all([
+    docker.info() as Promise<{ OperatingSystem?: string; KernelVersion?: string; SecurityOptions?: string[] }>,
+    docker.version().catch(() => ({}) as { Components?: { Name: string }[] }),
+  ]);
+  return {
+    operatingSystem: info.OperatingSystem,
+    kernelVersion: info.KernelVersion,
+    securityOptions: info.SecurityOptions,
+    components: ((version as { Components?: { Name: string }[] }).Components ?? []).map((c) => c.Name),
+  };
+}
+
 export async function preflightDocker(docker = new Docker()): Promise<PreflightProblem | null> {
+  let facts: EngineFacts;
   try {
     await docker.ping();
-    return null;
+    facts = await engineFacts(docker);
   } catch (err) {
     return {
       requirement: 'Docker engine',
       detail: `no Docker engine answers (${(err as Error).message})`,
-      fix: 'start one: `dockerd &` (or `bash scripts/setup.sh`, which installs and starts it), or set DOCKER_HOST',
+      fix: 'start one: `dockerd &` or `systemctl start docker` (in a checkout: `bash scripts/setup.sh`, which installs and starts it), or set DOCKER_HOST',
     };
   }
+  return checkEngine(facts, { platform: process.platform, kernelRelease: release(), dockerHost: process.env.DOCKER_HOST });
 }
 
 export async function preflight(): Promise<PreflightResult> {
-  const problems = preflightLocal();
+  const all = preflightLocal();
   const docker = await preflightDocker();
-  if (docker) problems.push(docker);
-  return { ok: problems.length === 0, problems };
+  if (docker) all.push(docker);
+  // An old kernel blocks only the kinds it lacks; everything else is a blocker.
+  const problems = all.filter((p) => p.requirement !== 'kernel');
+  const kindsUnavailable = process.platform === 'linux' ? kindsUnavailableOn(release()) : {};
+  return { ok: problems.length === 0, problems, kindsUnavailable, kernel: all.find((p) => p.requirement === 'kernel') };
 }
 
 export function formatPreflight(r: PreflightResult): string {

@@ -56,6 +56,7 @@ export function chaos(options: ChaosPluginOptions = {}): Plugin {
             result.problems.map((p) => `  - ${p.requirement}: ${p.detail}\n    fix: ${p.fix}`).join('\n'),
         );
       }
+      if (result.kernel) log.warn(`vitest-chaos: tests that inject these kinds will be skipped: ${result.kernel.detail}\n    fix: ${result.kernel.fix}`);
       project.provide('vitestChaos', { allowTargets: options.allowTargets ?? [], seed, preflight: result });
     },
   };

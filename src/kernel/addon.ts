@@ -1,6 +1,5 @@
 // The native addon, loaded once per process (or worker thread) on first use.
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -37,23 +36,50 @@ export interface NativeAddon {
 /** The package root: two levels up from src/kernel or dist/kernel. */
 export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-export const addonPath = join(packageRoot, 'build', 'Release', 'vitest_chaos.node');
-
 export function bpfObjectPath(name: string): string {
   return join(packageRoot, 'bpf', `${name}.bpf.o`);
+}
+
+/** Debian/Ubuntu packages, then Fedora/RHEL ones, for a source build of the addon. */
+export const SOURCE_BUILD_PACKAGES = 'apt-get install -y g++ make python3 libbpf-dev libelf-dev zlib1g-dev (Fedora/RHEL: dnf install gcc-c++ make python3 libbpf-devel elfutils-libelf-devel zlib-devel)';
+
+const require = createRequire(import.meta.url);
+
+interface NodeGypBuild {
+  (dir: string): unknown;
+  resolve(dir: string): string;
+}
+
+/**
+ * Where the addon is: a source build (build/Release) first, then the prebuild for this
+ * platform (prebuilds/linux-x64/), as node-gyp-build resolves it. Throws what to do if neither.
+ */
+export function resolveAddon(): string {
+  try {
+    return (require('node-gyp-build') as NodeGypBuild).resolve(packageRoot);
+  } catch (err) {
+    throw new Error(
+      `vitest-chaos: no native addon for ${process.platform}-${process.arch} in ${packageRoot} ` +
+        `(${(err as Error).message.split('\n')[0]}). The package ships one prebuilt for linux-x64 (glibc); elsewhere build it ` +
+        `from source: ${SOURCE_BUILD_PACKAGES}, then \`npm rebuild vitest-chaos --build-from-source\` ` +
+        '(in a checkout: `bash scripts/setup.sh`).',
+    );
+  }
 }
 
 let cached: NativeAddon | undefined;
 
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
-  if (!existsSync(addonPath)) {
+  const path = resolveAddon();
+  try {
+    cached = require(path) as NativeAddon;
+  } catch (err) {
     throw new Error(
-      `vitest-chaos: the native addon is not built (${addonPath} is missing). ` +
-        'Run `bash scripts/setup.sh` (or `npm run build:native` once libbpf-dev is installed).',
+      `vitest-chaos: the native addon ${path} does not load: ${(err as Error).message}. ` +
+        `It needs libelf.so.1 (apt-get install -y libelf1; dnf install elfutils-libelf) and glibc >= 2.36 when prebuilt; ` +
+        `or build it here: ${SOURCE_BUILD_PACKAGES}, then \`npm rebuild vitest-chaos --build-from-source\`.`,
     );
   }
-  const require = createRequire(import.meta.url);
-  cached = require(addonPath) as NativeAddon;
   return cached;
 }

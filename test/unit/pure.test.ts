@@ -36,8 +36,8 @@ describe('seeds', () => {
 
 describe('preflight', () => {
   it('names the capabilities that are missing and how to get them', () => {
-    const p = checkCapabilities(0n);
-    expect(p?.detail).toBe('this process lacks CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN');
+    const p = checkCapabilities(0n, 1000);
+    expect(p?.detail).toMatch(/^this process lacks CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN \(user 1000, not root\)/);
     expect(p?.fix).toMatch(/sudo/);
     expect(checkCapabilities((1n << 39n) | (1n << 12n) | (1n << 21n))).toBeNull();
     expect(effectiveCaps('Name:\tnode\nCapEff:\t000001ffffffffff\n')).toBe(0x1ffffffffffn);

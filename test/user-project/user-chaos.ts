@@ -1,0 +1,56 @@
+// A user's chaos test (copied as chaos.test.ts), run by test/integration/package.test.ts in a project that installed
+// the packed tarball. The second test proves the first one's fault ended with it.
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { chaos } from 'vitest-chaos';
+
+const N = 1000;
+let server: StartedTestContainer;
+let ip: string;
+
+async function echoRound(count: number): Promise<number> {
+  const sock = dgram.createSocket('udp4');
+  const seen = new Set<number>();
+  sock.on('message', (msg) => seen.add(Number(msg.toString().split(':')[1])));
+  sock.bind(0);
+  await once(sock, 'listening');
+  for (let i = 0; i < count; i++) {
+    sock.send(`u:${i}`, 9000, ip);
+    if (i % 5 === 4) await sleep(1);
+  }
+  await sleep(500);
+  sock.close();
+  return count - seen.size;
+}
+
+beforeAll(async () => {
+  server = await new GenericContainer('vitest-chaos/http-server:latest')
+    .withLabels({ 'vitest-chaos.test': 'user-project', 'vitest-chaos.run': process.env.VC_RUN_ID ?? String(process.pid) })
+    .withWaitStrategy(Wait.forLogMessage(/listening http=/))
+    .start();
+  ip = server.getIpAddress(server.getNetworkNames()[0]!);
+  expect(await echoRound(200)).toBe(0); // baseline, and ARP settled
+});
+afterAll(() => server?.stop());
+
+it('loses half the packets the server receives under network-loss', async () => {
+  const fault = await chaos.inject({ kind: 'network-loss', target: server, percent: 50, direction: 'ingress', seed: 5 });
+  const lost = await echoRound(N);
+  const stats = fault.stats();
+  console.log(`USER-RESULT during ${JSON.stringify({ lost, sent: N, ...stats })}`);
+  expect(lost).toBeGreaterThan(N * 0.4);
+  expect(lost).toBeLessThan(N * 0.6);
+  expect(stats.ingressDropped).toBe(lost);
+  // no revert: the fault ends with this test
+});
+
+it('starts with the previous test\'s fault gone', async () => {
+  const active = chaos.activeFaults().length;
+  const lost = await echoRound(N);
+  console.log(`USER-RESULT after ${JSON.stringify({ lost, sent: N, active })}`);
+  expect(active).toBe(0);
+  expect(lost).toBe(0);
+});
