@@ -96,7 +96,7 @@ if (missing.length) {
   fail([`${why}; missing: ${missing.map((m) => m[0]).join(', ')}.`,
     `Install them (Debian/Ubuntu): ${APT} ${missing.map((m) => m[1]).join(' ')}`,
     `               (Fedora/RHEL): ${DNF} ${missing.map((m) => m[2]).join(' ')}`,
-    'then: npm rebuild vitest-chaos --build-from-source']);
+    'then: VITEST_CHAOS_BUILD_FROM_SOURCE=1 npm rebuild vitest-chaos']);
 }
 console.log(`vitest-chaos: building the native addon from source (${why})`);
 const run = (cmd, args) => {

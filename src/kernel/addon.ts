@@ -61,7 +61,7 @@ export function resolveAddon(): string {
     throw new Error(
       `vitest-chaos: no native addon for ${process.platform}-${process.arch} in ${packageRoot} ` +
         `(${(err as Error).message.split('\n')[0]}). The package ships one prebuilt for linux-x64 (glibc); elsewhere build it ` +
-        `from source: ${SOURCE_BUILD_PACKAGES}, then \`npm rebuild vitest-chaos --build-from-source\` ` +
+        `from source: ${SOURCE_BUILD_PACKAGES}, then \`VITEST_CHAOS_BUILD_FROM_SOURCE=1 npm rebuild vitest-chaos\` ` +
         '(in a checkout: `bash scripts/setup.sh`).',
     );
   }
@@ -78,7 +78,7 @@ export function loadAddon(): NativeAddon {
     throw new Error(
       `vitest-chaos: the native addon ${path} does not load: ${(err as Error).message}. ` +
         `It needs libelf.so.1 (apt-get install -y libelf1; dnf install elfutils-libelf) and glibc >= 2.36 when prebuilt; ` +
-        `or build it here: ${SOURCE_BUILD_PACKAGES}, then \`npm rebuild vitest-chaos --build-from-source\`.`,
+        `or build it here: ${SOURCE_BUILD_PACKAGES}, then \`VITEST_CHAOS_BUILD_FROM_SOURCE=1 npm rebuild vitest-chaos\`.`,
     );
   }
   return cached;

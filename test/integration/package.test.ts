@@ -192,18 +192,20 @@ describe.each(PROJECTS)('a user project on vitest $vitest, testcontainers $testc
       }
       const report = existsSync(join(dir, 'report.json')) ? JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) : null;
       const results = (report?.testResults?.[0]?.assertionResults ?? []) as { title: string; status: string; failureMessages: string[] }[];
-      const line = (tag: string) => {
+      const line = <T>(tag: string) => {
         const m = new RegExp(`USER-RESULT ${tag} (\\{.*\\})`).exec(out);
-        return m ? (JSON.parse(m[1]!) as Record<string, number>) : null;
+        return m ? (JSON.parse(m[1]!) as T) : null;
       };
-      const during = line('during');
-      const after = line('after');
+      const during = line<Record<string, number>>('during');
+      const after = line<{ rounds: number[]; sent: number; active: number }>('after');
       console.info(`vitest ${version}: ${results.map((r) => `${r.title}: ${r.status}`).join('; ')}\n  during the fault ${JSON.stringify(during)}\n  next test ${JSON.stringify(after)}`);
       if (results.some((r) => r.status !== 'passed') || results.length !== 2) console.info(out);
       expect(results.map((r) => r.status)).toEqual(['passed', 'passed']);
       expect(during?.lost).toBeGreaterThan(400);
       expect(during?.ingressDropped).toBe(during?.lost);
-      expect(after).toEqual({ lost: 0, sent: 1000, active: 0 });
+      expect(after?.active).toBe(0);
+      // 50% loss left over would lose about 500 of 1000 in every round
+      expect(Math.min(...(after?.rounds ?? [Number.NaN]))).toBeLessThanOrEqual(10);
     },
     300_000,
   );
