@@ -201,11 +201,11 @@ describe.each(PROJECTS)('a user project on vitest $vitest, testcontainers $testc
       console.info(`vitest ${version}: ${results.map((r) => `${r.title}: ${r.status}`).join('; ')}\n  during the fault ${JSON.stringify(during)}\n  next test ${JSON.stringify(after)}`);
       if (results.some((r) => r.status !== 'passed') || results.length !== 2) console.info(out);
       expect(results.map((r) => r.status)).toEqual(['passed', 'passed']);
-      expect(during?.lost).toBeGreaterThan(400);
-      expect(during?.ingressDropped).toBe(during?.lost);
+      expect(during?.ingressDropped).toBeGreaterThan(400 * 0.9 * 0.4);
+      expect(during?.lost).toBeGreaterThanOrEqual(during?.ingressDropped ?? Number.NaN);
       expect(after?.active).toBe(0);
-      // 50% loss left over would lose about 500 of 1000 in every round
-      expect(Math.min(...(after?.rounds ?? [Number.NaN]))).toBeLessThanOrEqual(10);
+      // 50% loss left over would lose about 200 of 400 in every round
+      expect(Math.min(...(after?.rounds ?? [Number.NaN]))).toBeLessThan(40);
     },
     300_000,
   );
