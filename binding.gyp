@@ -3,7 +3,7 @@
     {
       "target_name": "vitest_chaos",
       "sources": ["native/addon.cc"],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "bpf"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "libraries": ["-lbpf", "-lelf", "-lz"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_cc!": ["-fno-exceptions"],

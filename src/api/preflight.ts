@@ -42,7 +42,7 @@ export function checkCapabilities(caps: bigint): PreflightProblem | null {
 }
 
 /** Every object bpf/Makefile builds. */
-const BPF_OBJECTS = ['netfilter', 'connect', 'crash', 'veth', 'dns'];
+const BPF_OBJECTS = ['packet-drop', 'connect', 'syscall-signal', 'veth', 'dns'];
 
 /** Synchronous checks; the Docker check is separate because it needs the socket. */
 export function preflightLocal(): PreflightProblem[] {
