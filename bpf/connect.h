@@ -11,13 +11,13 @@ enum vc_conn_action {
 };
 
 struct vc_conn_rule {
-	__u32 action;          /* enum vc_conn_action */
-	__be32 peer_addr;      /* IPv4 */
-	__be32 peer_mask;      /* 0 = any destination */
-	__u16 port;            /* destination port; 0 = any */
+	__u32 action;     /* enum vc_conn_action */
+	__be32 peer_addr; /* IPv4 */
+	__be32 peer_mask; /* 0 = any destination */
+	__u16 port;       /* destination port; 0 = any */
 	__be16 redirect_port;
 	__be32 redirect_addr;
-	__u32 tcp_only;        /* 1: leave UDP and raw sockets alone */
+	__u32 tcp_only; /* 1: leave UDP and raw sockets alone */
 	/* Of several matching redirects, the connection goes to the proxy of the
 	 * lowest rank (then slot) first; the proxies pass it on in the same order. */
 	__u32 rank;

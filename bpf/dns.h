@@ -15,9 +15,10 @@ struct vc_dns_rule {
 };
 
 struct vc_dns_stats {
-	__u64 connects_redirected; /* connect(2) to the nameserver: TCP, and UDP as glibc and c-ares use it */
-	__u64 sends_redirected;    /* sendto/sendmsg on unconnected UDP sockets */
-	__u64 replies_rewritten;   /* recvmsg source set back to the nameserver */
+	/* connect(2) to the nameserver: TCP, and UDP as glibc and c-ares use it */
+	__u64 connects_redirected;
+	__u64 sends_redirected;  /* sendto/sendmsg on unconnected UDP sockets */
+	__u64 replies_rewritten; /* recvmsg source set back to the nameserver */
 };
 
 #endif

@@ -75,13 +75,13 @@ static __always_inline int filter(struct __sk_buff *skb, __u32 dir)
 }
 
 SEC("cgroup_skb/ingress")
-int vc_ingress(struct __sk_buff *skb)
+int vc_drop_ingress(struct __sk_buff *skb)
 {
 	return filter(skb, VC_PKT_INGRESS);
 }
 
 SEC("cgroup_skb/egress")
-int vc_egress(struct __sk_buff *skb)
+int vc_drop_egress(struct __sk_buff *skb)
 {
 	return filter(skb, VC_PKT_EGRESS);
 }

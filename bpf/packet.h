@@ -16,8 +16,8 @@ enum vc_pkt_flags {
 };
 
 struct vc_pkt_rule {
-	__u32 flags;     /* enum vc_pkt_flags */
-	__u32 threshold; /* act when the 32-bit draw is below this */
+	__u32 flags;      /* enum vc_pkt_flags */
+	__u32 threshold;  /* act when the 32-bit draw is below this */
 	__be32 peer_addr; /* with peer_mask */
 	__be32 peer_mask; /* 0 matches every peer (and non-IPv4) */
 	__u16 port;       /* 0 = any; matches source or destination port */
@@ -42,7 +42,8 @@ struct vc_pkt {
 
 /* Reads the IPv4 header at l3 (0 on cgroup_skb, after Ethernet on tc). The
  * payload bounds cost one more load for TCP: only callers that need them ask. */
-static __always_inline void vc_parse_ipv4(struct __sk_buff *skb, __u32 l3, struct vc_pkt *p, bool payload)
+static __always_inline void vc_parse_ipv4(struct __sk_buff *skb, __u32 l3, struct vc_pkt *p,
+                                          bool payload)
 {
 	struct iphdr iph;
 	__u32 l4, end;
@@ -83,7 +84,8 @@ static __always_inline void vc_parse_ipv4(struct __sk_buff *skb, __u32 l3, struc
 }
 
 /* dir: VC_PKT_INGRESS or VC_PKT_EGRESS, in the container's view. */
-static __always_inline bool vc_pkt_matches(const struct vc_pkt_rule *r, const struct vc_pkt *p, __u32 dir)
+static __always_inline bool vc_pkt_matches(const struct vc_pkt_rule *r, const struct vc_pkt *p,
+                                           __u32 dir)
 {
 	if (!(r->flags & dir))
 		return false;

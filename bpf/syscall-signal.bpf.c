@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* syscall-signal (the crash-on-syscall fault): a signal (SIGKILL by default) to a process of a target
- * cgroup when it enters a given syscall. One tp_btf program for every target:
- * it runs on every syscall of the machine while attached, so the first test is
- * one hash lookup on the caller's cgroup id; processes outside the target
- * cgroups go on untouched. The syscall itself still runs (no program type that
- * can skip it loads here): the signal is delivered on the way back to user space. */
+/* syscall-signal (the crash-on-syscall fault): a signal (SIGKILL by default) to a process of a
+ * target cgroup when it enters a given syscall. One tp_btf program for every target: it runs on
+ * every syscall of the machine while attached, so the first test is one hash lookup on the caller's
+ * cgroup id; processes outside the target cgroups go on untouched. The syscall itself still runs
+ * (no program type that can skip it loads here): the signal is delivered on the way back to user
+ * space. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "syscall-signal.h"

@@ -48,7 +48,8 @@ static __always_inline bool offloaded(struct __sk_buff *ctx)
 
 /* Flips one payload byte with a non-zero mask. Nothing is fixed afterwards:
  * the L4 checksum (computed or still to be computed) stays as it was. */
-static __always_inline bool corrupt(struct __sk_buff *skb, const struct vc_pkt *p, struct vc_veth_stats *s)
+static __always_inline bool corrupt(struct __sk_buff *skb, const struct vc_pkt *p,
+                                    struct vc_veth_stats *s)
 {
 	__u32 off = p->payload_off + vc_draw(&s->rng) % p->payload_len;
 	__u8 b;
@@ -121,7 +122,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 					__sync_fetch_and_add(&s->ingress_offloaded, 1);
 			}
 		} else if ((r->flags & VC_PKT_DUPLICATE) && !duplicated &&
-			   ((r->flags & VC_PKT_ALL) || vc_draw(&s->rng) < r->threshold)) {
+		           ((r->flags & VC_PKT_ALL) || vc_draw(&s->rng) < r->threshold)) {
 			hit = duplicated = duplicate(skb, dir);
 		}
 		if (hit) {

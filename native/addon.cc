@@ -90,9 +90,11 @@ class Link : public Napi::ObjectWrap<Link> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "BpfLink",
-                       {InstanceMethod("destroy", &Link::Destroy),
-                        InstanceAccessor("id", &Link::Id, nullptr),
-                        InstanceAccessor("alive", &Link::Alive, nullptr)});
+                       {
+                           InstanceMethod("destroy", &Link::Destroy),
+                           InstanceAccessor("id", &Link::Id, nullptr),
+                           InstanceAccessor("alive", &Link::Alive, nullptr),
+                       });
   }
 
   explicit Link(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Link>(info) {
@@ -153,18 +155,20 @@ class Object : public Napi::ObjectWrap<Object> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "BpfObject",
-                       {InstanceMethod("attachCgroup", &Object::AttachCgroup),
-                        InstanceMethod("attachTcx", &Object::AttachTcx),
-                        InstanceMethod("attach", &Object::Attach),
-                        InstanceMethod("mapUpdate", &Object::MapUpdate),
-                        InstanceMethod("mapLookup", &Object::MapLookup),
-                        InstanceMethod("mapDelete", &Object::MapDelete),
-                        InstanceMethod("mapKeys", &Object::MapKeys),
-                        InstanceMethod("programs", &Object::Programs),
-                        InstanceMethod("maps", &Object::Maps),
-                        InstanceMethod("structLayout", &Object::StructLayout),
-                        InstanceMethod("enums", &Object::Enums),
-                        InstanceMethod("close", &Object::Close)});
+                       {
+                           InstanceMethod("attachCgroup", &Object::AttachCgroup),
+                           InstanceMethod("attachTcx", &Object::AttachTcx),
+                           InstanceMethod("attach", &Object::Attach),
+                           InstanceMethod("mapUpdate", &Object::MapUpdate),
+                           InstanceMethod("mapLookup", &Object::MapLookup),
+                           InstanceMethod("mapDelete", &Object::MapDelete),
+                           InstanceMethod("mapKeys", &Object::MapKeys),
+                           InstanceMethod("programs", &Object::Programs),
+                           InstanceMethod("maps", &Object::Maps),
+                           InstanceMethod("structLayout", &Object::StructLayout),
+                           InstanceMethod("enums", &Object::Enums),
+                           InstanceMethod("close", &Object::Close),
+                       });
   }
 
   // new BpfObject(path): open and load (verify) every program of the object.
@@ -217,8 +221,8 @@ class Object : public Napi::ObjectWrap<Object> {
     if (!v.IsBuffer()) throw Napi::TypeError::New(env, std::string(what) + ": expected a Buffer");
     auto b = v.As<Napi::Buffer<uint8_t>>();
     if (b.Length() != want)
-      throw Napi::RangeError::New(env, std::string(what) + ": expected " + std::to_string(want) + " bytes, got " +
-                                           std::to_string(b.Length()));
+      throw Napi::RangeError::New(
+          env, std::string(what) + ": expected " + std::to_string(want) + " bytes, got " + std::to_string(b.Length()));
     return b;
   }
 
@@ -303,7 +307,8 @@ class Object : public Napi::ObjectWrap<Object> {
     struct bpf_map *m = Map(env, info[0]);
     auto k = Buf(env, info[1], bpf_map__key_size(m), "key");
     auto v = Buf(env, info[2], bpf_map__value_size(m), "value");
-    __u64 flags = info.Length() > 3 && info[3].IsNumber() ? static_cast<__u64>(info[3].As<Napi::Number>().Int64Value()) : static_cast<__u64>(BPF_ANY);
+    __u64 flags = info.Length() > 3 && info[3].IsNumber() ? static_cast<__u64>(info[3].As<Napi::Number>().Int64Value())
+                                                          : static_cast<__u64>(BPF_ANY);
     if (bpf_map_update_elem(bpf_map__fd(m), k.Data(), v.Data(), flags) != 0)
       ThrowErrno(env, std::string("bpf_map_update_elem(") + bpf_map__name(m) + ")", errno);
     return env.Undefined();
