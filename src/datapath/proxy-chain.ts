@@ -10,11 +10,20 @@
 // source address (a host may rewrite it) nor on the order of accept and connect.
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import type { OriginalDestination, Route } from './tcp-proxy.js';
 
 export interface Hop {
   address: string;
   port: number;
+}
+
+/** Where an accepted connection goes: its original destination, reached directly or through further proxies. */
+export interface Route {
+  /** Where the target was connecting (what the policy sees as relay.dst). */
+  readonly dst: Hop;
+  /** Proxies of other faults still on the way to dst. */
+  readonly hops: number;
+  /** Opens a socket towards dst (through the next proxy when faults are stacked). */
+  connect(opts: { allowHalfOpen: boolean }): net.Socket;
 }
 
 export interface ChainMember {
@@ -62,7 +71,7 @@ export function chainAfter(cgroupId: bigint, slots: readonly number[], head: num
 }
 
 /** Where a relay's upstream sockets go: the destination, or the next proxy of the chain. */
-export function routeThrough(dst: OriginalDestination, rest: readonly Hop[]): Route {
+export function routeThrough(dst: Hop, rest: readonly Hop[]): Route {
   return {
     dst,
     hops: rest.length,

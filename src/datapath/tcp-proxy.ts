@@ -7,21 +7,13 @@
 // are this one core.
 import net from 'node:net';
 import { once } from 'node:events';
-import { readHop } from './proxy-chain.js';
+import { readHop, type Route } from './proxy-chain.js';
+
+export type { Route };
 
 export interface OriginalDestination {
   address: string;
   port: number;
-}
-
-/** Where an accepted connection goes: its original destination, reached directly or through further proxies. */
-export interface Route {
-  /** Where the target was connecting (what the policy sees as relay.dst). */
-  readonly dst: OriginalDestination;
-  /** Proxies of other faults still on the way to dst. */
-  readonly hops: number;
-  /** Opens a socket towards dst (through the next proxy when faults are stacked). */
-  connect(opts: { allowHalfOpen: boolean }): net.Socket;
 }
 
 /** 'up': what the target sends; 'down': what comes back to it. */
