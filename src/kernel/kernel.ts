@@ -3,8 +3,7 @@
 // once keeps inject() to a map update plus, for a new cgroup, one attach.
 import { endianness } from 'node:os';
 import { loadAddon } from './addon.js';
-import type { BpfConstant } from './bpf-types.js';
-import { BPF_CONSTANTS } from './bpf-types.js';
+import { BPF_CONSTANTS, type BpfConstant } from './bpf-types.js';
 import { SlottedPrograms } from './slotted-programs.js';
 import { structCodec, type StructCodec } from './struct-codec.js';
 import { SyscallSignalPrograms } from './syscall-signal-programs.js';
