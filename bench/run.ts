@@ -152,7 +152,7 @@ async function run(): Promise<void> {
     let bpfRuns = 0;
     let requestsAttached = 0;
     const measureAttached = async (timed = false) => {
-      const detachNf = kernel().netfilter.attachIdle(resolved.cgroup.directory, resolved.cgroup.id);
+      const detachNf = kernel().packetDrop.attachIdle(resolved.cgroup.directory, resolved.cgroup.id);
       const detachConn = kernel().connect.attachIdle(resolved.cgroup.directory, resolved.cgroup.id);
       try {
         if (!timed) {

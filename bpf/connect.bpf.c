@@ -46,12 +46,18 @@ struct {
 	__type(value, struct vc_flow);
 } flows SEC(".maps");
 
+/* Every matching slot counts the connection. A reject wins over redirects
+ * (the connection fails whatever else would happen to it). Redirects stack:
+ * the connection goes to the proxy of the lowest (rank, slot) and the flow
+ * record names every matching slot, so that proxy passes it through the
+ * others' proxies in turn and every data-path fault on it is in force. */
 SEC("cgroup/connect4")
 int vc_connect4(struct bpf_sock_addr *ctx)
 {
 	__u64 cgid = bpf_get_current_cgroup_id();
 	__u32 *mask = bpf_map_lookup_elem(&conn_slots, &cgid);
-	__u32 daddr, dport;
+	__u32 daddr, dport, redirects = 0, first = 0, first_rank = 0;
+	__u32 to_addr = 0, to_port = 0;
 
 	if (!mask || !*mask)
 		return 1;
@@ -84,20 +90,38 @@ int vc_connect4(struct bpf_sock_addr *ctx)
 			return 0; /* connect() fails with EPERM at once */
 		}
 		if (r->action == VC_CONN_REDIRECT) {
-			__u64 cookie = bpf_get_socket_cookie(ctx);
-			struct vc_flow f = {
-				.cgroup_id = cgid,
-				.slot = slot,
-				.orig_addr = daddr,
-				.orig_port = (__u16)ctx->user_port,
-			};
-			if (bpf_map_update_elem(&pending, &cookie, &f, BPF_ANY) == 0) {
-				ctx->user_ip4 = r->redirect_addr;
-				ctx->user_port = r->redirect_port;
-				__sync_fetch_and_add(&s->redirected, 1);
+			if (!redirects || r->rank < first_rank) {
+				first = slot;
+				first_rank = r->rank;
+				to_addr = r->redirect_addr;
+				to_port = r->redirect_port;
 			}
-			return 1;
+			redirects |= 1u << slot;
 		}
+	}
+	if (!redirects)
+		return 1;
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct vc_flow f = {
+		.cgroup_id = cgid,
+		.slot = first,
+		.orig_addr = daddr,
+		.orig_port = (__u16)ctx->user_port,
+		.slots = redirects,
+	};
+	if (bpf_map_update_elem(&pending, &cookie, &f, BPF_ANY) != 0)
+		return 1;
+	ctx->user_ip4 = to_addr;
+	ctx->user_port = to_port;
+	for (__u32 slot = 0; slot < VC_MAX_SLOTS; slot++) {
+		struct vc_slot_key key = { .cgroup_id = cgid, .slot = slot };
+		struct vc_conn_stats *s;
+
+		if (!(redirects & (1u << slot)))
+			continue;
+		s = bpf_map_lookup_elem(&conn_stats, &key);
+		if (s)
+			__sync_fetch_and_add(&s->redirected, 1);
 	}
 	return 1;
 }

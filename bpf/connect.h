@@ -5,17 +5,22 @@
 
 #include "common.h"
 
-#define VC_CONN_REJECT 1u
-#define VC_CONN_REDIRECT 2u
+enum vc_conn_action {
+	VC_CONN_REJECT = 1u,
+	VC_CONN_REDIRECT = 2u,
+};
 
 struct vc_conn_rule {
-	__u32 action;        /* VC_CONN_* */
-	__u32 peer_addr;     /* IPv4 network order */
-	__u32 peer_mask;     /* network order; 0 = any destination */
-	__u16 port;          /* destination port, host order; 0 = any */
-	__u16 redirect_port; /* network order */
-	__u32 redirect_addr; /* network order */
-	__u32 tcp_only;      /* 1: leave UDP and raw sockets alone */
+	__u32 action;     /* enum vc_conn_action */
+	__be32 peer_addr; /* IPv4 */
+	__be32 peer_mask; /* 0 = any destination */
+	__u16 port;       /* destination port; 0 = any */
+	__be16 redirect_port;
+	__be32 redirect_addr;
+	__u32 tcp_only; /* 1: leave UDP and raw sockets alone */
+	/* Of several matching redirects, the connection goes to the proxy of the
+	 * lowest rank (then slot) first; the proxies pass it on in the same order. */
+	__u32 rank;
 };
 
 struct vc_conn_stats {
@@ -27,17 +32,21 @@ struct vc_conn_stats {
 /* Where a redirected connection was going, looked up by the proxy by the
  * client's address as it sees it on accept(). */
 struct vc_flow_key {
-	__u32 addr; /* client IPv4, network order */
-	__u32 port; /* client port, host order */
+	__be32 addr; /* client IPv4 */
+	__u32 port;  /* client port */
 };
 
 struct vc_flow {
 	__u64 cgroup_id;
-	__u32 slot;
-	__u32 orig_addr; /* network order */
-	__u16 orig_port; /* network order */
+	__u32 slot; /* the slot whose proxy got the connection */
+	__be32 orig_addr;
+	__be16 orig_port;
 	__u16 pad;
-	__u32 pad2;
+	__u32 slots; /* bitmask of every redirect slot that matched: the proxies chain them */
 };
+
+#ifdef __bpf__
+VC_EXPORT_ENUM(vc_conn_action);
+#endif
 
 #endif

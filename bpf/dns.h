@@ -7,17 +7,18 @@
 #include "common.h"
 
 struct vc_dns_rule {
-	__u32 ns_addr;       /* the nameserver the target asks, IPv4 network order (127.0.0.11) */
-	__u16 ns_port;       /* network order (53) */
-	__u16 redirect_port; /* our fake resolver, network order */
-	__u32 redirect_addr; /* network order */
+	__be32 ns_addr;       /* the nameserver the target asks (127.0.0.11) */
+	__be16 ns_port;       /* 53 */
+	__be16 redirect_port; /* our fake resolver */
+	__be32 redirect_addr;
 	__u32 pad;
 };
 
 struct vc_dns_stats {
-	__u64 connects_redirected; /* connect(2) to the nameserver: TCP, and UDP as glibc and c-ares use it */
-	__u64 sends_redirected;    /* sendto/sendmsg on unconnected UDP sockets */
-	__u64 replies_rewritten;   /* recvmsg source set back to the nameserver */
+	/* connect(2) to the nameserver: TCP, and UDP as glibc and c-ares use it */
+	__u64 connects_redirected;
+	__u64 sends_redirected;  /* sendto/sendmsg on unconnected UDP sockets */
+	__u64 replies_rewritten; /* recvmsg source set back to the nameserver */
 };
 
 #endif

@@ -11,8 +11,6 @@
 
 #define ETH_HLEN_ 14
 #define ETH_P_IP_ 0x0800
-#define IPPROTO_TCP_ 6
-#define IPPROTO_UDP_ 17
 #define CHECKSUM_PARTIAL_ 3
 #define TC_ACT_UNSPEC_ (-1) /* TCX_NEXT: let later programs and the stack decide */
 #define BPF_F_INGRESS_ 1
@@ -31,7 +29,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024 * VC_MAX_SLOTS);
 	__type(key, struct vc_slot_key);
-	__type(value, struct vc_veth_rule);
+	__type(value, struct vc_pkt_rule);
 } veth_rules SEC(".maps");
 
 struct {
@@ -40,71 +38,6 @@ struct {
 	__type(key, struct vc_slot_key);
 	__type(value, struct vc_veth_stats);
 } veth_stats SEC(".maps");
-
-struct pkt {
-	bool ipv4;
-	__u8 protocol;
-	__u32 saddr, daddr;
-	__u16 sport, dport;
-	__u32 payload_off, payload_len; /* bytes after the L4 header, within the IP datagram */
-};
-
-static __always_inline void parse(struct __sk_buff *skb, struct pkt *p)
-{
-	struct iphdr iph;
-	__u32 l4, end;
-
-	__builtin_memset(p, 0, sizeof(*p));
-	if (skb->protocol != bpf_htons(ETH_P_IP_) ||
-	    bpf_skb_load_bytes(skb, ETH_HLEN_, &iph, sizeof(iph)) < 0 || iph.version != 4)
-		return;
-	p->ipv4 = true;
-	p->protocol = iph.protocol;
-	p->saddr = iph.saddr;
-	p->daddr = iph.daddr;
-	l4 = ETH_HLEN_ + iph.ihl * 4;
-	p->payload_off = l4;
-	/* tot_len is 0 for BIG TCP super-packets: then the skb's length bounds it */
-	end = skb->len;
-	if (iph.tot_len && ETH_HLEN_ + bpf_ntohs(iph.tot_len) < end)
-		end = ETH_HLEN_ + bpf_ntohs(iph.tot_len);
-	/* Ports only for the first fragment; a later fragment is all payload. */
-	if ((iph.protocol == IPPROTO_TCP_ || iph.protocol == IPPROTO_UDP_) &&
-	    !(iph.frag_off & bpf_htons(0x1fff))) {
-		__be16 ports[2];
-		__u8 doff;
-
-		if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) == 0) {
-			p->sport = bpf_ntohs(ports[0]);
-			p->dport = bpf_ntohs(ports[1]);
-		}
-		if (iph.protocol == IPPROTO_UDP_)
-			p->payload_off = l4 + 8;
-		else if (bpf_skb_load_bytes(skb, l4 + 12, &doff, 1) == 0)
-			p->payload_off = l4 + (doff >> 4) * 4;
-		else
-			p->payload_off = end;
-	}
-	p->payload_len = end > p->payload_off ? end - p->payload_off : 0;
-}
-
-static __always_inline bool matches(const struct vc_veth_rule *r, const struct pkt *p, __u32 dir)
-{
-	if (!(r->flags & dir))
-		return false;
-	if (!p->ipv4)
-		return r->peer_mask == 0 && r->port == 0 && r->protocol == 0;
-	if (r->protocol && r->protocol != p->protocol)
-		return false;
-	if (r->port && r->port != p->sport && r->port != p->dport)
-		return false;
-	if (r->peer_mask) {
-		__u32 remote = dir == VC_VETH_DIR_EGRESS ? p->daddr : p->saddr;
-		if ((remote & r->peer_mask) != r->peer_addr)
-			return false;
-	}
-	return true;
-}
 
 static __always_inline bool offloaded(struct __sk_buff *ctx)
 {
@@ -115,7 +48,8 @@ static __always_inline bool offloaded(struct __sk_buff *ctx)
 
 /* Flips one payload byte with a non-zero mask. Nothing is fixed afterwards:
  * the L4 checksum (computed or still to be computed) stays as it was. */
-static __always_inline bool corrupt(struct __sk_buff *skb, const struct pkt *p, struct vc_veth_stats *s)
+static __always_inline bool corrupt(struct __sk_buff *skb, const struct vc_pkt *p,
+                                    struct vc_veth_stats *s)
 {
 	__u32 off = p->payload_off + vc_draw(&s->rng) % p->payload_len;
 	__u8 b;
@@ -136,7 +70,7 @@ static __always_inline bool duplicate(struct __sk_buff *skb, __u32 dir)
 	if (skb->tc_index)
 		return false; /* someone else's tag: the copy could not be told apart */
 	skb->tc_index = VC_VETH_CLONE_TAG;
-	rc = bpf_clone_redirect(skb, skb->ifindex, dir == VC_VETH_DIR_EGRESS ? BPF_F_INGRESS_ : 0);
+	rc = bpf_clone_redirect(skb, skb->ifindex, dir == VC_PKT_EGRESS ? BPF_F_INGRESS_ : 0);
 	skb->tc_index = 0;
 	return rc == 0;
 }
@@ -145,7 +79,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 {
 	__u64 ifindex = skb->ifindex;
 	__u32 *mask;
-	struct pkt p = {};
+	struct vc_pkt p;
 	bool corrupted = false, duplicated = false;
 
 	if (skb->tc_index == VC_VETH_CLONE_TAG) {
@@ -155,10 +89,13 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 	mask = bpf_map_lookup_elem(&veth_slots, &ifindex);
 	if (!mask || !*mask)
 		return TC_ACT_UNSPEC_;
-	parse(skb, &p);
+	if (skb->protocol == bpf_htons(ETH_P_IP_))
+		vc_parse_ipv4(skb, ETH_HLEN_, &p, true);
+	else
+		__builtin_memset(&p, 0, sizeof(p));
 	for (__u32 slot = 0; slot < VC_MAX_SLOTS; slot++) {
 		struct vc_slot_key key = { .cgroup_id = ifindex, .slot = slot };
-		struct vc_veth_rule *r;
+		struct vc_pkt_rule *r;
 		struct vc_veth_stats *s;
 		bool hit = false;
 
@@ -166,30 +103,30 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 			continue;
 		r = bpf_map_lookup_elem(&veth_rules, &key);
 		s = bpf_map_lookup_elem(&veth_stats, &key);
-		if (!r || !s || !matches(r, &p, dir))
+		if (!r || !s || !vc_pkt_matches(r, &p, dir))
 			continue;
-		if (dir == VC_VETH_DIR_EGRESS)
+		if (dir == VC_PKT_EGRESS)
 			__sync_fetch_and_add(&s->egress_seen, 1);
 		else
 			__sync_fetch_and_add(&s->ingress_seen, 1);
 		/* Draw only for packets this slot can act on, so a seed replays. */
-		if ((r->flags & VC_VETH_CORRUPT) && !corrupted && p.payload_len > 0 &&
-		    ((r->flags & VC_VETH_ALL) || vc_draw(&s->rng) < r->threshold)) {
+		if ((r->flags & VC_PKT_CORRUPT) && !corrupted && p.payload_len > 0 &&
+		    ((r->flags & VC_PKT_ALL) || vc_draw(&s->rng) < r->threshold)) {
 			bool partial = offloaded(skb);
 
 			hit = corrupted = corrupt(skb, &p, s);
 			if (hit && partial) {
-				if (dir == VC_VETH_DIR_EGRESS)
+				if (dir == VC_PKT_EGRESS)
 					__sync_fetch_and_add(&s->egress_offloaded, 1);
 				else
 					__sync_fetch_and_add(&s->ingress_offloaded, 1);
 			}
-		} else if ((r->flags & VC_VETH_DUPLICATE) && !duplicated &&
-			   ((r->flags & VC_VETH_ALL) || vc_draw(&s->rng) < r->threshold)) {
+		} else if ((r->flags & VC_PKT_DUPLICATE) && !duplicated &&
+		           ((r->flags & VC_PKT_ALL) || vc_draw(&s->rng) < r->threshold)) {
 			hit = duplicated = duplicate(skb, dir);
 		}
 		if (hit) {
-			if (dir == VC_VETH_DIR_EGRESS)
+			if (dir == VC_PKT_EGRESS)
 				__sync_fetch_and_add(&s->egress_hit, 1);
 			else
 				__sync_fetch_and_add(&s->ingress_hit, 1);
@@ -202,14 +139,14 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 SEC("tc")
 int vc_veth_ingress(struct __sk_buff *skb)
 {
-	return handle(skb, VC_VETH_DIR_EGRESS);
+	return handle(skb, VC_PKT_EGRESS);
 }
 
 /* Host-side egress: what the container receives. */
 SEC("tc")
 int vc_veth_egress(struct __sk_buff *skb)
 {
-	return handle(skb, VC_VETH_DIR_INGRESS);
+	return handle(skb, VC_PKT_INGRESS);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

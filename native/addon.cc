@@ -7,6 +7,7 @@
 #include <napi.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/types.h>
 
@@ -18,15 +19,10 @@
 #include <fcntl.h>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#include "connect.h"
-#include "dns.h"
-#include "netfilter.h"
-#include "veth.h"
-#include "crash.h"
 
 namespace {
 
@@ -40,7 +36,8 @@ std::mutex g_log_mu;
 std::string g_log;
 
 int LibbpfPrint(enum libbpf_print_level level, const char *fmt, va_list args) {
-  if (level == LIBBPF_DEBUG) return 0;
+  // Info lines (e.g. the skipped .vc.consts section) would only clutter our errors.
+  if (level != LIBBPF_WARN) return 0;
   va_list copy;
   va_copy(copy, args);
   int n = vsnprintf(nullptr, 0, fmt, copy);
@@ -93,9 +90,11 @@ class Link : public Napi::ObjectWrap<Link> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "BpfLink",
-                       {InstanceMethod("destroy", &Link::Destroy),
-                        InstanceAccessor("id", &Link::Id, nullptr),
-                        InstanceAccessor("alive", &Link::Alive, nullptr)});
+                       {
+                           InstanceMethod("destroy", &Link::Destroy),
+                           InstanceAccessor("id", &Link::Id, nullptr),
+                           InstanceAccessor("alive", &Link::Alive, nullptr),
+                       });
   }
 
   explicit Link(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Link>(info) {
@@ -156,16 +155,20 @@ class Object : public Napi::ObjectWrap<Object> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "BpfObject",
-                       {InstanceMethod("attachCgroup", &Object::AttachCgroup),
-                        InstanceMethod("attachTcx", &Object::AttachTcx),
-                        InstanceMethod("attach", &Object::Attach),
-                        InstanceMethod("mapUpdate", &Object::MapUpdate),
-                        InstanceMethod("mapLookup", &Object::MapLookup),
-                        InstanceMethod("mapDelete", &Object::MapDelete),
-                        InstanceMethod("mapKeys", &Object::MapKeys),
-                        InstanceMethod("programs", &Object::Programs),
-                        InstanceMethod("maps", &Object::Maps),
-                        InstanceMethod("close", &Object::Close)});
+                       {
+                           InstanceMethod("attachCgroup", &Object::AttachCgroup),
+                           InstanceMethod("attachTcx", &Object::AttachTcx),
+                           InstanceMethod("attach", &Object::Attach),
+                           InstanceMethod("mapUpdate", &Object::MapUpdate),
+                           InstanceMethod("mapLookup", &Object::MapLookup),
+                           InstanceMethod("mapDelete", &Object::MapDelete),
+                           InstanceMethod("mapKeys", &Object::MapKeys),
+                           InstanceMethod("programs", &Object::Programs),
+                           InstanceMethod("maps", &Object::Maps),
+                           InstanceMethod("structLayout", &Object::StructLayout),
+                           InstanceMethod("enums", &Object::Enums),
+                           InstanceMethod("close", &Object::Close),
+                       });
   }
 
   // new BpfObject(path): open and load (verify) every program of the object.
@@ -218,8 +221,8 @@ class Object : public Napi::ObjectWrap<Object> {
     if (!v.IsBuffer()) throw Napi::TypeError::New(env, std::string(what) + ": expected a Buffer");
     auto b = v.As<Napi::Buffer<uint8_t>>();
     if (b.Length() != want)
-      throw Napi::RangeError::New(env, std::string(what) + ": expected " + std::to_string(want) + " bytes, got " +
-                                           std::to_string(b.Length()));
+      throw Napi::RangeError::New(
+          env, std::string(what) + ": expected " + std::to_string(want) + " bytes, got " + std::to_string(b.Length()));
     return b;
   }
 
@@ -304,7 +307,8 @@ class Object : public Napi::ObjectWrap<Object> {
     struct bpf_map *m = Map(env, info[0]);
     auto k = Buf(env, info[1], bpf_map__key_size(m), "key");
     auto v = Buf(env, info[2], bpf_map__value_size(m), "value");
-    __u64 flags = info.Length() > 3 && info[3].IsNumber() ? static_cast<__u64>(info[3].As<Napi::Number>().Int64Value()) : static_cast<__u64>(BPF_ANY);
+    __u64 flags = info.Length() > 3 && info[3].IsNumber() ? static_cast<__u64>(info[3].As<Napi::Number>().Int64Value())
+                                                          : static_cast<__u64>(BPF_ANY);
     if (bpf_map_update_elem(bpf_map__fd(m), k.Data(), v.Data(), flags) != 0)
       ThrowErrno(env, std::string("bpf_map_update_elem(") + bpf_map__name(m) + ")", errno);
     return env.Undefined();
@@ -379,6 +383,93 @@ class Object : public Napi::ObjectWrap<Object> {
     return out;
   }
 
+  struct btf *Btf(Napi::Env env) {
+    struct btf *btf = bpf_object__btf(Need(env));
+    if (!btf) throw Napi::Error::New(env, "the object has no BTF (build bpf/ with clang -g)");
+    return btf;
+  }
+
+  // The field kind user space encodes: the integer's width, in network order
+  // when a typedef on the way is __be16/__be32/__be64 (the header's own words).
+  static std::string FieldKind(const struct btf *btf, __u32 id, const std::string &where) {
+    bool be = false;
+    const struct btf_type *t = btf__type_by_id(btf, id);
+    while (t && (btf_is_typedef(t) || btf_is_mod(t))) {
+      if (btf_is_typedef(t)) {
+        std::string n = btf__name_by_offset(btf, t->name_off);
+        if (n == "__be16" || n == "__be32" || n == "__be64") be = true;
+      }
+      t = btf__type_by_id(btf, t->type);
+    }
+    if (t && btf_is_int(t) && btf_int_offset(t) == 0 && btf_int_bits(t) == t->size * 8) {
+      bool sign = (btf_int_encoding(t) & BTF_INT_SIGNED) != 0;
+      std::string bits = std::to_string(t->size * 8);
+      if (t->size == 1) return sign ? "i8" : "u8";
+      if (be) return sign ? "" : "be" + bits;
+      return (sign ? "i" : "u") + bits;
+    }
+    if (t && btf_is_enum(t) && t->size == 4) return "u32";
+    if (t && btf_is_array(t)) return "bytes";
+    throw std::runtime_error(where + ": a field of BTF kind " + std::to_string(t ? btf_kind(t) : -1) +
+                             " (user space encodes integers, enums and byte arrays)");
+  }
+
+  // structLayout(name): { name, size, fields: [{ name, offset, size, kind }] } from the object's BTF.
+  Napi::Value StructLayout(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "struct: expected a string");
+    std::string name = info[0].As<Napi::String>();
+    struct btf *btf = Btf(env);
+    __s32 id = btf__find_by_name_kind(btf, name.c_str(), BTF_KIND_STRUCT);
+    if (id < 0) throw Napi::Error::New(env, "no struct " + name + " in the object's BTF (no map uses it?)");
+    const struct btf_type *t = btf__type_by_id(btf, id);
+    const struct btf_member *m = btf_members(t);
+    Napi::Array fields = Napi::Array::New(env);
+    for (__u16 i = 0; i < btf_vlen(t); i++, m++) {
+      std::string field = btf__name_by_offset(btf, m->name_off);
+      std::string where = "struct " + name + "." + field;
+      if (btf_member_bitfield_size(t, i) != 0 || btf_member_bit_offset(t, i) % 8 != 0)
+        throw Napi::Error::New(env, where + ": a bitfield (user space encodes whole bytes)");
+      std::string kind;
+      try {
+        kind = FieldKind(btf, m->type, where);
+      } catch (const std::runtime_error &e) {
+        throw Napi::Error::New(env, e.what());
+      }
+      if (kind.empty()) throw Napi::Error::New(env, where + ": a signed network-order integer");
+      __s64 size = btf__resolve_size(btf, m->type);
+      Napi::Object f = Napi::Object::New(env);
+      f.Set("name", field);
+      f.Set("offset", Napi::Number::New(env, btf_member_bit_offset(t, i) / 8));
+      f.Set("size", Napi::Number::New(env, static_cast<double>(size)));
+      f.Set("kind", kind);
+      fields.Set(i, f);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("name", name);
+    out.Set("size", Napi::Number::New(env, t->size));
+    out.Set("fields", fields);
+    return out;
+  }
+
+  // enums(): { enumName: { CONSTANT: value } } for every named enum of the object's BTF.
+  Napi::Value Enums(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    struct btf *btf = Btf(env);
+    Napi::Object out = Napi::Object::New(env);
+    __u32 n = btf__type_cnt(btf);
+    for (__u32 id = 1; id < n; id++) {
+      const struct btf_type *t = btf__type_by_id(btf, id);
+      if (!btf_is_enum(t) || t->name_off == 0) continue;
+      Napi::Object values = Napi::Object::New(env);
+      const struct btf_enum *e = btf_enum(t);
+      for (__u16 i = 0; i < btf_vlen(t); i++, e++)
+        values.Set(btf__name_by_offset(btf, e->name_off), Napi::Number::New(env, e->val));
+      out.Set(btf__name_by_offset(btf, t->name_off), values);
+    }
+    return out;
+  }
+
   // close(): programs stay attached through their links; maps and programs
   // are freed by the kernel once the last link is gone.
   Napi::Value Close(const Napi::CallbackInfo &info) {
@@ -389,105 +480,6 @@ class Object : public Napi::ObjectWrap<Object> {
 
   struct bpf_object *obj_ = nullptr;
 };
-
-// Struct layouts from the shared headers, so the TS encoders can check their
-// offsets against what the C compiler laid out instead of trusting a copy.
-#define FIELD(obj, T, f) obj.Set(#f, Napi::Number::New(env, offsetof(T, f)))
-Napi::Object Layouts(Napi::Env env) {
-  Napi::Object out = Napi::Object::New(env);
-  auto add = [&](const char *name, size_t size) {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("size", Napi::Number::New(env, size));
-    out.Set(name, o);
-    return o;
-  };
-  Napi::Object k = add("vc_slot_key", sizeof(struct vc_slot_key));
-  FIELD(k, struct vc_slot_key, cgroup_id);
-  FIELD(k, struct vc_slot_key, slot);
-  Napi::Object r = add("vc_skb_rule", sizeof(struct vc_skb_rule));
-  FIELD(r, struct vc_skb_rule, flags);
-  FIELD(r, struct vc_skb_rule, drop_threshold);
-  FIELD(r, struct vc_skb_rule, peer_addr);
-  FIELD(r, struct vc_skb_rule, peer_mask);
-  FIELD(r, struct vc_skb_rule, port);
-  FIELD(r, struct vc_skb_rule, protocol);
-  Napi::Object s = add("vc_skb_stats", sizeof(struct vc_skb_stats));
-  FIELD(s, struct vc_skb_stats, ingress_seen);
-  FIELD(s, struct vc_skb_stats, ingress_dropped);
-  FIELD(s, struct vc_skb_stats, egress_seen);
-  FIELD(s, struct vc_skb_stats, egress_dropped);
-  FIELD(s, struct vc_skb_stats, rng);
-  Napi::Object cr = add("vc_conn_rule", sizeof(struct vc_conn_rule));
-  FIELD(cr, struct vc_conn_rule, action);
-  FIELD(cr, struct vc_conn_rule, peer_addr);
-  FIELD(cr, struct vc_conn_rule, peer_mask);
-  FIELD(cr, struct vc_conn_rule, port);
-  FIELD(cr, struct vc_conn_rule, redirect_port);
-  FIELD(cr, struct vc_conn_rule, redirect_addr);
-  FIELD(cr, struct vc_conn_rule, tcp_only);
-  Napi::Object cs = add("vc_conn_stats", sizeof(struct vc_conn_stats));
-  FIELD(cs, struct vc_conn_stats, matched);
-  FIELD(cs, struct vc_conn_stats, rejected);
-  FIELD(cs, struct vc_conn_stats, redirected);
-  Napi::Object fk = add("vc_flow_key", sizeof(struct vc_flow_key));
-  FIELD(fk, struct vc_flow_key, addr);
-  FIELD(fk, struct vc_flow_key, port);
-  Napi::Object fl = add("vc_flow", sizeof(struct vc_flow));
-  FIELD(fl, struct vc_flow, cgroup_id);
-  FIELD(fl, struct vc_flow, slot);
-  FIELD(fl, struct vc_flow, orig_addr);
-  FIELD(fl, struct vc_flow, orig_port);
-  Napi::Object dr = add("vc_dns_rule", sizeof(struct vc_dns_rule));
-  FIELD(dr, struct vc_dns_rule, ns_addr);
-  FIELD(dr, struct vc_dns_rule, ns_port);
-  FIELD(dr, struct vc_dns_rule, redirect_port);
-  FIELD(dr, struct vc_dns_rule, redirect_addr);
-  Napi::Object ds = add("vc_dns_stats", sizeof(struct vc_dns_stats));
-  FIELD(ds, struct vc_dns_stats, connects_redirected);
-  FIELD(ds, struct vc_dns_stats, sends_redirected);
-  FIELD(ds, struct vc_dns_stats, replies_rewritten);
-  Napi::Object sr = add("vc_sys_rule", sizeof(struct vc_sys_rule));
-  FIELD(sr, struct vc_sys_rule, nr);
-  FIELD(sr, struct vc_sys_rule, signal);
-  FIELD(sr, struct vc_sys_rule, threshold);
-  FIELD(sr, struct vc_sys_rule, flags);
-  FIELD(sr, struct vc_sys_rule, after_count);
-  Napi::Object ss = add("vc_sys_stats", sizeof(struct vc_sys_stats));
-  FIELD(ss, struct vc_sys_stats, matched);
-  FIELD(ss, struct vc_sys_stats, signaled);
-  FIELD(ss, struct vc_sys_stats, rng);
-  Napi::Object vr = add("vc_veth_rule", sizeof(struct vc_veth_rule));
-  FIELD(vr, struct vc_veth_rule, flags);
-  FIELD(vr, struct vc_veth_rule, threshold);
-  FIELD(vr, struct vc_veth_rule, peer_addr);
-  FIELD(vr, struct vc_veth_rule, peer_mask);
-  FIELD(vr, struct vc_veth_rule, port);
-  FIELD(vr, struct vc_veth_rule, protocol);
-  Napi::Object vs = add("vc_veth_stats", sizeof(struct vc_veth_stats));
-  FIELD(vs, struct vc_veth_stats, ingress_seen);
-  FIELD(vs, struct vc_veth_stats, ingress_hit);
-  FIELD(vs, struct vc_veth_stats, ingress_offloaded);
-  FIELD(vs, struct vc_veth_stats, egress_seen);
-  FIELD(vs, struct vc_veth_stats, egress_hit);
-  FIELD(vs, struct vc_veth_stats, egress_offloaded);
-  FIELD(vs, struct vc_veth_stats, rng);
-  Napi::Object c = Napi::Object::New(env);
-  c.Set("VC_MAX_SLOTS", VC_MAX_SLOTS);
-  c.Set("VC_DIR_INGRESS", VC_DIR_INGRESS);
-  c.Set("VC_DIR_EGRESS", VC_DIR_EGRESS);
-  c.Set("VC_RULE_DROP_ALL", VC_RULE_DROP_ALL);
-  c.Set("VC_CONN_REJECT", VC_CONN_REJECT);
-  c.Set("VC_CONN_REDIRECT", VC_CONN_REDIRECT);
-  c.Set("VC_SYS_SIGNAL_ALL", VC_SYS_SIGNAL_ALL);
-  c.Set("VC_VETH_DIR_INGRESS", VC_VETH_DIR_INGRESS);
-  c.Set("VC_VETH_DIR_EGRESS", VC_VETH_DIR_EGRESS);
-  c.Set("VC_VETH_CORRUPT", VC_VETH_CORRUPT);
-  c.Set("VC_VETH_DUPLICATE", VC_VETH_DUPLICATE);
-  c.Set("VC_VETH_ALL", VC_VETH_ALL);
-  out.Set("constants", c);
-  return out;
-}
-#undef FIELD
 
 Napi::Value LibbpfVersion(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), libbpf_version_string());
@@ -522,7 +514,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("BpfLink", link);
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
   exports.Set("liveLinks", Napi::Function::New(env, LiveLinks));
-  exports.Set("layouts", Layouts(env));
   return exports;
 }
 

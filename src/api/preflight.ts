@@ -177,7 +177,7 @@ export function checkBtf(hasVmlinuxBtf: boolean, kernelRelease: string): Preflig
 }
 
 /** Every object the package ships (bpf/Makefile builds them in a checkout). */
-const BPF_OBJECTS = ['netfilter', 'connect', 'crash', 'veth', 'dns'];
+const BPF_OBJECTS = ['packet-drop', 'connect', 'syscall-signal', 'veth', 'dns'];
 
 /** Synchronous checks; the engine's are separate because they need the socket. */
 export function preflightLocal(): PreflightProblem[] {

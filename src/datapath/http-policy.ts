@@ -149,6 +149,7 @@ export function httpPolicy(rule: HttpFaultRule): ProxyPolicy<HttpPolicyCounters>
 
   return {
     counters,
+    layer: 'http',
     open(relay, p) {
       proxy = p;
       let decided = false;
@@ -161,14 +162,10 @@ export function httpPolicy(rule: HttpFaultRule): ProxyPolicy<HttpPolicyCounters>
             return relay.forward(way, chunk);
           }
           relay.detach();
-          const { client, upstream, dst } = relay;
+          const { client, upstream } = relay;
           // The destination closing an idle connection closes the target's, as it would.
           const onUpstreamClose = () => conn.inflight === 0 && client.end();
-          const agent = new ConnAgent(upstream, () => {
-            const s = net.connect({ host: dst.address, port: dst.port, noDelay: true });
-            p.track(s);
-            return s.once('close', onUpstreamClose);
-          });
+          const agent = new ConnAgent(upstream, () => relay.connect().once('close', onUpstreamClose));
           const conn: Conn = { relay, agent, inflight: 0 };
           conns.set(client, conn);
           upstream.once('close', onUpstreamClose);

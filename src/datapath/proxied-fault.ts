@@ -3,6 +3,7 @@
 // connections (to peer / port) there. Nothing here outlives our process: the
 // links and the proxy die with it, so there is nothing to journal.
 import { ChaosSpecError } from '../contracts/errors.js';
+import { chainAfter, joinChain, routeThrough } from './proxy-chain.js';
 import { TcpProxy } from './tcp-proxy.js';
 import type { ProxyPolicy } from './proxy-policy.js';
 import { applyConnectRules, type AppliedConnectRules, type ConnectRuleStats } from '../kernel/connect-rules.js';
@@ -46,6 +47,7 @@ export async function applyProxied<C extends Record<string, number>>(
   policy: ProxyPolicy<C>,
 ): Promise<AppliedFault<ProxiedStats<C>>> {
   const host = gatewayOf(kind, target);
+  const rank = policy.layer === 'http' ? 1 : 0;
   let slots: ReadonlySet<number> = new Set();
   const proxy: TcpProxy = new TcpProxy({
     host,
@@ -53,7 +55,8 @@ export async function applyProxied<C extends Record<string, number>>(
       const flow = ctx.kernel.lookupFlow(addr, clientPort);
       // Only flows our own slots redirected; anything else is not ours to carry.
       if (!flow || flow.cgroupId !== target.cgroup.id || !slots.has(flow.slot)) return null;
-      return { address: flow.address, port: flow.port };
+      const dst = { address: flow.address, port: flow.port };
+      return routeThrough(dst, chainAfter(flow.cgroupId, flow.slots, flow.slot));
     },
     open: (relay) => policy.open(relay, proxy),
   });
@@ -64,8 +67,9 @@ export async function applyProxied<C extends Record<string, number>>(
       action: 'redirect',
       peers: scope.peers,
       port: scope.port,
-      redirectTo: listening,
+      redirectTo: { address: listening.address, port: listening.port },
       tcpOnly: true,
+      rank,
     });
   } catch (err) {
     await proxy.close();
@@ -73,10 +77,12 @@ export async function applyProxied<C extends Record<string, number>>(
     throw err;
   }
   slots = new Set(rules.refs.map((r) => r.slot));
+  const leave = rules.refs.map((r) => joinChain({ cgroupId: r.cgroupId, slot: r.slot, rank, hop: { address: listening.address, port: listening.hopPort } }));
   return {
     stats: () => ({ ...rules.stats(), ...proxy.counters, ...policy.counters }),
     async revert() {
       // Stop redirecting first, then drop the connections still in the proxy.
+      for (const l of leave) l();
       await rules.revert();
       await proxy.close();
       await policy.close?.();

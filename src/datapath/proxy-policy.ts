@@ -6,6 +6,12 @@ import type { Relay, RelayHooks, TcpProxy } from './tcp-proxy.js';
 export interface ProxyPolicy<C extends Record<string, number> = Record<string, number>> {
   open(relay: Relay, proxy: TcpProxy): RelayHooks;
   readonly counters: C;
+  /**
+   * Where the policy sits when several data-path faults hold one connection:
+   * 'stream' (the default) nearer the target, 'http' nearer the destination,
+   * as the network is between a client and the server's answers.
+   */
+  readonly layer?: 'stream' | 'http';
   /** Frees what the policy holds beyond the relays (servers, agents). */
   close?(): Promise<void> | void;
 }

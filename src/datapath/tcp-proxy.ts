@@ -7,6 +7,9 @@
 // are this one core.
 import net from 'node:net';
 import { once } from 'node:events';
+import { readHop, type Route } from './proxy-chain.js';
+
+export type { Route };
 
 export interface OriginalDestination {
   address: string;
@@ -29,6 +32,8 @@ export interface Relay {
   readonly client: net.Socket;
   readonly upstream: net.Socket;
   readonly dst: OriginalDestination;
+  /** Another socket towards dst on the same route (a policy's own upstream connections); closed with the proxy. */
+  connect(): net.Socket;
   /** Bytes forwarded so far, each way. */
   readonly carried: Record<Way, number>;
   /**
@@ -58,14 +63,15 @@ export interface RelayHooks {
 export interface TcpProxyOptions {
   /** Address to listen on: the target's gateway, so only its network reaches us. */
   host: string;
-  /** Where an accepted connection was going; null drops the connection. */
-  lookup(clientAddress: string, clientPort: number): OriginalDestination | null;
+  /** Where an accepted connection goes; null drops the connection. */
+  lookup(clientAddress: string, clientPort: number): Route | null | Promise<Route | null>;
   /** The policy: hooks for a new relay (may set timers with relay.after). */
   open(relay: Relay): RelayHooks;
 }
 
 export class TcpProxy {
   private server?: net.Server;
+  private hopServer?: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
   readonly counters: ProxyCounters = {
@@ -78,14 +84,25 @@ export class TcpProxy {
 
   constructor(private readonly opts: TcpProxyOptions) {}
 
-  async listen(): Promise<{ address: string; port: number }> {
+  /**
+   * Listens for the target's redirected connections (address, port) and for
+   * hops from other faults' proxies stacked on the same connections (hopPort).
+   */
+  async listen(): Promise<{ address: string; port: number; hopPort: number }> {
     // Half-open: a FIN from one side is passed on as a FIN, not answered by us.
-    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (c) => this.onConnection(c));
+    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (c) => {
+      this.accept(c, () => this.opts.lookup(c.remoteAddress?.replace(/^::ffff:/, '') ?? '', c.remotePort ?? 0));
+    });
+    const hopServer = net.createServer({ noDelay: true, allowHalfOpen: true }, (c) => {
+      this.accept(c, () => readHop(c));
+    });
     this.server = server;
+    this.hopServer = hopServer;
     server.listen(0, this.opts.host);
-    await once(server, 'listening');
+    hopServer.listen(0, this.opts.host);
+    await Promise.all([once(server, 'listening'), once(hopServer, 'listening')]);
     const a = server.address() as net.AddressInfo;
-    return { address: a.address, port: a.port };
+    return { address: a.address, port: a.port, hopPort: (hopServer.address() as net.AddressInfo).port };
   }
 
   async close(): Promise<void> {
@@ -93,9 +110,11 @@ export class TcpProxy {
     this.timers.clear();
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
-    const server = this.server;
-    this.server = undefined;
-    if (server?.listening) await new Promise<void>((r) => server.close(() => r()));
+    const servers = [this.server, this.hopServer];
+    this.server = this.hopServer = undefined;
+    await Promise.all(
+      servers.map((server) => (server?.listening ? new Promise<void>((r) => server.close(() => r())) : undefined)),
+    );
   }
 
   /** Sockets a policy opens itself are closed with the proxy too. */
@@ -123,23 +142,30 @@ export class TcpProxy {
     this.timers.delete(t);
   }
 
-  private onConnection(client: net.Socket): void {
+  private accept(client: net.Socket, lookup: () => Route | null | Promise<Route | null>): void {
+    this.onConnection(client, lookup).catch(() => client.destroy());
+  }
+
+  private async onConnection(client: net.Socket, lookup: () => Route | null | Promise<Route | null>): Promise<void> {
     this.track(client);
-    const dst = this.opts.lookup(client.remoteAddress?.replace(/^::ffff:/, '') ?? '', client.remotePort ?? 0);
-    if (!dst) {
-      this.counters.unknownConnections++;
+    client.on('error', () => {});
+    // Nothing is relayed before the route is known: the client's bytes wait in its socket.
+    const route = await lookup();
+    if (!route || client.destroyed || !this.server) {
+      if (!route) this.counters.unknownConnections++;
       client.destroy();
       return;
     }
     this.counters.connections++;
-    const upstream = net.connect({ host: dst.address, port: dst.port, noDelay: true, allowHalfOpen: true });
+    const upstream = route.connect({ allowHalfOpen: true });
     this.track(upstream);
     upstream.on('error', () => this.counters.upstreamErrors++);
-    client.on('error', () => {});
-    this.relay(client, upstream, dst);
+    this.relay(client, upstream, route);
+    client.resume(); // a hop's header was read in paused mode
   }
 
-  private relay(client: net.Socket, upstream: net.Socket, dst: OriginalDestination): void {
+  private relay(client: net.Socket, upstream: net.Socket, route: Route): void {
+    const dst = route.dst;
     const core = this;
     const counters = this.counters;
     const timers = new Set<NodeJS.Timeout>();
@@ -151,6 +177,11 @@ export class TcpProxy {
       client,
       upstream,
       dst,
+      connect() {
+        const s = route.connect({ allowHalfOpen: false });
+        core.track(s);
+        return s;
+      },
       carried: { up: 0, down: 0 },
       get closed() {
         return client.destroyed && upstream.destroyed;

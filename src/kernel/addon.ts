@@ -21,16 +21,25 @@ export interface NativeObject {
   mapKeys(map: string): Buffer[];
   programs(): { name: string; section: string }[];
   maps(): { name: string; keySize: number; valueSize: number; maxEntries: number }[];
+  /** A struct's layout from the object's BTF; kind is the field's width and byte order (be* = network order). */
+  structLayout(name: string): StructLayout;
+  /** Every named enum of the object's BTF: { enumName: { CONSTANT: value } }. */
+  enums(): Record<string, Record<string, number>>;
   close(): void;
 }
 
-export type Layout = { size: number } & Record<string, number>;
+export type FieldKind = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'u64' | 'i64' | 'be16' | 'be32' | 'be64' | 'bytes';
+
+export interface StructLayout {
+  name: string;
+  size: number;
+  fields: { name: string; offset: number; size: number; kind: FieldKind }[];
+}
 
 export interface NativeAddon {
   BpfObject: new (path: string) => NativeObject;
   libbpfVersion(): string;
   liveLinks(): number;
-  layouts: Record<string, Layout> & { constants: Record<string, number> };
 }
 
 /** The package root: two levels up from src/kernel or dist/kernel. */

@@ -11,6 +11,8 @@ export interface ConnectRuleSpec {
   port?: number;
   redirectTo?: { address: string; port: number };
   tcpOnly: boolean;
+  /** Of several matching redirects, the lowest rank's proxy gets the connection first. */
+  rank?: number;
 }
 
 /** The held slots: network-latency and the proxy faults read `refs` to know their own flows. */
@@ -42,6 +44,7 @@ export function applyConnectRules(k: Kernel, cgroup: CgroupPlace, spec: ConnectR
         redirect_addr: spec.redirectTo ? ipv4ToInt(spec.redirectTo.address) : 0,
         redirect_port: spec.redirectTo?.port ?? 0,
         tcp_only: spec.tcpOnly ? 1 : 0,
+        rank: spec.rank ?? 0,
       }),
     (s) => ({ connectsMatched: Number(s.matched), connectsRejected: Number(s.rejected), connectsRedirected: Number(s.redirected) }),
     { connectsMatched: 0, connectsRejected: 0, connectsRedirected: 0 },

@@ -3,107 +3,53 @@
 // once keeps inject() to a map update plus, for a new cgroup, one attach.
 import { endianness } from 'node:os';
 import { loadAddon } from './addon.js';
+import { BPF_CONSTANTS, type BpfConstant } from './bpf-types.js';
 import { SlottedPrograms } from './slotted-programs.js';
 import { structCodec, type StructCodec } from './struct-codec.js';
-import { SyscallPrograms } from './syscall-programs.js';
+import { SyscallSignalPrograms } from './syscall-signal-programs.js';
 
-export const SKB_RULE = {
-  flags: 'u32',
-  drop_threshold: 'u32',
-  peer_addr: 'be32',
-  peer_mask: 'be32',
-  port: 'u16',
-  protocol: 'u8',
-} as const;
-
-export const SKB_STATS = {
-  ingress_seen: 'u64',
-  ingress_dropped: 'u64',
-  egress_seen: 'u64',
-  egress_dropped: 'u64',
-  rng: 'u64',
-} as const;
-
-export const CONN_RULE = {
-  action: 'u32',
-  peer_addr: 'be32',
-  peer_mask: 'be32',
-  port: 'u16',
-  redirect_port: 'be16',
-  redirect_addr: 'be32',
-  tcp_only: 'u32',
-} as const;
-
-export const CONN_STATS = { matched: 'u64', rejected: 'u64', redirected: 'u64' } as const;
-
-export const FLOW_KEY = { addr: 'be32', port: 'u32' } as const;
-export const FLOW = { cgroup_id: 'u64', slot: 'u32', orig_addr: 'be32', orig_port: 'be16' } as const;
-
-export const DNS_RULE = { ns_addr: 'be32', ns_port: 'be16', redirect_port: 'be16', redirect_addr: 'be32' } as const;
-export const DNS_STATS = { connects_redirected: 'u64', sends_redirected: 'u64', replies_rewritten: 'u64' } as const;
-
-export const VETH_RULE = {
-  flags: 'u32',
-  threshold: 'u32',
-  peer_addr: 'be32',
-  peer_mask: 'be32',
-  port: 'u16',
-  protocol: 'u8',
-} as const;
-
-export const VETH_STATS = {
-  ingress_seen: 'u64',
-  ingress_hit: 'u64',
-  ingress_offloaded: 'u64',
-  egress_seen: 'u64',
-  egress_hit: 'u64',
-  egress_offloaded: 'u64',
-  rng: 'u64',
-} as const;
-
-export type NetfilterPrograms = SlottedPrograms<typeof SKB_RULE, typeof SKB_STATS>;
-export type VethPrograms = SlottedPrograms<typeof VETH_RULE, typeof VETH_STATS>;
-export type ConnectPrograms = SlottedPrograms<typeof CONN_RULE, typeof CONN_STATS>;
-export type DnsPrograms = SlottedPrograms<typeof DNS_RULE, typeof DNS_STATS>;
+export type PacketDropPrograms = SlottedPrograms<'vc_pkt_rule', 'vc_drop_stats'>;
+export type VethPrograms = SlottedPrograms<'vc_pkt_rule', 'vc_veth_stats'>;
+export type ConnectPrograms = SlottedPrograms<'vc_conn_rule', 'vc_conn_stats'>;
+export type DnsPrograms = SlottedPrograms<'vc_dns_rule', 'vc_dns_stats'>;
 
 export interface FlowRecord {
   cgroupId: bigint;
   slot: number;
+  /** Every redirect slot that matched the connection, ascending (slot among them). */
+  slots: number[];
   /** Dotted IPv4 the connection was going to. */
   address: string;
   port: number;
 }
 
 export class Kernel {
-  private netfilterPrograms?: NetfilterPrograms;
+  private packetDropPrograms?: PacketDropPrograms;
   private connectPrograms?: ConnectPrograms;
   private dnsPrograms?: DnsPrograms;
   private vethPrograms?: VethPrograms;
-  private syscallPrograms?: SyscallPrograms;
-  private flowCodecs?: { key: StructCodec<typeof FLOW_KEY>; flow: StructCodec<typeof FLOW> };
-  readonly constants: Record<string, number>;
+  private syscallSignalPrograms?: SyscallSignalPrograms;
+  private flowCodecs?: { key: StructCodec<'vc_flow_key'>; flow: StructCodec<'vc_flow'> };
 
   constructor() {
     if (endianness() !== 'LE') throw new Error('vitest-chaos: only little-endian hosts are supported');
-    this.constants = loadAddon().layouts.constants;
   }
 
-  constant(name: string): number {
-    const v = this.constants[name];
-    if (v === undefined) throw new Error(`native addon has no constant ${name} (rebuild native/)`);
-    return v;
+  /** A constant of bpf/*.h (each object checks its own against these when it loads). */
+  constant(name: BpfConstant): number {
+    return BPF_CONSTANTS[name];
   }
 
-  /** cgroup_skb ingress + egress: packet loss and drop partitions. */
-  get netfilter(): NetfilterPrograms {
-    this.netfilterPrograms ??= new SlottedPrograms(
-      'netfilter',
-      ['vc_ingress', 'vc_egress'],
-      { slots: 'skb_slots', rules: 'skb_rules', stats: 'skb_stats' },
-      ['vc_skb_rule', SKB_RULE],
-      ['vc_skb_stats', SKB_STATS],
+  /** cgroup_skb ingress + egress (bpf/packet-drop.bpf.c): packet loss and drop partitions. */
+  get packetDrop(): PacketDropPrograms {
+    this.packetDropPrograms ??= new SlottedPrograms(
+      'packet-drop',
+      ['vc_drop_ingress', 'vc_drop_egress'],
+      { slots: 'drop_slots', rules: 'drop_rules', stats: 'drop_stats' },
+      'vc_pkt_rule',
+      'vc_drop_stats',
     );
-    return this.netfilterPrograms;
+    return this.packetDropPrograms;
   }
 
   /** cgroup/connect4 + sockops: reject and redirect the target's connections. */
@@ -112,16 +58,16 @@ export class Kernel {
       'connect',
       ['vc_connect4', 'vc_sockops'],
       { slots: 'conn_slots', rules: 'conn_rules', stats: 'conn_stats' },
-      ['vc_conn_rule', CONN_RULE],
-      ['vc_conn_stats', CONN_STATS],
+      'vc_conn_rule',
+      'vc_conn_stats',
     );
     return this.connectPrograms;
   }
 
-  /** tp_btf/sys_enter: a signal to the target's processes on a given syscall. */
-  get syscalls(): SyscallPrograms {
-    this.syscallPrograms ??= new SyscallPrograms();
-    return this.syscallPrograms;
+  /** tp_btf/sys_enter (bpf/syscall-signal.bpf.c): a signal to the target's processes on a given syscall. */
+  get syscallSignal(): SyscallSignalPrograms {
+    this.syscallSignalPrograms ??= new SyscallSignalPrograms();
+    return this.syscallSignalPrograms;
   }
 
   /**
@@ -133,8 +79,8 @@ export class Kernel {
       'veth',
       ['vc_veth_ingress', 'vc_veth_egress'],
       { slots: 'veth_slots', rules: 'veth_rules', stats: 'veth_stats' },
-      ['vc_veth_rule', VETH_RULE],
-      ['vc_veth_stats', VETH_STATS],
+      'vc_pkt_rule',
+      'vc_veth_stats',
       (object, program, where) =>
         object.attachTcx(program, Number(where), program === 'vc_veth_ingress' ? 'ingress' : 'egress'),
     );
@@ -147,8 +93,8 @@ export class Kernel {
       'dns',
       ['vc_dns_connect4', 'vc_dns_sendmsg4', 'vc_dns_recvmsg4'],
       { slots: 'dns_slots', rules: 'dns_rules', stats: 'dns_stats' },
-      ['vc_dns_rule', DNS_RULE],
-      ['vc_dns_stats', DNS_STATS],
+      'vc_dns_rule',
+      'vc_dns_stats',
     );
     return this.dnsPrograms;
   }
@@ -157,15 +103,17 @@ export class Kernel {
   lookupFlow(clientAddress: string, clientPort: number): FlowRecord | null {
     // Called for every proxied connection: the codecs are built once.
     this.flowCodecs ??= {
-      key: structCodec('vc_flow_key', FLOW_KEY, loadAddon().layouts.vc_flow_key),
-      flow: structCodec('vc_flow', FLOW, loadAddon().layouts.vc_flow),
+      key: structCodec(this.connect.object, 'vc_flow_key'),
+      flow: structCodec(this.connect.object, 'vc_flow'),
     };
     const key = this.flowCodecs.key.encode({ addr: ipv4ToInt(clientAddress), port: clientPort });
     const buf = this.connect.object.mapLookup('flows', key);
     if (!buf) return null;
     const f = this.flowCodecs.flow.decode(buf);
     this.connect.object.mapDelete('flows', key);
-    return { cgroupId: f.cgroup_id, slot: f.slot, address: intToIpv4(f.orig_addr), port: f.orig_port };
+    const slots: number[] = [];
+    for (let slot = 0; slot < 32; slot++) if (f.slots & (1 << slot)) slots.push(slot);
+    return { cgroupId: f.cgroup_id, slot: f.slot, slots, address: intToIpv4(f.orig_addr), port: f.orig_port };
   }
 
   /** Live links this process holds (all of them die with the process). */

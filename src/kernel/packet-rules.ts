@@ -38,12 +38,12 @@ export function applyPacketRules(
   seed: number,
   spec: PacketRuleSpec,
 ): AppliedFault<PacketRuleStats> {
-  const nf = k.netfilter;
+  const nf = k.packetDrop;
   const dirBits = directionBits(spec.direction, {
-    ingress: k.constant('VC_DIR_INGRESS'),
-    egress: k.constant('VC_DIR_EGRESS'),
+    ingress: k.constant('VC_PKT_INGRESS'),
+    egress: k.constant('VC_PKT_EGRESS'),
   });
-  const flags = dirBits | (spec.percent >= 100 ? k.constant('VC_RULE_DROP_ALL') : 0);
+  const flags = dirBits | (spec.percent >= 100 ? k.constant('VC_PKT_ALL') : 0);
   const threshold = drawThreshold(spec.percent);
   const places = spec.peers.map((peer) => ({ path: cgroup.directory, id: cgroup.id, peer }));
   return holdSlots(
@@ -52,7 +52,7 @@ export function applyPacketRules(
     (ref, { peer: p }, n) =>
       nf.enable(
         ref,
-        { flags, drop_threshold: threshold, peer_addr: p.addr, peer_mask: p.mask, port: spec.port ?? 0, protocol: spec.protocol ? IP_PROTOCOL[spec.protocol] : 0 },
+        { flags, threshold, peer_addr: p.addr, peer_mask: p.mask, port: spec.port ?? 0, protocol: spec.protocol ? IP_PROTOCOL[spec.protocol] : 0 },
         { rng: slotRng(seed, n) },
       ),
     (s) => ({

@@ -3,7 +3,7 @@
 // fault into a cgroup is therefore a map update; the links go when the last
 // slot of a cgroup is released.
 import { bpfObjectPath, loadAddon, type NativeLink, type NativeObject } from './addon.js';
-import { structCodec, type FieldType, type StructCodec, type StructValue } from './struct-codec.js';
+import { checkConstants, structCodec, type StructCodec, type StructName, type StructValue } from './struct-codec.js';
 
 export interface SlotRef {
   readonly cgroupId: bigint;
@@ -27,29 +27,31 @@ interface CgroupEntry {
   mask: number;
 }
 
-export class SlottedPrograms<R extends Record<string, FieldType>, S extends Record<string, FieldType>> {
+export class SlottedPrograms<R extends StructName, S extends StructName> {
   readonly object: NativeObject;
   readonly maxSlots: number;
   readonly rule: StructCodec<R>;
   readonly stats: StructCodec<S>;
-  private readonly key: StructCodec<{ cgroup_id: 'u64'; slot: 'u32' }>;
+  private readonly key: StructCodec<'vc_slot_key'>;
   private readonly cgroups = new Map<bigint, CgroupEntry>();
 
   constructor(
     objectName: string,
     private readonly programs: readonly string[],
     private readonly maps: SlottedMaps,
-    ruleStruct: [string, R],
-    statsStruct: [string, S],
+    ruleStruct: R,
+    statsStruct: S,
     /** How a program is attached; `where` is what acquire() got (default: a cgroup directory). */
     private readonly attach: SlotAttach = attachToCgroup,
   ) {
-    const addon = loadAddon();
-    this.object = new addon.BpfObject(bpfObjectPath(objectName));
-    this.maxSlots = addon.layouts.constants.VC_MAX_SLOTS ?? 8;
-    this.key = structCodec('vc_slot_key', { cgroup_id: 'u64', slot: 'u32' }, addon.layouts.vc_slot_key);
-    this.rule = structCodec(ruleStruct[0], ruleStruct[1], addon.layouts[ruleStruct[0]]);
-    this.stats = structCodec(statsStruct[0], statsStruct[1], addon.layouts[statsStruct[0]]);
+    this.object = new (loadAddon().BpfObject)(bpfObjectPath(objectName));
+    checkConstants(this.object, objectName);
+    const limits = this.object.enums().vc_limits;
+    if (limits?.VC_MAX_SLOTS === undefined) throw new Error(`bpf/${objectName}.bpf.o exports no VC_MAX_SLOTS`);
+    this.maxSlots = limits.VC_MAX_SLOTS;
+    this.key = structCodec(this.object, 'vc_slot_key');
+    this.rule = structCodec(this.object, ruleStruct);
+    this.stats = structCodec(this.object, statsStruct);
   }
 
   /** Attaches to the cgroup if needed and reserves a free slot in it. */

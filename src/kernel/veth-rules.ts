@@ -34,11 +34,11 @@ export function applyVethRules(
 ): AppliedFault<VethRuleStats> {
   const v = k.veth;
   const dirBits = directionBits(spec.direction, {
-    ingress: k.constant('VC_VETH_DIR_INGRESS'),
-    egress: k.constant('VC_VETH_DIR_EGRESS'),
+    ingress: k.constant('VC_PKT_INGRESS'),
+    egress: k.constant('VC_PKT_EGRESS'),
   });
-  const action = k.constant(spec.action === 'corrupt' ? 'VC_VETH_CORRUPT' : 'VC_VETH_DUPLICATE');
-  const flags = dirBits | action | (spec.percent >= 100 ? k.constant('VC_VETH_ALL') : 0);
+  const action = k.constant(spec.action === 'corrupt' ? 'VC_PKT_CORRUPT' : 'VC_PKT_DUPLICATE');
+  const flags = dirBits | action | (spec.percent >= 100 ? k.constant('VC_PKT_ALL') : 0);
   const threshold = drawThreshold(spec.percent);
   const places = hostIfindexes.flatMap((ifindex) =>
     spec.peers.map((peer) => ({ path: String(ifindex), id: BigInt(ifindex), peer })),

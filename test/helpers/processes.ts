@@ -117,7 +117,7 @@ export function sysEnterLinks(pid = process.pid): number {
       const progId = /prog_id:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1];
       if (!progId) continue;
       const prog = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show', 'id', progId], { encoding: 'utf8' })) as { name?: string };
-      if (prog.name === 'vc_sys_enter') n++;
+      if (prog.name === 'vc_syscall_sig') n++;
     } catch {
       // closed while we looked
     }

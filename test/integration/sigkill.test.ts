@@ -43,7 +43,7 @@ describe('a test process killed with SIGKILL', () => {
     await udpEchoRound(ipOf(server), 9000, 50); // settle ARP
     const child = await startInjector('network-loss', server);
     const during = await udpEchoRound(ipOf(server), 9000, 200, 300);
-    expect(await attachedPrograms(await cgroupDirOf(server))).toEqual(['vc_ingress', 'vc_egress']);
+    expect(await attachedPrograms(await cgroupDirOf(server))).toEqual(['vc_drop_ingress', 'vc_drop_egress']);
     await sigkill(child);
     const after = await udpEchoRound(ipOf(server), 9000, 200, 300);
     expect(during.lost).toBe(200);

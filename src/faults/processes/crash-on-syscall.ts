@@ -54,7 +54,7 @@ export const crashOnSyscall: FaultKind<'crash-on-syscall', typeof schema, CrashO
         { field: 'syscall', value: p.syscall, expected: `an x86_64 host (syscall numbers differ on ${process.arch})` },
       ]);
     }
-    const sc = ctx.kernel.syscalls;
+    const sc = ctx.kernel.syscallSignal;
     return holdSlots(
       sc,
       [{ path: target.cgroup.directory, id: target.cgroup.id }],
@@ -65,7 +65,7 @@ export const crashOnSyscall: FaultKind<'crash-on-syscall', typeof schema, CrashO
             nr: syscallNumber(p.syscall)!,
             signal: signalNumber(p.signal)!,
             threshold: drawThreshold(p.percent),
-            flags: p.percent >= 100 ? ctx.kernel.constant('VC_SYS_SIGNAL_ALL') : 0,
+            flags: p.percent >= 100 ? ctx.kernel.constant('VC_SIG_ALL') : 0,
             after_count: BigInt(p.afterCount),
           },
           { rng: slotRng(ctx.seed, n) },

@@ -1,4 +1,5 @@
-// The crash-on-syscall object: one tp_btf/sys_enter program for every target,
+// The syscall-signal object (bpf/syscall-signal.bpf.c, behind the
+// crash-on-syscall fault): one tp_btf/sys_enter program for every target,
 // attached while at least one fault holds a slot and detached with the last.
 // Slots (rule + counters per target cgroup) are the same scheme as the cgroup
 // programs', without per-cgroup attachments: the program filters by cgroup id.
@@ -6,16 +7,13 @@ import type { NativeLink } from './addon.js';
 import { SlottedPrograms, type SlotRef } from './slotted-programs.js';
 import type { StructValue } from './struct-codec.js';
 
-export const SYS_RULE = { nr: 'u32', signal: 'u32', threshold: 'u32', flags: 'u32', after_count: 'u64' } as const;
-export const SYS_STATS = { matched: 'u64', signaled: 'u64', rng: 'u64' } as const;
-
-export class SyscallPrograms {
+export class SyscallSignalPrograms {
   readonly slots = new SlottedPrograms(
-    'crash',
+    'syscall-signal',
     [],
-    { slots: 'sys_slots', rules: 'sys_rules', stats: 'sys_stats' },
-    ['vc_sys_rule', SYS_RULE],
-    ['vc_sys_stats', SYS_STATS],
+    { slots: 'sig_slots', rules: 'sig_rules', stats: 'sig_stats' },
+    'vc_sig_rule',
+    'vc_sig_stats',
   );
   private link?: NativeLink;
 
@@ -23,7 +21,7 @@ export class SyscallPrograms {
   acquire(cgroupPath: string, cgroupId: bigint): SlotRef {
     const ref = this.slots.acquire(cgroupPath, cgroupId);
     try {
-      this.link ??= this.slots.object.attach('vc_sys_enter');
+      this.link ??= this.slots.object.attach('vc_syscall_sig');
     } catch (err) {
       this.release(ref);
       throw err;
@@ -31,16 +29,16 @@ export class SyscallPrograms {
     return ref;
   }
 
-  enable(ref: SlotRef, rule: Partial<StructValue<typeof SYS_RULE>>, stats: Partial<StructValue<typeof SYS_STATS>>): void {
+  enable(ref: SlotRef, rule: Partial<StructValue<'vc_sig_rule'>>, stats: Partial<StructValue<'vc_sig_stats'>>): void {
     this.slots.enable(ref, rule, stats);
   }
 
-  readStats(ref: SlotRef): StructValue<typeof SYS_STATS> | null {
+  readStats(ref: SlotRef): StructValue<'vc_sig_stats'> | null {
     return this.slots.readStats(ref);
   }
 
   /** Frees the slot; the last one out detaches the program. Idempotent. */
-  release(ref: SlotRef): StructValue<typeof SYS_STATS> | null {
+  release(ref: SlotRef): StructValue<'vc_sig_stats'> | null {
     const last = this.slots.release(ref);
     if (this.link && this.slots.attachedCgroups().length === 0) {
       this.link.destroy();
