@@ -18,7 +18,7 @@ mkdir -p .cache
 export TESTCONTAINERS_RYUK_DISABLED=true
 status=0
 npm run -s typecheck || status=$?
-npm run -s lint:layers || status=$?
+npm run -s lint || status=$?
 npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/test-results.json "$@" || status=$?
 node scripts/summary.mjs .cache/test-results.json || true
 node scripts/leftovers.mjs || status=1
