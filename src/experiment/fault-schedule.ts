@@ -26,8 +26,8 @@ export class FaultSchedule<S extends { seed?: number }> {
     seed: number,
     private readonly injector: Injector<S>,
     private readonly rec: Recorder,
-    /** Called at the first failure: the experiment stops. */
-    private readonly onFailure: () => void,
+    /** Aborted by the experiment (a breach, a cancelled test) and by the first failure here. */
+    private readonly stop: AbortController,
     private readonly log: (line: string) => void,
   ) {
     this.steps = faults.map((s, i) => {
@@ -58,8 +58,8 @@ export class FaultSchedule<S extends { seed?: number }> {
       return;
     }
     const now = this.steps.map((s, i) => ((s.atMs ?? 0) === 0 ? i : -1)).filter((i) => i >= 0);
-    this.steps.forEach((s, i) => (s.atMs ?? 0) > 0 && this.at(s.atMs!, i));
     await Promise.all(now.map((i) => this.inject(i))); // the faults at offset 0 are in force before we watch
+    if (this.injecting) this.steps.forEach((s, i) => (s.atMs ?? 0) > 0 && this.at(s.atMs!, i));
   }
 
   /** The faults in force now, as "kind(params) on target seed=n". */
@@ -85,8 +85,12 @@ export class FaultSchedule<S extends { seed?: number }> {
     this.timers.push(setTimeout(() => void this.inject(i), ms));
   }
 
+  private get injecting(): boolean {
+    return this.open && !this.stop.signal.aborted;
+  }
+
   private inject(i: number): Promise<void> {
-    if (!this.open) return Promise.resolve();
+    if (!this.injecting) return Promise.resolve();
     const p = this.injectNow(i).finally(() => this.inFlight.delete(p));
     this.inFlight.add(p);
     return p;
@@ -107,7 +111,7 @@ export class FaultSchedule<S extends { seed?: number }> {
     r.target = f.target.name;
     r.params = { ...f.params };
     this.active.set(i, f);
-    if (!this.open) {
+    if (!this.injecting) {
       this.log(`${f} landed after injecting stopped: reverting it`);
       await this.revert(i);
       return;
@@ -135,6 +139,6 @@ export class FaultSchedule<S extends { seed?: number }> {
 
   private fail(message: string): void {
     this.error ??= message;
-    this.onFailure();
+    this.stop.abort();
   }
 }

@@ -27,7 +27,7 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
   env.signal?.addEventListener('abort', onCancel);
   const clock = new WindowClock(o.steadyState.windowMs, stop.signal);
   const { rec } = clock;
-  const faults = new FaultSchedule(opts.faults, seed, env.injector, rec, onCancel, log);
+  const faults = new FaultSchedule(opts.faults, seed, env.injector, rec, stop, log);
   const breaches: Breach[] = [];
   const timeline: TimelinePoint[] = [];
   const startedAt = new Date();
@@ -48,9 +48,10 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
 
     if (!stop.signal.aborted && baseChecks.length === 0) {
       rec.setPhase('observe');
+      const observeStart = rec.now();
       log(`observe ${o.durationMs} ms`);
       await faults.start(o.schedule);
-      observed = await watchObserve(clock, { ...o, slos: o.steadyState.slos }, baseline, faults, { breaches, timeline }, log);
+      observed = await watchObserve(clock, observeStart, { ...o, slos: o.steadyState.slos }, baseline, faults, { breaches, timeline }, log);
       await faults.revertAll();
 
       rec.setPhase('recovery');

@@ -17,6 +17,8 @@ export interface ObserveOutcome {
 
 export async function watchObserve(
   clock: WindowClock,
+  /** When the observe phase began (before its first injects). */
+  observeStart: number,
   o: { slos: Slos; durationMs: number; abortOnBreach: boolean },
   baseline: WindowStats | null,
   faults: { activeNames(): string[]; revertActive(): Promise<void> },
@@ -24,7 +26,6 @@ export async function watchObserve(
   log: (line: string) => void,
 ): Promise<ObserveOutcome> {
   const { rec, bucketMs, windowMs, signal } = clock;
-  const observeStart = rec.now();
   let lastEnd = -1;
   while (!signal.aborted && rec.now() - observeStart < o.durationMs) {
     await clock.nextTick();
