@@ -43,7 +43,7 @@ it('reverts an inject that lands after the abort before recovery starts', async 
     baselineMs: 1000,
     faults: [
       { kind: 'network-partition', target: demo.api, peer: demo.backend, mode: 'reject' },
-      { atMs: 100, fault: { kind: 'container-stop', target: bystander, timeoutSec: 3 } },
+      { atMs: 1, fault: { kind: 'container-stop', target: bystander, timeoutSec: 3 } },
     ],
     durationMs: 8000,
     recovery: { withinMs: 3000 },

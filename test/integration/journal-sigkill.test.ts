@@ -2,9 +2,10 @@
 // disk-fill into a container that container-pause then froze can only be
 // removed once the container runs again. An undo that fails keeps its record
 // and is reported as failed, never as reverted.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import type { StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createChaos } from 'vitest-chaos';
 import { Journal } from '../../src/journal/journal.js';
 import { sh, startHttpServer, stopAll } from '../helpers/containers.js';
 import { sigkill, startInjector } from '../helpers/datapath.js';
@@ -51,6 +52,20 @@ describe('the reaper, after a SIGKILLed run', () => {
     expect(journal.entries().filter((e) => e.pid === child.pid)).toEqual([]);
     expect(reverted.find((e) => e.description.startsWith('container-pause'))?.description).toBe(`container-pause on ${name}`);
     expect((await state(control)).Paused).toBe(false);
+  });
+
+  it('chaos.revertAll() in the living process undoes newest first too', async () => {
+    const chaos = createChaos({ seed: 4, progress: false });
+    await chaos.inject({ kind: 'disk-fill', target, bytes: 10 * MiB, path: '/tmp' });
+    await chaos.inject({ kind: 'container-pause', target });
+    const tmp = await tmpOnHost(target);
+    const ours = () => readdirSync(tmp).filter((f) => f.startsWith(`vitest-chaos-disk-fill-${process.pid}-`));
+    expect(ours()).toHaveLength(1);
+    expect((await state(target)).Paused).toBe(true);
+    await chaos.revertAll();
+    expect((await state(target)).Paused).toBe(false);
+    expect(ours()).toEqual([]);
+    expect(new Journal().entries().filter((e) => e.pid === process.pid)).toEqual([]);
   });
 
   it('keeps the record of an undo that failed (the container paused by someone else: 409) and reports it, until it can run', async () => {
