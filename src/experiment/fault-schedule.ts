@@ -5,7 +5,7 @@
 import type { ActiveFault } from '../faults/fault-handle.js';
 import { deriveSeed } from '../contracts/seed.js';
 import type { Recorder } from '../steady-state/recorder.js';
-import type { ExperimentStep, Injector } from './experiment.js';
+import type { ExperimentStep, Injector } from './experiment-options.js';
 import type { FaultRecord } from './result.js';
 import { isStep } from './validate-experiment.js';
 
@@ -59,7 +59,10 @@ export class FaultSchedule<S extends { seed?: number }> {
     }
     const now = this.steps.map((s, i) => ((s.atMs ?? 0) === 0 ? i : -1)).filter((i) => i >= 0);
     await Promise.all(now.map((i) => this.inject(i))); // the faults at offset 0 are in force before we watch
-    if (this.injecting) this.steps.forEach((s, i) => (s.atMs ?? 0) > 0 && this.at(s.atMs!, i));
+    if (!this.injecting) return;
+    this.steps.forEach((s, i) => {
+      if (s.atMs) this.at(s.atMs, i);
+    });
   }
 
   /** The faults in force now, as "kind(params) on target seed=n". */

@@ -8,7 +8,7 @@ import { startProbes } from '../steady-state/probes.js';
 import { evaluate } from '../steady-state/slo.js';
 import type { WindowStats } from '../steady-state/recorder.js';
 import { buildResult } from './build-result.js';
-import type { ExperimentEnv, ExperimentOptions } from './experiment.js';
+import type { ExperimentEnv, ExperimentOptions } from './experiment-options.js';
 import { FaultSchedule } from './fault-schedule.js';
 import { measureRecovery } from './measure-recovery.js';
 import { experimentSchema } from './options.js';

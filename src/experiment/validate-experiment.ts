@@ -1,6 +1,6 @@
 // Everything an experiment needs checked before it starts: its options and each fault spec.
 import { ChaosSpecError, problemsFromZod } from '../contracts/errors.js';
-import type { ExperimentOptions, ExperimentStep, Injector } from './experiment.js';
+import type { ExperimentOptions, ExperimentStep, Injector } from './experiment-options.js';
 import { experimentSchema } from './options.js';
 
 /** Validates everything, throws ChaosSpecError before anything starts. */

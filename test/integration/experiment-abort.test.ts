@@ -24,7 +24,12 @@ afterAll(async () => {
 it('reverts an inject that lands after the abort before recovery starts', async () => {
   const t0 = performance.now();
   let recoveryAt = Infinity;
-  const chaos = createChaos({ seed: 3, progress: (line) => line.includes('recovery:') && (recoveryAt = performance.now() - t0) });
+  const chaos = createChaos({
+    seed: 3,
+    progress: (line) => {
+      if (line.includes('recovery:')) recoveryAt = performance.now() - t0;
+    },
+  });
   // What the bystander is, every 50 ms, from the start until 3 s after the experiment returned.
   const samples: { atMs: number; running: boolean }[] = [];
   let sampling = true;
