@@ -75,16 +75,15 @@ export class Chaos {
     return [...this.active];
   }
 
-  /** Reverts every fault in force; errors are collected, every revert is tried. */
+  /**
+   * Reverts every fault in force, newest first (a later fault may stand in the
+   * way of undoing an earlier one: a paused container refuses the exec that
+   * removes disk-fill's file); errors are collected, every revert is tried.
+   */
   async revertAll(): Promise<void> {
-    const results = await Promise.allSettled([...this.active].map((f) => f.revert()));
-    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed.length) {
-      throw new AggregateError(
-        failed.map((f) => f.reason),
-        `${failed.length} fault(s) failed to revert`,
-      );
-    }
+    const failed: unknown[] = [];
+    for (const f of [...this.active].reverse()) await f.revert().catch((err: unknown) => failed.push(err));
+    if (failed.length) throw new AggregateError(failed, `${failed.length} fault(s) failed to revert`);
   }
 
   /**

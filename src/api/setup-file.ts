@@ -2,11 +2,21 @@
 import { afterAll, expect, inject } from 'vitest';
 import { configureChaos } from './default-chaos.js';
 import { chaosMatchers } from './matchers.js';
+import { onParentGone } from './parent-watch.js';
 
 expect.extend(chaosMatchers);
 
 const provided = inject('vitestChaos');
 const instance = configureChaos(provided ?? {});
 
+// A worker whose Vitest main process died reverts at once, not when its test times out.
+const unwatch = onParentGone(() => instance.revertAll());
+
 // Faults injected outside a test (beforeAll, module scope) end with the file.
-afterAll(() => instance.revertAll());
+afterAll(async () => {
+  try {
+    await instance.revertAll();
+  } finally {
+    unwatch();
+  }
+});

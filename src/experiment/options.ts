@@ -2,6 +2,9 @@
 import { z } from 'zod';
 import { sloSchema } from '../steady-state/slo.js';
 
+/** The SLO window when none is given, unless the baseline or the observe phase is shorter. */
+const DEFAULT_WINDOW_MS = 1000;
+
 const ms = (what: string) => z.number({ error: what }).int({ error: what }).positive({ error: what });
 
 const loadSchema = z
@@ -47,8 +50,8 @@ export const experimentSchema = z
         load: loadSchema.optional(),
         probes: z.array(probeSchema).optional(),
         slos: sloSchema,
-        /** Sliding window over which SLOs are judged, default 1000 ms. */
-        windowMs: ms('a whole number of milliseconds > 0').default(1000),
+        /** Sliding window over which SLOs are judged; default min(1000 ms, baselineMs, durationMs), see below. */
+        windowMs: ms('a whole number of milliseconds > 0').optional(),
       })
       .refine((s) => s.load || (s.probes && s.probes.length > 0), { error: 'a load or at least one probe', path: ['load'] }),
     baselineMs: ms('a whole number of milliseconds > 0').default(2000),
@@ -63,8 +66,9 @@ export const experimentSchema = z
   })
   .superRefine((o, ctx) => {
     const w = o.steadyState.windowMs;
-    if (w > o.durationMs) ctx.addIssue({ code: 'custom', path: ['steadyState', 'windowMs'], input: w, message: `a window no longer than durationMs (${o.durationMs} ms)` });
-    if (w > o.baselineMs) ctx.addIssue({ code: 'custom', path: ['steadyState', 'windowMs'], input: w, message: `a window no longer than baselineMs (${o.baselineMs} ms)` });
+    // A window the user did not give always fits (the default below).
+    if (w !== undefined && w > o.durationMs) ctx.addIssue({ code: 'custom', path: ['steadyState', 'windowMs'], input: w, message: `a window no longer than durationMs (${o.durationMs} ms)` });
+    if (w !== undefined && w > o.baselineMs) ctx.addIssue({ code: 'custom', path: ['steadyState', 'windowMs'], input: w, message: `a window no longer than baselineMs (${o.baselineMs} ms)` });
     if (o.schedule === 'serial') {
       o.faults.slice(0, -1).forEach((s, i) => {
         if (!('fault' in s) || s.durationMs === undefined) {
@@ -72,6 +76,7 @@ export const experimentSchema = z
         }
       });
     }
-  });
+  })
+  .transform((o) => ({ ...o, steadyState: { ...o.steadyState, windowMs: o.steadyState.windowMs ?? Math.min(DEFAULT_WINDOW_MS, o.baselineMs, o.durationMs) } }));
 
 export type ExperimentOptionsParsed = z.output<typeof experimentSchema>;

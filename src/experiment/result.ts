@@ -27,7 +27,10 @@ export interface FaultRecord {
   injectedAtMs: number | null;
   revertedAtMs: number | null;
   stats: Record<string, number>;
+  /** Why the inject failed. */
   error?: string;
+  /** Why the revert failed: the fault may still be in force (the journal keeps its undo for the reaper). */
+  revertError?: string;
 }
 
 export interface TimelinePoint {

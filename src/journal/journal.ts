@@ -17,6 +17,8 @@ export interface JournalEntry {
   /** Start time of the process in clock ticks (/proc/PID/stat field 22): a reused pid is not us. */
   pidStart: number;
   createdAt: string;
+  /** Order of the records of one process (1, 2, ...): the reaper undoes the newest first. */
+  seq?: number;
   /** What made the change, for the reaper's report, e.g. "cpu-throttle on api-1". */
   description: string;
   /** Run in order on revert and by the reaper. */
@@ -43,11 +45,13 @@ export class Journal {
 
   /** Records the undo of a change about to be made; returns the entry to pass to commit(). */
   record(description: string, undo: UndoAction[]): JournalEntry {
+    const seq = ++this.n;
     const entry: JournalEntry = {
-      id: `${process.pid}-${++this.n}-${Date.now()}`,
+      id: `${process.pid}-${seq}-${Date.now()}`,
       pid: process.pid,
       pidStart: this.myStart,
       createdAt: new Date().toISOString(),
+      seq,
       description,
       undo,
     };
@@ -91,13 +95,15 @@ export class Journal {
   }
 
   /**
-   * Reverts what dead processes left. Returns what it reverted; an entry whose
-   * undo fails stays, to be tried again, and its error is reported.
+   * Reverts what dead processes left, newest first: a later change may stand
+   * in the way of undoing an earlier one (a paused container refuses the exec
+   * that removes a file written before the pause). Returns what it reverted;
+   * an entry whose undo fails stays, to be tried again, and its error is reported.
    */
   async reap(): Promise<{ reverted: JournalEntry[]; failed: { entry: JournalEntry; error: string }[] }> {
     const reverted: JournalEntry[] = [];
     const failed: { entry: JournalEntry; error: string }[] = [];
-    for (const e of this.entries()) {
+    for (const e of newestFirst(this.entries())) {
       if (processStartTicks(e.pid) === e.pidStart) continue; // its owner still runs
       try {
         await runUndo(e.undo);
@@ -132,4 +138,10 @@ export class Journal {
       closeSync(dfd);
     }
   }
+}
+
+/** Newest record first: by creation time, then by the process's own sequence (records of one millisecond). */
+export function newestFirst(entries: JournalEntry[]): JournalEntry[] {
+  const seqOf = (e: JournalEntry) => e.seq ?? Number(e.id.split('-')[1] ?? 0);
+  return [...entries].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || (a.pid === b.pid ? seqOf(b) - seqOf(a) : 0));
 }

@@ -49,6 +49,7 @@ async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
     case 'docker-start':
       return ignoreGone(() => docker.getContainer(a.containerId).start(), [304, 404]);
     case 'docker-exec':
+      // Only 404 means gone: 409 is a paused or stopped container, whose file is still there.
       return ignoreGone(async () => {
         const exec = await docker.getContainer(a.containerId).exec({ Cmd: a.cmd, AttachStdout: true, AttachStderr: true });
         const stream = await exec.start({});
@@ -57,7 +58,9 @@ async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
           stream.on('error', reject);
           stream.resume();
         });
-      }, [404, 409]);
+        const { ExitCode } = await exec.inspect();
+        if (ExitCode !== 0) throw new Error(`${a.cmd.join(' ')} in container ${a.containerId.slice(0, 12)} exited with ${ExitCode}`);
+      }, [404]);
     case 'exec':
       try {
         await run(a.argv[0] as string, a.argv.slice(1));

@@ -1,13 +1,20 @@
 // A separate process that injects faults and then waits to be killed; used to
-// show that SIGKILL leaves nothing behind. argv: <kind> <containerId> [params as JSON]
+// show that SIGKILL leaves nothing behind.
+// argv: <kind> <containerId> [params as JSON], or
+//       sequence <containerId> <[{ kind, ...params }, ...] as JSON>: injected one after the other.
 import { createChaos, type FaultSpec } from '../../src/index.js';
 
 const [kind, target, json] = process.argv.slice(2);
 const chaos = createChaos({ seed: 1 });
-const fault = json
-  ? await chaos.inject({ kind, target: target!, ...JSON.parse(json) } as FaultSpec)
-  : kind === 'network-latency'
-    ? await chaos.inject({ kind: 'network-latency', target: target!, latencyMs: 300 })
-    : await chaos.inject({ kind: 'network-loss', target: target!, percent: 100 });
-process.stdout.write(`READY ${JSON.stringify(fault.toJSON())}\n`);
+const specs: FaultSpec[] =
+  kind === 'sequence'
+    ? (JSON.parse(json!) as Record<string, unknown>[]).map((s) => ({ ...s, target: target! }) as FaultSpec)
+    : json
+      ? [{ kind, target: target!, ...JSON.parse(json) } as FaultSpec]
+      : kind === 'network-latency'
+        ? [{ kind: 'network-latency', target: target!, latencyMs: 300 }]
+        : [{ kind: 'network-loss', target: target!, percent: 100 }];
+const faults = [];
+for (const spec of specs) faults.push(await chaos.inject(spec));
+process.stdout.write(`READY ${JSON.stringify(faults.length === 1 ? faults[0]!.toJSON() : faults.map((f) => f.toJSON()))}\n`);
 setInterval(() => {}, 1000);

@@ -1,0 +1,56 @@
+// The verdict and the plain, JSON-serialisable result from what the phases measured.
+import type { LoadTotals } from '../steady-state/load-generator.js';
+import type { Recorder, WindowStats } from '../steady-state/recorder.js';
+import type { Slos } from '../steady-state/slo.js';
+import type { Breach, ExperimentResult, FaultRecord, TimelinePoint } from './result.js';
+
+export interface Measured {
+  name: string;
+  hypothesis: string;
+  seed: number;
+  startedAt: Date;
+  windowMs: number;
+  slos: Slos;
+  rec: Recorder;
+  baseline: WindowStats | null;
+  breaches: Breach[];
+  timeline: TimelinePoint[];
+  faults: FaultRecord[];
+  load: LoadTotals | null;
+  /** Aborted on a breach. */
+  aborted: boolean;
+  rollbackMs: number | null;
+  recoveryMs: number | null;
+  /** A failed inject or revert, or a cancelled test. */
+  error?: string;
+}
+
+export function buildResult(m: Measured): ExperimentResult {
+  const verdict = m.error || m.aborted ? 'aborted' : m.breaches.length ? 'rejected' : 'validated';
+  const first = m.breaches[0];
+  const reason = m.error
+    ? m.error
+    : first
+      ? `${first.slo} ${first.actual === null ? 'never recovered' : first.actual.toFixed(2)} against ${first.stated} (${first.phase})`
+      : 'every SLO held in every window';
+  return {
+    name: m.name,
+    hypothesis: m.hypothesis,
+    verdict,
+    reason,
+    seed: m.seed,
+    startedAt: m.startedAt.toISOString(),
+    durationMs: m.rec.now(),
+    windowMs: m.windowMs,
+    slos: m.slos,
+    phases: { baseline: m.baseline, observe: m.rec.phaseStats('observe'), recovery: m.rec.phaseStats('recovery') },
+    breaches: m.breaches,
+    rollbackMs: m.rollbackMs,
+    recoveryMs: m.recoveryMs,
+    recovered: m.recoveryMs !== null,
+    faults: m.faults,
+    load: m.load,
+    timeline: m.timeline,
+    ...(m.error ? { error: m.error } : {}),
+  };
+}

@@ -1,0 +1,57 @@
+// What an experiment is given: its options (the public shape of
+// chaos.experiment()), and the injector and environment it runs with.
+import type { ActiveFault } from '../faults/fault-handle.js';
+import type { LoadOptions } from '../steady-state/load-generator.js';
+import type { ProbeSpec } from '../steady-state/probes.js';
+import type { Slos } from '../steady-state/slo.js';
+
+export interface ExperimentStep<S> {
+  /** Offset from the start of the observe phase (parallel) or from the previous step's end (serial). Default 0. */
+  atMs?: number;
+  /** Reverted after this long; default: until the observe phase ends. */
+  durationMs?: number;
+  fault: S;
+}
+
+export interface ExperimentOptions<S> {
+  name: string;
+  /** The sentence under test: "Given normal traffic, when the backend is 200 ms slower, p99 stays under 500 ms". */
+  hypothesis: string;
+  steadyState: {
+    load?: LoadOptions;
+    probes?: ProbeSpec[];
+    slos: Slos;
+    /** Sliding window the SLOs are judged over. Default min(1000 ms, baselineMs, durationMs). */
+    windowMs?: number;
+  };
+  /** Steady traffic before any fault; relative SLOs compare with it. Default 2000 ms. */
+  baselineMs?: number;
+  faults: (S | ExperimentStep<S>)[];
+  /** 'parallel' (default): steps at their offsets; 'serial': one after the other. */
+  schedule?: 'parallel' | 'serial';
+  /** Length of the observe phase, from the first inject. */
+  durationMs: number;
+  /**
+   * withinMs: the SLOs must hold again within this long after the last revert.
+   * maxWaitMs: how long to keep measuring recovery (default max(10 s, 2 x withinMs)).
+   */
+  recovery?: { withinMs: number; maxWaitMs?: number };
+  /** Revert every fault at the first breach. Default true. */
+  abortOnBreach?: boolean;
+  /** Seed of every random choice (fault draws, arrivals). Default: derived from the run's seed. */
+  seed?: number;
+}
+
+export interface Injector<S> {
+  validate(spec: S): unknown;
+  inject(spec: S): Promise<ActiveFault<object>>;
+}
+
+export interface ExperimentEnv<S> {
+  injector: Injector<S>;
+  seed: number;
+  /** Aborted when the test times out or the run is cancelled. */
+  signal?: AbortSignal;
+  /** Called with the progress line of each phase. */
+  progress?: (line: string) => void;
+}

@@ -1,0 +1,86 @@
+// baseline -> inject -> observe (SLO watch, abort on breach) -> revert -> recovery.
+// Every fault is reverted on every way out: the end, a breach, a thrown error,
+// a timed-out or cancelled test; an inject still in flight is reverted when it
+// lands, before the recovery phase starts.
+import { deriveSeed } from '../contracts/seed.js';
+import { LoadGenerator } from '../steady-state/load-generator.js';
+import { startProbes } from '../steady-state/probes.js';
+import { evaluate } from '../steady-state/slo.js';
+import type { WindowStats } from '../steady-state/recorder.js';
+import { buildResult } from './build-result.js';
+import type { ExperimentEnv, ExperimentOptions } from './experiment-options.js';
+import { FaultSchedule } from './fault-schedule.js';
+import { measureRecovery } from './measure-recovery.js';
+import { experimentSchema } from './options.js';
+import type { Breach, ExperimentResult, TimelinePoint } from './result.js';
+import { validateExperiment } from './validate-experiment.js';
+import { watchObserve } from './watch-observe.js';
+import { WindowClock } from './window-clock.js';
+
+export async function runExperiment<S extends { seed?: number }>(opts: ExperimentOptions<S>, env: ExperimentEnv<S>): Promise<ExperimentResult> {
+  validateExperiment(opts, env.injector);
+  const o = experimentSchema.parse(opts);
+  const seed = opts.seed ?? env.seed;
+  const log = env.progress ?? (() => {});
+  const stop = new AbortController();
+  const onCancel = () => stop.abort();
+  env.signal?.addEventListener('abort', onCancel);
+  const clock = new WindowClock(o.steadyState.windowMs, stop.signal);
+  const { rec } = clock;
+  const faults = new FaultSchedule(opts.faults, seed, env.injector, rec, stop, log);
+  const breaches: Breach[] = [];
+  const timeline: TimelinePoint[] = [];
+  const startedAt = new Date();
+  let baseline: WindowStats | null = null;
+  let observed = { aborted: false, rollbackMs: null as number | null };
+  let recoveryMs: number | null = null;
+
+  const loadOpts = o.steadyState.load;
+  const load = loadOpts ? new LoadGenerator({ ...loadOpts, seed: loadOpts.seed ?? deriveSeed(seed, 'load') }, rec) : null;
+  const stopProbes = startProbes(o.steadyState.probes ?? [], rec);
+  try {
+    rec.setPhase('baseline');
+    log(`baseline ${o.baselineMs} ms`);
+    await clock.sleep(o.baselineMs);
+    baseline = rec.phaseStats('baseline');
+    const baseChecks = baseline ? evaluate(o.steadyState.slos, baseline, baseline).filter((c) => !c.ok) : [];
+    for (const c of baseChecks) breaches.push({ ...c, phase: 'baseline', window: { startMs: 0, endMs: rec.now() }, activeFaults: [] });
+
+    if (!stop.signal.aborted && baseChecks.length === 0) {
+      rec.setPhase('observe');
+      const observeStart = rec.now();
+      log(`observe ${o.durationMs} ms`);
+      await faults.start(o.schedule);
+      observed = await watchObserve(clock, observeStart, { ...o, slos: o.steadyState.slos }, baseline, faults, { breaches, timeline }, log);
+      await faults.revertAll();
+
+      rec.setPhase('recovery');
+      recoveryMs = await measureRecovery(clock, { ...o, slos: o.steadyState.slos }, baseline, faults.lastRevertMs, breaches, log);
+    }
+  } finally {
+    // Every way out reverts and stops what it started.
+    await faults.revertAll();
+    await stopProbes();
+    env.signal?.removeEventListener('abort', onCancel);
+  }
+  const loadTotals = load ? await load.stop() : null;
+  let error = faults.error;
+  if (env.signal?.aborted) error ??= 'the test was cancelled or timed out';
+  return buildResult({
+    name: o.name,
+    hypothesis: o.hypothesis,
+    seed,
+    startedAt,
+    windowMs: o.steadyState.windowMs,
+    slos: o.steadyState.slos,
+    rec,
+    baseline,
+    breaches,
+    timeline,
+    faults: faults.records,
+    load: loadTotals,
+    ...observed,
+    recoveryMs,
+    ...(error ? { error } : {}),
+  });
+}

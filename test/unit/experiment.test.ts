@@ -1,0 +1,158 @@
+// The experiment's own logic (schedule, verdict, what reaches the result) with
+// an injector whose faults are plain objects: what the kernel does is measured
+// by test/integration/experiment*.test.ts.
+import { afterEach, describe, expect, it } from 'vitest';
+import { ActiveFault } from '../../src/faults/fault-handle.js';
+import { Chaos } from '../../src/api/chaos.js';
+import { ChaosSpecError } from '../../src/contracts/errors.js';
+import { runExperiment, validateExperiment, type ExperimentOptions, type Injector } from '../../src/experiment/experiment.js';
+import { experimentSchema } from '../../src/experiment/options.js';
+
+interface Spec {
+  kind: string;
+  seed?: number;
+  failRevert?: boolean;
+}
+
+function injector(): Injector<Spec> & { reverted: string[] } {
+  let n = 0;
+  const reverted: string[] = [];
+  return {
+    reverted,
+    validate: () => undefined,
+    async inject(spec) {
+      const id = `f${++n}`;
+      return new ActiveFault(id, spec.kind, { id, name: 'fake' }, spec.seed ?? 0, {}, {
+        stats: () => ({ matched: 1 }),
+        async revert() {
+          if (spec.failRevert) throw new Error(`${spec.kind} could not be undone`);
+          reverted.push(spec.kind);
+        },
+      }, () => undefined);
+    },
+  };
+}
+
+const ok = { name: 'always', fn: async () => true, intervalMs: 20 };
+
+function options(over: Partial<ExperimentOptions<Spec>>): ExperimentOptions<Spec> {
+  return {
+    name: 'unit',
+    hypothesis: 'the probe passes',
+    steadyState: { probes: [ok], slos: { availability: { min: 0.5 } }, windowMs: 100 },
+    baselineMs: 200,
+    faults: [{ kind: 'a' }],
+    durationMs: 400,
+    recovery: { withinMs: 1000, maxWaitMs: 300 },
+    ...over,
+  };
+}
+
+describe('an experiment whose revert fails', () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  afterEach(() => {
+    unhandled.length = 0;
+  });
+
+  it('reports the failed revert of a timed step in the result and its error, never as an unhandled rejection', async () => {
+    const inj = injector();
+    const r = await runExperiment(
+      options({ faults: [{ durationMs: 100, fault: { kind: 'breaks', failRevert: true } }, { kind: 'fine' }] }),
+      { injector: inj, seed: 1 },
+    );
+    await new Promise((res) => setTimeout(res, 50)); // let a stray rejection surface
+    expect(unhandled).toEqual([]);
+    expect(r.verdict).toBe('aborted');
+    expect(r.error).toMatch(/revert of fault 0 \(breaks\) failed: breaks could not be undone/);
+    expect(r.faults[0]!.revertError).toBe('breaks could not be undone');
+    expect(r.faults[1]!.revertError).toBeUndefined();
+    expect(inj.reverted).toEqual(['fine']);
+    expect(JSON.parse(JSON.stringify(r))).toEqual(r);
+  });
+
+  it('reports a revert that fails at the end of the observe phase the same way', async () => {
+    const r = await runExperiment(options({ faults: [{ kind: 'breaks', failRevert: true }] }), { injector: injector(), seed: 1 });
+    expect(unhandled).toEqual([]);
+    expect(r.verdict).toBe('aborted');
+    expect(r.error).toMatch(/revert of fault 0 \(breaks\) failed/);
+    expect(r.faults[0]!.revertError).toBe('breaks could not be undone');
+  });
+});
+
+describe('default window', () => {
+  it('fits a baseline shorter than 1000 ms', () => {
+    const opts = options({ steadyState: { probes: [ok], slos: { availability: { min: 0.5 } } }, baselineMs: 500, durationMs: 2000 });
+    expect(() => validateExperiment(opts, injector())).not.toThrow();
+    expect(experimentSchema.parse(opts).steadyState.windowMs).toBe(500);
+  });
+
+  it('fits a duration shorter than 1000 ms, and stays 1000 ms when both are longer', () => {
+    const short = options({ steadyState: { probes: [ok], slos: { availability: { min: 0.5 } } }, baselineMs: 2000, durationMs: 300 });
+    expect(experimentSchema.parse(short).steadyState.windowMs).toBe(300);
+    const long = options({ steadyState: { probes: [ok], slos: { availability: { min: 0.5 } } }, baselineMs: 2000, durationMs: 3000 });
+    expect(experimentSchema.parse(long).steadyState.windowMs).toBe(1000);
+  });
+
+  it('still names a window the user gave that does not fit', () => {
+    const opts = options({ steadyState: { probes: [ok], slos: { availability: { min: 0.5 } }, windowMs: 800 }, baselineMs: 500, durationMs: 2000 });
+    expect(() => validateExperiment(opts, injector())).toThrow(/steadyState\.windowMs is 800; expected a window no longer than baselineMs \(500 ms\)/);
+  });
+
+  it('runs an experiment with baselineMs 500 and no window', async () => {
+    const r = await runExperiment(
+      options({ steadyState: { probes: [ok], slos: { availability: { min: 0.5 } } }, baselineMs: 500, durationMs: 600 }),
+      { injector: injector(), seed: 1 },
+    );
+    expect(r.windowMs).toBe(500);
+    expect(r.verdict).toBe('validated');
+    expect(r.phases.baseline!.probes).toBeGreaterThan(5);
+  });
+});
+
+describe('checks that need only the parameters run in validation', () => {
+  const chaos = new Chaos({ seed: 1, progress: false });
+  const problems = (spec: unknown) => {
+    try {
+      chaos.validate(spec as never);
+    } catch (e) {
+      expect(e).toBeInstanceOf(ChaosSpecError);
+      return (e as ChaosSpecError).message;
+    }
+    return 'accepted';
+  };
+
+  it('network-partition: mode "reject" with direction "ingress"', () => {
+    const m = problems({ kind: 'network-partition', target: 'x', mode: 'reject', direction: 'ingress' });
+    expect(m).toMatch(/direction is "ingress"; expected "egress" or "both" with mode "reject"/);
+  });
+
+  it('network-partition: mode "reject" with protocol "udp"', () => {
+    const m = problems({ kind: 'network-partition', target: 'x', mode: 'reject', protocol: 'udp' });
+    expect(m).toMatch(/protocol is "udp"; expected "tcp" or none with mode "reject"/);
+  });
+
+  it('network-partition: the valid combinations pass', () => {
+    expect(problems({ kind: 'network-partition', target: 'x', mode: 'reject', direction: 'egress', protocol: 'tcp' })).toBe('accepted');
+    expect(problems({ kind: 'network-partition', target: 'x', mode: 'drop', direction: 'ingress', protocol: 'udp' })).toBe('accepted');
+  });
+
+  it('crash-on-syscall: a host whose syscall numbers are not x86_64', () => {
+    const arch = Object.getOwnPropertyDescriptor(process, 'arch')!;
+    Object.defineProperty(process, 'arch', { ...arch, value: 'arm64' });
+    try {
+      expect(problems({ kind: 'crash-on-syscall', target: 'x', syscall: 'write' })).toMatch(/syscall is "write"; expected an x86_64 host/);
+    } finally {
+      Object.defineProperty(process, 'arch', arch);
+    }
+    expect(problems({ kind: 'crash-on-syscall', target: 'x', syscall: 'write' })).toBe('accepted');
+  });
+
+  it('an experiment with such a fault is refused before its baseline starts', async () => {
+    const t0 = performance.now();
+    const opts = options({ baselineMs: 2000, faults: [{ kind: 'network-partition', target: 'x', mode: 'reject', direction: 'ingress' } as Spec] });
+    await expect(runExperiment(opts, { injector: chaos as unknown as Injector<Spec>, seed: 1 })).rejects.toThrow(/direction is "ingress"/);
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
+});
