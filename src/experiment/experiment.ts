@@ -7,10 +7,11 @@ import { ChaosSpecError, problemsFromZod } from '../contracts/errors.js';
 import { deriveSeed } from '../contracts/seed.js';
 import { LoadGenerator, type LoadOptions } from '../steady-state/load-generator.js';
 import { startProbes, type ProbeSpec } from '../steady-state/probes.js';
+import { startPromqlSlos } from '../steady-state/promql.js';
 import { Recorder, type WindowStats } from '../steady-state/recorder.js';
 import { evaluate, type Slos } from '../steady-state/slo.js';
 import { experimentSchema } from './options.js';
-import type { Breach, ExperimentResult, FaultRecord, Phase, TimelinePoint } from './result.js';
+import type { Breach, ExperimentResult, FaultRecord, Phase, Severity, TimelinePoint } from './result.js';
 
 export interface ExperimentStep<S> {
   /** Offset from the start of the observe phase (parallel) or from the previous step's end (serial). Default 0. */
@@ -47,6 +48,8 @@ export interface ExperimentOptions<S> {
   abortOnBreach?: boolean;
   /** Seed of every random choice (fault draws, arrivals). Default: derived from the run's seed. */
   seed?: number;
+  /** How much it matters that this hypothesis holds; weights the run's resilience score. Default 'medium'. */
+  severity?: Severity;
 }
 
 export interface Injector<S> {
@@ -94,6 +97,7 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
     params: {},
     injectedAtMs: null,
     revertedAtMs: null,
+    applyMs: null,
     stats: {},
   }));
   const active = new Map<number, ActiveFault<object>>();
@@ -114,6 +118,7 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
 
   const load = o.steadyState.load ? new LoadGenerator({ ...o.steadyState.load, seed: o.steadyState.load.seed ?? deriveSeed(seed, 'load') }, rec) : null;
   const stopProbes = startProbes(o.steadyState.probes ?? [], rec);
+  const stopPromql = startPromqlSlos(o.steadyState.slos, rec);
 
   const activeNames = () => [...active.values()].map((f) => f.toString());
   const revertOne = async (i: number) => {
@@ -135,8 +140,10 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
     const step = steps[i]!;
     const r = records[i] as FaultRecord;
     try {
+      const t0 = rec.now();
       const f = await env.injector.inject(step.fault);
       r.injectedAtMs = rec.now();
+      r.applyMs = r.injectedAtMs - t0;
       r.target = f.target.name;
       r.params = { ...f.params };
       active.set(i, f);
@@ -155,7 +162,12 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
     // --- baseline
     rec.setPhase('baseline');
     log(`baseline ${o.baselineMs} ms`);
-    await sleep(o.baselineMs, undefined, { signal: abort.signal }).catch(() => undefined);
+    // Full windows of the baseline go on the timeline, so reports show the band it drew.
+    while (!abort.signal.aborted && rec.now() < o.baselineMs) {
+      await nextTick();
+      const end = Math.floor(Math.min(rec.now(), o.baselineMs) / bucketMs) * bucketMs;
+      if (end >= windowMs && timeline[timeline.length - 1]?.endMs !== end) timeline.push(point(rec.window(end, windowMs), 'baseline', false));
+    }
     baseline = rec.phaseStats('baseline');
     const baseChecks = baseline ? evaluate(o.steadyState.slos, baseline, baseline).filter((c) => !c.ok) : [];
     for (const c of baseChecks) breaches.push({ ...c, phase: 'baseline', window: { startMs: 0, endMs: rec.now() }, activeFaults: [] });
@@ -217,6 +229,7 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
         }
         const w = rec.window(candidate + windowMs, windowMs);
         const failed = evaluate(o.steadyState.slos, w, baseline).filter((c) => !c.ok);
+        timeline.push(point(w, 'recovery', failed.length > 0));
         if (failed.length === 0 && (w.requests > 0 || w.probes > 0)) recoveryMs = candidate - lastRevertMs;
         else candidate += bucketMs;
       }
@@ -239,6 +252,7 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
       error ??= `revert failed: ${err.message}`;
     });
     await stopProbes();
+    await stopPromql();
     env.signal?.removeEventListener('abort', onCancel);
   }
   const loadTotals = load ? await load.stop() : null;
@@ -253,6 +267,7 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
   return {
     name: o.name,
     hypothesis: o.hypothesis,
+    severity: opts.severity ?? 'medium',
     verdict,
     reason,
     seed,
@@ -273,5 +288,5 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
 }
 
 function point(w: WindowStats, phase: Phase, breached: boolean): TimelinePoint {
-  return { endMs: w.endMs, phase, requests: w.requests, errorRate: w.errorRate, p99Ms: w.p99Ms, throughputRps: w.throughputRps, breached };
+  return { endMs: w.endMs, phase, requests: w.requests, errorRate: w.errorRate, p50Ms: w.p50Ms, p99Ms: w.p99Ms, throughputRps: w.throughputRps, breached };
 }
