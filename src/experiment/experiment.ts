@@ -176,7 +176,7 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
       // --- inject + observe
       phase = 'observe';
       rec.setPhase('observe');
-      const observeStart = rec.now();
+      let observeStart = rec.now();
       log(`observe ${o.durationMs} ms`);
       if (o.schedule === 'serial') {
         let at = 0;
@@ -189,6 +189,9 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
       } else {
         const now = steps.map((s, i) => ((s.atMs ?? 0) === 0 ? i : -1)).filter((i) => i >= 0);
         await Promise.all(now.map(injectOne)); // the faults at offset 0 are in force before we watch
+        // The observe phase is timed from the faults being in force: an apply that took longer
+        // than durationMs (a loaded machine) would otherwise leave no window judged under the fault.
+        observeStart = rec.now();
         steps.forEach((s, i) => {
           if ((s.atMs ?? 0) > 0) timers.push(setTimeout(() => void injectOne(i), s.atMs));
         });
