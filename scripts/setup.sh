@@ -18,7 +18,7 @@ export LC_ALL=C
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOG_DIR=$ROOT/.cache/setup
 DOCKERD_LOG=/var/log/vitest-chaos-dockerd.log
-PACKAGES=(docker.io clang clang-format llvm libbpf-dev bpftool debootstrap linux-libc-dev iproute2 make g++ python3 curl ca-certificates)
+PACKAGES=(docker.io clang clang-format llvm libbpf-dev bpftool debootstrap linux-libc-dev iproute2 make g++ python3 curl ca-certificates chromium prometheus)
 T_START=$EPOCHREALTIME
 TIMES=()
 

@@ -23,6 +23,8 @@ import { currentTest } from './current-test.js';
 import { PreflightGate } from './preflight-gate.js';
 import type { PreflightResult } from './preflight.js';
 import { TestSeeds } from './test-seeds.js';
+import { experimentEvent } from '../report/chaos-metrics.js';
+import { sendChaosEvent } from '../report/metrics-channel.js';
 
 export type { FaultSpec } from '../faults/kinds.js';
 
@@ -41,6 +43,8 @@ export interface ChaosOptions {
   preflight?: PreflightResult;
   /** Where experiments report their phases; false for silence. Default: console.info. */
   progress?: ((line: string) => void) | false;
+  /** Unix socket of the plugin's metrics server; events go there when set. */
+  metricsSocket?: string;
 }
 
 export class Chaos {
@@ -54,9 +58,11 @@ export class Chaos {
   private journalInstance?: Journal;
   private nextId = 1;
   private readonly progress: ChaosOptions['progress'];
+  private readonly metricsSocket?: string;
 
   constructor(options: ChaosOptions = {}, resolver = new TargetResolver()) {
     this.progress = options.progress;
+    this.metricsSocket = options.metricsSocket;
     this.seed = options.seed ?? randomSeed();
     this.resolver = resolver;
     this.radius = new BlastRadius(resolver, options.allowTargets);
@@ -118,7 +124,10 @@ export class Chaos {
       meta.vitestChaos ??= { experiments: [] };
       meta.vitestChaos.experiments.push(result);
       await test.context.annotate(summarize(result), 'vitest-chaos').catch(() => undefined);
+      // A property of its own in JUnit output, for CI tools that read properties by name.
+      await test.context.annotate(`${result.name}: ${result.verdict}`, 'vitest-chaos.verdict').catch(() => undefined);
     }
+    await sendChaosEvent(this.metricsSocket, experimentEvent(result));
     if (result.error && !test?.context.signal.aborted) throw new Error(`chaos.experiment(${opts.name}): ${result.error}`);
     return result;
   }
@@ -147,7 +156,9 @@ export class Chaos {
       seed,
       resolvePeer: (ref) => this.radius.resolve(ref, 'peer', where, { readOnly: true }),
     };
+    const t0 = performance.now();
     const applied = await impl.apply(params, target, ctx);
+    const applySeconds = (performance.now() - t0) / 1000;
     const fault = new ActiveFault<StatsOf<K>>(
       `f${this.nextId++}`,
       kind,
@@ -155,9 +166,13 @@ export class Chaos {
       seed,
       plainParams(params),
       applied,
-      () => this.active.delete(fault),
+      () => {
+        this.active.delete(fault);
+        void sendChaosEvent(this.metricsSocket, { type: 'revert', kind });
+      },
     );
     this.active.add(fault);
+    await sendChaosEvent(this.metricsSocket, { type: 'inject', kind, applySeconds });
     test?.context.onTestFinished(() => fault.revert());
     return fault;
   }

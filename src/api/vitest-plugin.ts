@@ -4,6 +4,7 @@
 // setup file that configures `chaos` and reverts whatever a file left active.
 import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'vite';
+import { startMetricsServer } from '../report/metrics-channel.js';
 import { preflight, type PreflightResult } from './preflight.js';
 import { randomSeed } from '../contracts/seed.js';
 
@@ -19,12 +20,20 @@ export interface ChaosPluginOptions {
    * failing run can be replayed with `VITEST_CHAOS_SEED=<seed>`.
    */
   seed?: number;
+  /**
+   * Serve the run's chaos metrics (chaos_experiments_total, ...) in Prometheus
+   * format at http://127.0.0.1:PORT/metrics, aggregated over every worker, while
+   * Vitest runs. port 0 picks a free one (printed). Default: not served.
+   */
+  metrics?: { port: number };
 }
 
 export interface ProvidedChaos {
   allowTargets: string[];
   seed: number;
   preflight: PreflightResult;
+  /** Unix socket the workers send their chaos events to, when metrics are served. */
+  metricsSocket?: string;
 }
 
 declare module 'vitest' {
@@ -41,6 +50,11 @@ export function chaos(options: ChaosPluginOptions = {}): Plugin {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0x7fffffff) {
     throw new Error(`vitest-chaos plugin: seed is ${String(options.seed ?? envSeed)}; expected an integer from 0 to 2147483647`);
   }
+  const port = options.metrics?.port;
+  if (options.metrics !== undefined && !(typeof port === 'number' && Number.isInteger(port) && port >= 0 && port <= 65535)) {
+    throw new Error(`vitest-chaos plugin: metrics.port is ${String(port)}; expected an integer from 0 to 65535`);
+  }
+  let metricsServer: Promise<Awaited<ReturnType<typeof startMetricsServer>>> | undefined;
   return {
     name: 'vitest:chaos',
     config() {
@@ -57,7 +71,18 @@ export function chaos(options: ChaosPluginOptions = {}): Plugin {
         );
       }
       if (result.kernel) log.warn(`vitest-chaos: tests that inject these kinds will be skipped: ${result.kernel.detail}\n    fix: ${result.kernel.fix}`);
-      project.provide('vitestChaos', { allowTargets: options.allowTargets ?? [], seed, preflight: result });
+      let metricsSocket: string | undefined;
+      if (port !== undefined) {
+        // One server per run, however many projects configure the plugin.
+        if (!metricsServer) {
+          metricsServer = startMetricsServer({ port });
+          const server = await metricsServer;
+          log.log(`vitest-chaos: metrics at ${server.url}`);
+          vitest.onClose(() => server.close());
+        }
+        metricsSocket = (await metricsServer).socketPath;
+      }
+      project.provide('vitestChaos', { allowTargets: options.allowTargets ?? [], seed, preflight: result, ...(metricsSocket ? { metricsSocket } : {}) });
     },
   };
 }

@@ -2,11 +2,12 @@
 import type { LoadTotals } from '../steady-state/load-generator.js';
 import type { Recorder, WindowStats } from '../steady-state/recorder.js';
 import type { Slos } from '../steady-state/slo.js';
-import type { Breach, ExperimentResult, FaultRecord, TimelinePoint } from './result.js';
+import type { Breach, ExperimentResult, FaultRecord, Severity, TimelinePoint } from './result.js';
 
 export interface Measured {
   name: string;
   hypothesis: string;
+  severity: Severity;
   seed: number;
   startedAt: Date;
   windowMs: number;
@@ -36,6 +37,7 @@ export function buildResult(m: Measured): ExperimentResult {
   return {
     name: m.name,
     hypothesis: m.hypothesis,
+    severity: m.severity,
     verdict,
     reason,
     seed: m.seed,

@@ -1,6 +1,7 @@
 // What an experiment is given: its options (the public shape of
 // chaos.experiment()), and the injector and environment it runs with.
 import type { ActiveFault } from '../faults/fault-handle.js';
+import type { Severity } from './result.js';
 import type { LoadOptions } from '../steady-state/load-generator.js';
 import type { ProbeSpec } from '../steady-state/probes.js';
 import type { Slos } from '../steady-state/slo.js';
@@ -40,6 +41,8 @@ export interface ExperimentOptions<S> {
   abortOnBreach?: boolean;
   /** Seed of every random choice (fault draws, arrivals). Default: derived from the run's seed. */
   seed?: number;
+  /** How much it matters that this hypothesis holds; weights the run's resilience score. Default 'medium'. */
+  severity?: Severity;
 }
 
 export interface Injector<S> {

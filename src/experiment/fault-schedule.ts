@@ -41,6 +41,7 @@ export class FaultSchedule<S extends { seed?: number }> {
       params: {},
       injectedAtMs: null,
       revertedAtMs: null,
+      applyMs: null,
       stats: {},
     }));
   }
@@ -103,6 +104,7 @@ export class FaultSchedule<S extends { seed?: number }> {
     const step = this.steps[i]!;
     const r = this.records[i]!;
     let f: ActiveFault<object>;
+    const t0 = this.rec.now();
     try {
       f = await this.injector.inject(step.fault);
     } catch (err) {
@@ -111,6 +113,7 @@ export class FaultSchedule<S extends { seed?: number }> {
       return;
     }
     r.injectedAtMs = this.rec.now();
+    r.applyMs = r.injectedAtMs - t0;
     r.target = f.target.name;
     r.params = { ...f.params };
     this.active.set(i, f);

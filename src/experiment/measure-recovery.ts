@@ -3,7 +3,8 @@
 // reported with its real length.
 import { evaluate, type Slos } from '../steady-state/slo.js';
 import type { WindowStats } from '../steady-state/recorder.js';
-import type { Breach } from './result.js';
+import type { Breach, TimelinePoint } from './result.js';
+import { timelinePoint } from './watch-observe.js';
 import type { WindowClock } from './window-clock.js';
 
 /** Last revert -> start of the first window that holds every SLO; null if none did within the wait. */
@@ -13,6 +14,7 @@ export async function measureRecovery(
   baseline: WindowStats | null,
   lastRevertMs: number,
   breaches: Breach[],
+  timeline: TimelinePoint[],
   log: (line: string) => void,
 ): Promise<number | null> {
   const { rec, bucketMs, windowMs, signal } = clock;
@@ -27,6 +29,7 @@ export async function measureRecovery(
     }
     const w = rec.window(candidate + windowMs, windowMs);
     const failed = evaluate(o.slos, w, baseline).filter((c) => !c.ok);
+    timeline.push(timelinePoint(w, failed.length > 0, 'recovery'));
     if (failed.length === 0 && (w.requests > 0 || w.probes > 0)) recoveryMs = candidate - lastRevertMs;
     else candidate += bucketMs;
   }

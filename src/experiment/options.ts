@@ -24,8 +24,8 @@ const loadSchema = z
   .refine((l) => (l.url === undefined) !== (l.request === undefined), { error: 'exactly one of url or request', path: ['url'] });
 
 const probeSchema = z.custom<import('../steady-state/probes.js').ProbeSpec>(
-  (v) => !!v && typeof v === 'object' && typeof (v as { name?: unknown }).name === 'string' && ['http', 'tcp', 'fn'].some((k) => k in (v as object)),
-  { error: 'a probe { name, http | tcp | fn }' },
+  (v) => !!v && typeof v === 'object' && typeof (v as { name?: unknown }).name === 'string' && ['http', 'tcp', 'fn', 'promql'].some((k) => k in (v as object)),
+  { error: 'a probe { name, http | tcp | fn | promql }' },
 );
 
 const faultSpec = z.custom<Record<string, unknown>>((v) => !!v && typeof v === 'object' && 'kind' in (v as object), {
@@ -63,6 +63,7 @@ export const experimentSchema = z
       .optional(),
     abortOnBreach: z.boolean({ error: 'true or false' }).default(true),
     seed: z.number({ error: 'an integer from 0 to 2147483647' }).int().min(0).max(0x7fffffff).optional(),
+    severity: z.enum(['low', 'medium', 'high', 'critical'], { error: 'one of "low", "medium", "high", "critical"' }).optional(),
   })
   .superRefine((o, ctx) => {
     const w = o.steadyState.windowMs;

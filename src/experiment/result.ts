@@ -5,6 +5,7 @@ import type { SloCheck, SloName, Slos } from '../steady-state/slo.js';
 
 export type Verdict = 'validated' | 'rejected' | 'aborted';
 export type Phase = 'baseline' | 'observe' | 'recovery';
+export type Severity = 'low' | 'medium' | 'high' | 'critical';
 
 export interface Breach {
   slo: SloName | 'recovery';
@@ -26,6 +27,8 @@ export interface FaultRecord {
   params: Record<string, unknown>;
   injectedAtMs: number | null;
   revertedAtMs: number | null;
+  /** How long inject() took to put the fault in force. */
+  applyMs: number | null;
   stats: Record<string, number>;
   /** Why the inject failed. */
   error?: string;
@@ -38,6 +41,7 @@ export interface TimelinePoint {
   phase: Phase;
   requests: number;
   errorRate: number | null;
+  p50Ms: number | null;
   p99Ms: number | null;
   throughputRps: number;
   breached: boolean;
@@ -46,6 +50,7 @@ export interface TimelinePoint {
 export interface ExperimentResult {
   name: string;
   hypothesis: string;
+  severity: Severity;
   verdict: Verdict;
   /** One line: why the verdict. */
   reason: string;

@@ -5,6 +5,7 @@
 import { deriveSeed } from '../contracts/seed.js';
 import { LoadGenerator } from '../steady-state/load-generator.js';
 import { startProbes } from '../steady-state/probes.js';
+import { startPromqlSlos } from '../steady-state/promql.js';
 import { evaluate } from '../steady-state/slo.js';
 import type { WindowStats } from '../steady-state/recorder.js';
 import { buildResult } from './build-result.js';
@@ -14,7 +15,7 @@ import { measureRecovery } from './measure-recovery.js';
 import { experimentSchema } from './options.js';
 import type { Breach, ExperimentResult, TimelinePoint } from './result.js';
 import { validateExperiment } from './validate-experiment.js';
-import { watchObserve } from './watch-observe.js';
+import { timelinePoint, watchObserve } from './watch-observe.js';
 import { WindowClock } from './window-clock.js';
 
 export async function runExperiment<S extends { seed?: number }>(opts: ExperimentOptions<S>, env: ExperimentEnv<S>): Promise<ExperimentResult> {
@@ -38,29 +39,40 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
   const loadOpts = o.steadyState.load;
   const load = loadOpts ? new LoadGenerator({ ...loadOpts, seed: loadOpts.seed ?? deriveSeed(seed, 'load') }, rec) : null;
   const stopProbes = startProbes(o.steadyState.probes ?? [], rec);
+  const stopPromql = startPromqlSlos(o.steadyState.slos, rec);
   try {
     rec.setPhase('baseline');
     log(`baseline ${o.baselineMs} ms`);
-    await clock.sleep(o.baselineMs);
+    // Full windows of the baseline go on the timeline, so reports show the band it drew.
+    while (!stop.signal.aborted && rec.now() < o.baselineMs) {
+      await clock.nextTick();
+      const end = Math.floor(Math.min(rec.now(), o.baselineMs) / clock.bucketMs) * clock.bucketMs;
+      if (end >= clock.windowMs && timeline[timeline.length - 1]?.endMs !== end) {
+        timeline.push(timelinePoint(rec.window(end, clock.windowMs), false, 'baseline'));
+      }
+    }
     baseline = rec.phaseStats('baseline');
     const baseChecks = baseline ? evaluate(o.steadyState.slos, baseline, baseline).filter((c) => !c.ok) : [];
     for (const c of baseChecks) breaches.push({ ...c, phase: 'baseline', window: { startMs: 0, endMs: rec.now() }, activeFaults: [] });
 
     if (!stop.signal.aborted && baseChecks.length === 0) {
       rec.setPhase('observe');
-      const observeStart = rec.now();
       log(`observe ${o.durationMs} ms`);
       await faults.start(o.schedule);
+      // Timed from the faults being in force: an apply that took longer than durationMs
+      // (a loaded machine) would otherwise leave no window judged under the fault.
+      const observeStart = rec.now();
       observed = await watchObserve(clock, observeStart, { ...o, slos: o.steadyState.slos }, baseline, faults, { breaches, timeline }, log);
       await faults.revertAll();
 
       rec.setPhase('recovery');
-      recoveryMs = await measureRecovery(clock, { ...o, slos: o.steadyState.slos }, baseline, faults.lastRevertMs, breaches, log);
+      recoveryMs = await measureRecovery(clock, { ...o, slos: o.steadyState.slos }, baseline, faults.lastRevertMs, breaches, timeline, log);
     }
   } finally {
     // Every way out reverts and stops what it started.
     await faults.revertAll();
     await stopProbes();
+    await stopPromql();
     env.signal?.removeEventListener('abort', onCancel);
   }
   const loadTotals = load ? await load.stop() : null;
@@ -69,6 +81,7 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
   return buildResult({
     name: o.name,
     hypothesis: o.hypothesis,
+    severity: opts.severity ?? 'medium',
     seed,
     startedAt,
     windowMs: o.steadyState.windowMs,

@@ -3,7 +3,7 @@
 // every fault is reverted at once.
 import { evaluate, type Slos } from '../steady-state/slo.js';
 import type { WindowStats } from '../steady-state/recorder.js';
-import type { Breach, TimelinePoint } from './result.js';
+import type { Breach, Phase, TimelinePoint } from './result.js';
 import type { WindowClock } from './window-clock.js';
 
 const MAX_BREACHES = 200;
@@ -17,7 +17,7 @@ export interface ObserveOutcome {
 
 export async function watchObserve(
   clock: WindowClock,
-  /** When the observe phase began (before its first injects). */
+  /** When the observe phase's clock starts: once the faults at offset 0 are in force. */
   observeStart: number,
   o: { slos: Slos; durationMs: number; abortOnBreach: boolean },
   baseline: WindowStats | null,
@@ -50,6 +50,16 @@ export async function watchObserve(
   return { aborted: false, rollbackMs: null };
 }
 
-function timelinePoint(w: WindowStats, breached: boolean): TimelinePoint {
-  return { endMs: w.endMs, phase: 'observe', requests: w.requests, errorRate: w.errorRate, p99Ms: w.p99Ms, throughputRps: w.throughputRps, breached };
+/** A window on the timeline the reports draw (baseline, observe and recovery alike). */
+export function timelinePoint(w: WindowStats, breached: boolean, phase: Phase = 'observe'): TimelinePoint {
+  return {
+    endMs: w.endMs,
+    phase,
+    requests: w.requests,
+    errorRate: w.errorRate,
+    p50Ms: w.p50Ms,
+    p99Ms: w.p99Ms,
+    throughputRps: w.throughputRps,
+    breached,
+  };
 }

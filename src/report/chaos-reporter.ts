@@ -2,17 +2,30 @@
 // one table row per experiment (verdict, first breach, rollback, recovery,
 // seed), and optionally the results as JSON for dashboards and CI artifacts.
 // Use beside the default reporter:
-//   reporters: ['default', new ChaosReporter({ outputFile: 'chaos-report.json' })]
-import { mkdirSync, writeFileSync } from 'node:fs';
+//   reporters: ['default', new ChaosReporter({ outputFile: 'chaos-report.json', html: 'chaos.html' })]
+// It works alike on a merged run (`vitest --merge-reports`): the experiments
+// travel in each test's meta, which the blob reporter keeps.
+import { mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Reporter, TestModule } from 'vitest/node';
+import type { Reporter, TestCase, TestModule } from 'vitest/node';
+import { ChaosMetrics } from './chaos-metrics.js';
+import { renderHtmlReport } from './html-report.js';
 import type { ExperimentResult } from '../experiment/result.js';
 import { describeBreach } from '../experiment/describe.js';
 
 export interface ChaosReporterOptions {
   /** Where to write every experiment's full result as JSON. Default: nowhere. */
   outputFile?: string;
-  /** Where the table goes. Default: process.stdout. */
+  /** Where to write the self-contained HTML report (opens offline in any browser). Default: nowhere. */
+  html?: string;
+  /**
+   * Where to write the run's final chaos metrics in Prometheus text format
+   * (node-exporter textfile collector, or `curl --data-binary @FILE` to a Pushgateway). Default: nowhere.
+   */
+  metricsFile?: string;
+  /** Print where a long run is: each test as it starts ("[3/12] ..."), and the report's generation. Default false. */
+  progress?: boolean;
+  /** Where the table and progress go. Default: process.stdout. */
   write?: (text: string) => void;
 }
 
@@ -50,15 +63,49 @@ export function formatTable(entries: ChaosReportEntry[]): string {
 }
 
 export class ChaosReporter implements Reporter {
+  private total = 0;
+  private started = 0;
+
   constructor(private readonly options: ChaosReporterOptions = {}) {}
 
-  onTestRunEnd(modules: ReadonlyArray<TestModule>): void {
+  private write(text: string): void {
+    (this.options.write ?? ((s) => process.stdout.write(s)))(text);
+  }
+
+  onTestModuleCollected(module: TestModule): void {
+    this.total += [...module.children.allTests()].length;
+  }
+
+  onTestCaseReady(test: TestCase): void {
+    if (!this.options.progress) return;
+    this.started++;
+    this.write(`vitest-chaos: [${this.started}/${Math.max(this.total, this.started)}] ${test.fullName}\n`);
+  }
+
+  async onTestRunEnd(modules: ReadonlyArray<TestModule>): Promise<void> {
     const entries = collectExperiments(modules);
     const table = formatTable(entries);
-    if (table) (this.options.write ?? ((s) => process.stdout.write(s)))(`${table}\n`);
-    if (this.options.outputFile) {
-      mkdirSync(dirname(this.options.outputFile), { recursive: true });
-      writeFileSync(this.options.outputFile, `${JSON.stringify({ experiments: entries }, null, 2)}\n`);
+    if (table) this.write(`${table}\n`);
+    const { outputFile, html, metricsFile } = this.options;
+    if (outputFile) {
+      mkdirSync(dirname(outputFile), { recursive: true });
+      writeFileSync(outputFile, `${JSON.stringify({ experiments: entries }, null, 2)}\n`);
+    }
+    if (html) {
+      const t0 = performance.now();
+      if (this.options.progress) this.write(`vitest-chaos: writing the HTML report of ${entries.length} experiment(s)\n`);
+      const page = renderHtmlReport(entries, { progress: this.options.progress ? (line) => this.write(`vitest-chaos: HTML report: ${line}\n`) : undefined });
+      mkdirSync(dirname(html), { recursive: true });
+      writeFileSync(html, page);
+      this.write(`vitest-chaos: HTML report ${html} (${(statSync(html).size / 1024).toFixed(0)} KB, ${(performance.now() - t0).toFixed(0)} ms)\n`);
+    }
+    if (metricsFile) {
+      const metrics = new ChaosMetrics();
+      for (const e of entries) metrics.recordResult(e.result);
+      mkdirSync(dirname(metricsFile), { recursive: true });
+      // Written then renamed: a textfile collector must never read half a file.
+      writeFileSync(`${metricsFile}.tmp`, await metrics.text());
+      renameSync(`${metricsFile}.tmp`, metricsFile);
     }
   }
 }

@@ -1,5 +1,6 @@
 // Probes: small checks run on an interval whose pass rate is the availability.
 import net from 'node:net';
+import { outOfBounds, queryPromql, type PromqlQuery } from './promql.js';
 import type { Recorder } from './recorder.js';
 
 export type ProbeSpec = {
@@ -13,6 +14,8 @@ export type ProbeSpec = {
   | { http: { url: string; status?: number | number[]; body?: (text: string) => boolean } }
   | { tcp: { host: string; port: number } }
   | { fn: (signal: AbortSignal) => Promise<boolean | undefined> }
+  /** Passes while every value of the query is within [min, max]; an empty result fails. */
+  | { promql: PromqlQuery; min?: number; max?: number }
 );
 
 export async function runProbeOnce(p: ProbeSpec, signal: AbortSignal): Promise<void> {
@@ -39,6 +42,13 @@ export async function runProbeOnce(p: ProbeSpec, signal: AbortSignal): Promise<v
       s.once('connect', () => done());
       s.once('error', (e) => done(e));
     });
+    return;
+  }
+  if ('promql' in p) {
+    const values = await queryPromql(p.promql, signal);
+    if (values.length === 0) throw new Error(`no data for ${p.promql.query}`);
+    const bad = outOfBounds(values, p.min, p.max);
+    if (bad) throw new Error(bad);
     return;
   }
   if ((await p.fn(signal)) === false) throw new Error('returned false');

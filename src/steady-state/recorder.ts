@@ -32,6 +32,8 @@ export interface WindowStats {
   probeFailures: number;
   /** Counts of each error class. */
   errorKinds: Record<string, number>;
+  /** Sampled values (PromQL SLOs) by name: lowest and highest in the window; NaN marks a failed sample. */
+  gauges: Record<string, { min: number; max: number; samples: number }>;
 }
 
 interface Bucket {
@@ -42,6 +44,7 @@ interface Bucket {
   probeFailures: number;
   hist: hdr.Histogram;
   errorKinds: Map<string, number>;
+  gauges: Map<string, { min: number; max: number; samples: number }>;
 }
 
 const US = 1000; // latencies are recorded in microseconds
@@ -102,6 +105,11 @@ export class Recorder {
     }
   }
 
+  /** A sampled value (e.g. a PromQL query's result) at this moment. */
+  recordGauge(name: string, value: number): void {
+    for (const x of [this.bucketAt(this.now()), this.phaseBucket()]) addGauge(x.gauges, name, { min: value, max: value, samples: 1 });
+  }
+
   /** Summary of samples completed in (endMs - windowMs, endMs], at bucket resolution. */
   window(endMs: number, windowMs: number): WindowStats {
     const last = Math.floor(endMs / this.bucketMs) - 1; // buckets wholly before endMs
@@ -139,6 +147,7 @@ export class Recorder {
       probes: b.probes,
       probeFailures: b.probeFailures,
       errorKinds: Object.fromEntries(b.errorKinds),
+      gauges: Object.fromEntries([...b.gauges].map(([k, g]) => [k, { ...g }])),
     };
   }
 
@@ -159,10 +168,11 @@ export class Recorder {
     into.probeFailures += b.probeFailures;
     into.hist.add(b.hist);
     for (const [k, v] of b.errorKinds) into.errorKinds.set(k, (into.errorKinds.get(k) ?? 0) + v);
+    for (const [k, g] of b.gauges) addGauge(into.gauges, k, g);
   }
 
   private emptyBucket(index: number): Bucket {
-    return { index, requests: 0, errors: 0, probes: 0, probeFailures: 0, hist: newHistogram(), errorKinds: new Map() };
+    return { index, requests: 0, errors: 0, probes: 0, probeFailures: 0, hist: newHistogram(), errorKinds: new Map(), gauges: new Map() };
   }
 
   private phaseBucket(): Bucket {
@@ -183,4 +193,17 @@ export class Recorder {
     while (this.buckets.length && (this.buckets[0] as Bucket).index < oldest) this.buckets.shift();
     return b;
   }
+}
+
+// NaN (a failed sample) wins both ends, so it is never hidden by a good one.
+function addGauge(into: Map<string, { min: number; max: number; samples: number }>, name: string, g: { min: number; max: number; samples: number }): void {
+  const cur = into.get(name);
+  if (!cur) {
+    into.set(name, { ...g });
+    return;
+  }
+  const pick = (a: number, b: number, f: (x: number, y: number) => number) => (Number.isNaN(a) || Number.isNaN(b) ? Number.NaN : f(a, b));
+  cur.min = pick(cur.min, g.min, Math.min);
+  cur.max = pick(cur.max, g.max, Math.max);
+  cur.samples += g.samples;
 }

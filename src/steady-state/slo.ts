@@ -4,6 +4,9 @@
 import { z } from 'zod';
 import type { WindowStats } from './recorder.js';
 
+/** The recorder's gauge name of a PromQL SLO (its samples are recorded under it). */
+export const promqlGauge = (name: string) => `promql:${name}`;
+
 const positive = (what: string) => z.number({ error: what }).positive({ error: what });
 const fraction = z.number({ error: 'a fraction from 0 to 1' }).min(0, { error: 'a fraction from 0 to 1' }).max(1, { error: 'a fraction from 0 to 1' });
 
@@ -26,6 +29,24 @@ export const sloSchema = z.strictObject({
       error: '{ minRps: number } or { minRatio: number }',
     })
     .optional(),
+  /**
+   * Expressions asked of a Prometheus (instant queries, sampled every intervalMs,
+   * default 250 ms); in a window every sample must be within [min, max].
+   */
+  promql: z
+    .array(
+      z
+        .strictObject({
+          name: z.string({ error: 'a non-empty string' }).min(1, { error: 'a non-empty string' }),
+          url: z.url({ error: 'the base URL of a Prometheus, e.g. http://127.0.0.1:9090' }),
+          query: z.string({ error: 'a PromQL expression' }).min(1, { error: 'a PromQL expression' }),
+          min: z.number({ error: 'a number' }).optional(),
+          max: z.number({ error: 'a number' }).optional(),
+          intervalMs: z.number({ error: 'ms >= 50' }).int({ error: 'ms >= 50' }).min(50, { error: 'ms >= 50' }).optional(),
+        })
+        .refine((p) => p.min !== undefined || p.max !== undefined, { error: 'at least one of min or max', path: ['max'] }),
+    )
+    .optional(),
 });
 
 export type Slos = z.infer<typeof sloSchema>;
@@ -36,7 +57,7 @@ export interface SloCheck {
   /** The threshold in force (absolute, after applying a ratio to the baseline). */
   threshold: number;
   actual: number;
-  unit: 'ms' | 'ratio' | 'rps';
+  unit: 'ms' | 'ratio' | 'rps' | 'value';
   /** How the threshold was stated, e.g. "maxRatio 2 x baseline 40.1 ms". */
   stated: string;
   ok: boolean;
@@ -83,11 +104,19 @@ export function evaluate(slos: Slos, w: WindowStats, baseline: WindowStats | nul
     }
     out.push({ slo: 'throughput', threshold, actual: w.throughputRps, unit: 'rps', stated, ok: w.throughputRps >= threshold });
   }
+  for (const p of slos.promql ?? []) {
+    const g = w.gauges?.[promqlGauge(p.name)];
+    if (!g) continue;
+    const where = `"${p.name}" (${p.query})`;
+    if (p.max !== undefined) out.push({ slo: 'promql', threshold: p.max, actual: g.max, unit: 'value', stated: `${where} max ${p.max}`, ok: g.max <= p.max });
+    if (p.min !== undefined) out.push({ slo: 'promql', threshold: p.min, actual: g.min, unit: 'value', stated: `${where} min ${p.min}`, ok: g.min >= p.min });
+  }
   return out;
 }
 
 export function formatValue(v: number, unit: SloCheck['unit']): string {
   if (unit === 'ms') return `${v.toFixed(1)} ms`;
   if (unit === 'rps') return `${v.toFixed(1)} req/s`;
+  if (unit === 'value') return Number.isNaN(v) ? 'query failed' : `${Number(v.toPrecision(6))}`;
   return `${(v * 100).toFixed(2)}%`;
 }

@@ -6,6 +6,7 @@ import { formatTable } from '../../src/report/chaos-reporter.js';
 const result: ExperimentResult = {
   name: 'db +200 ms',
   hypothesis: 'p99 under 500 ms',
+  severity: 'high',
   verdict: 'aborted',
   reason: 'p99',
   seed: 42,
