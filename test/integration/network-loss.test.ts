@@ -26,10 +26,7 @@ describe('network-loss', () => {
     normal: (lost) => expect(lost).toBe(0),
     counts: (s, lost) => expect([s.ingressSeen, s.ingressDropped]).toEqual([lost, lost]),
     applied: async (c) => attachedPrograms(await cgroupDirOf(c)),
-    host: async () => {
-      host ??= await hostEchoServer();
-      return (await udpEchoRound('127.0.0.1', host.port, 200, 300)).lost;
-    },
+    host: async () => (await udpEchoRound('127.0.0.1', host.port, 200, 300)).lost,
     bad: [
       ['percent 101', { percent: 101 }, /percent is 101; expected a number from 0 to 100/],
       ['an unknown direction', { direction: 'in' }, /direction is "in"; expected one of "egress", "ingress", "both"/],
@@ -38,24 +35,20 @@ describe('network-loss', () => {
     sigkill: 'nothing left',
   });
   const target = () => env.target;
-  const control = () => env.control;
 
   it.each([{ direction: 'ingress' as const }, { direction: 'egress' as const }])(
     'drops 30 percent of the target packets ($direction), counts them in the kernel, and stops on revert',
     async ({ direction }) => {
       // Baseline on every path; it also settles ARP, whose queue drops the first packets to a new neighbour.
-      const before = await Promise.all([udpEchoRound(ipOf(target()), UDP, 200), udpEchoRound(ipOf(control()), UDP, 200)]);
-      expect(before.map((r) => r.lost)).toEqual([0, 0]);
+      expect((await udpEchoRound(ipOf(target()), UDP, 200)).lost).toBe(0);
 
       const fault = await chaos.inject({ kind: 'network-loss', target: target(), percent: 30, direction, seed: 7 });
       const onTarget = await udpEchoRound(ipOf(target()), UDP, N);
-      const onControl = await udpEchoRound(ipOf(control()), UDP, N);
-      const onHost = await udpEchoRound('127.0.0.1', host.port, N);
       const stats = fault.stats();
       await fault.revert();
 
       console.info(
-        `loss 30% ${direction}: target lost ${onTarget.lost}/${N}, kernel ${JSON.stringify(stats)}; control lost ${onControl.lost}, host lost ${onHost.lost}`,
+        `loss 30% ${direction}: target lost ${onTarget.lost}/${N}, kernel ${JSON.stringify(stats)}`,
       );
       const [lo, hi] = binomialBounds(N, 0.3);
       expect(onTarget.lost).toBeGreaterThanOrEqual(lo);
@@ -71,8 +64,6 @@ describe('network-loss', () => {
         expect(stats.egressDropped).toBe(onTarget.lost);
         expect(stats.ingressSeen).toBe(0);
       }
-      expect(onControl.lost).toBe(0);
-      expect(onHost.lost).toBe(0);
 
       const after = await udpEchoRound(ipOf(target()), UDP, N);
       expect(after.lost).toBe(0);
