@@ -35,24 +35,50 @@ describe('container-pause', () => {
   const url = (c: StartedTestContainer) => `http://${ipOf(c)}:8080/`;
   afterAll(() => docker.getContainer(env.target.getId()).unpause().catch(() => undefined));
 
-  it('applied twice, the container stays paused until the last one is reverted', async () => {
-    const a = await chaos.inject({ kind: 'container-pause', target });
-    const b = await chaos.inject({ kind: 'container-pause', target });
-    expect(b.stats()).toMatchObject({ paused: 1, foundPaused: 0 });
-    await a.revert();
+  it('freezes the target: requests hang while paused and are answered after revert; the control answers throughout', async () => {
+    const before = await httpGet(url(target));
+    expect(before.status).toBe(200);
+
+    const fault = await chaos.inject({ kind: 'container-pause', target });
     expect((await state(target)).Paused).toBe(true);
-    await b.revert();
-    await b.revert();
+    const t0 = performance.now();
+    const inFlight = httpGet(url(target), 10_000);
+    let settled = false;
+    void inFlight.then(() => (settled = true));
+    const onControl = await httpGet(url(control));
+    await new Promise((r) => setTimeout(r, HANG_MS));
+    expect(settled).toBe(false); // connected (the kernel still accepts), but nobody answers
+    expect(onControl.status).toBe(200);
+    expect(onControl.ms).toBeLessThan(HANG_MS);
+    expect((await state(control)).Paused).toBe(false);
+    expect(fault.stats()).toMatchObject({ paused: 1, foundPaused: 0 });
+
+    const revertedAt = performance.now();
+    await fault.revert();
+    const answered = await inFlight;
+    const resumeMs = performance.now() - revertedAt;
+    expect(answered.status).toBe(200);
+    expect(answered.ms).toBeGreaterThanOrEqual(HANG_MS);
+    expect(resumeMs).toBeLessThan(2000);
     expect((await state(target)).Paused).toBe(false);
-    expect((await httpGet(url(target))).status).toBe(200);
+    expect(fault.stats().paused).toBe(0);
+    expect(fault.stats().pausedMs).toBeGreaterThanOrEqual(HANG_MS);
+    const after = await httpGet(url(target));
+    expect(after.status).toBe(200);
+    expect(after.ms).toBeLessThan(HANG_MS);
+    console.info(`pause: request hung ${answered.ms.toFixed(0)} ms, answered ${resumeMs.toFixed(0)} ms after revert (${(performance.now() - t0).toFixed(0)} ms in all)`);
+    await fault.revert(); // twice: quiet
   });
 
-  it('refuses bad parameters and pauses nothing', async () => {
-    const err = await chaos
-      .inject({ kind: 'container-pause', target, forMs: 100 } as unknown as FaultSpec)
-      .then(() => null, (e: unknown) => e);
-    expect(err).toBeInstanceOf(ChaosSpecError);
-    expect((err as Error).message).toMatch(/forMs is 100; expected no such field/);
-    expect((await state(target)).Paused).toBe(false);
+  it('leaves a container paused by someone else as it found it', async () => {
+    await docker.getContainer(target.getId()).pause();
+    try {
+      const f = await chaos.inject({ kind: 'container-pause', target });
+      expect(f.stats().foundPaused).toBe(1);
+      await f.revert();
+      expect((await state(target)).Paused).toBe(true);
+    } finally {
+      await docker.getContainer(target.getId()).unpause();
+    }
   });
 });

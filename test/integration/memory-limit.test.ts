@@ -112,12 +112,11 @@ describe('memory-limit', () => {
     expect(await cgroupValue(target, 'memory/memory.memsw.limit_in_bytes')).toBe(UNLIMITED);
   });
 
-  it('reverts quietly after the target is gone', async () => {
-    const gone = await startHttpServer('mem-limit-gone');
-    const fault = await chaos.inject({ kind: 'memory-limit', target: gone, bytes: 200 * MiB });
-    const id = gone.getId();
-    await gone.stop({ timeout: 0 });
-    await expect(fault.revert()).resolves.toBeUndefined();
-    expect(existsSync(`/sys/fs/cgroup/memory/docker/${id}`)).toBe(false);
+  it('refuses a limit below the memory the target uses, and changes nothing', async () => {
+    const before = await cgroupState(target);
+    const err = await chaos.inject({ kind: 'memory-limit', target, bytes: 4 * MiB }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ChaosSpecError);
+    expect((err as Error).message).toMatch(/bytes is 4194304; expected more than the target's memory in use \(\d+ bytes\)/);
+    expect(await cgroupState(target)).toEqual(before);
   });
 });
