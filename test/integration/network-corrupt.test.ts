@@ -4,7 +4,7 @@
 // a veth) or is dropped by the receiving stack as a checksum error (counted in
 // /proc/net/snmp of the receiver's network namespace). Their sum must equal
 // what the kernel program counted.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { ipOf, startHttpServer } from '../helpers/containers.js';
 import { faultContract } from '../helpers/fault-contract.js';
@@ -49,8 +49,9 @@ describe('network-corrupt', () => {
     sigkill: 'nothing left',
   });
   let veth: Awaited<ReturnType<typeof vethOf>>;
-  beforeAll(async () => {
-    veth = await vethOf(env.target);
+  // After the contract's beforeAll has started the target (a second beforeAll would run in the same hook list).
+  beforeEach(async () => {
+    veth ??= await vethOf(env.target);
   });
 
   it.each([{ direction: 'ingress' as const }, { direction: 'egress' as const }])(

@@ -3,7 +3,7 @@
 // (egress), by sequence number. TCP absorbs them: the data is intact and the
 // receiving stack reports the duplicate segments (DSACKs it sent).
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { ipOf, startHttpServer } from '../helpers/containers.js';
 import { faultContract } from '../helpers/fault-contract.js';
@@ -57,8 +57,9 @@ describe('network-duplicate', () => {
     sigkill: 'nothing left',
   });
   let veth: Awaited<ReturnType<typeof vethOf>>;
-  beforeAll(async () => {
-    veth = await vethOf(env.target);
+  // After the contract's beforeAll has started the target (a second beforeAll would run in the same hook list).
+  beforeEach(async () => {
+    veth ??= await vethOf(env.target);
   });
 
   it.each([{ direction: 'ingress' as const }, { direction: 'egress' as const }])(
