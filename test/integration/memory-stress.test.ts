@@ -18,8 +18,9 @@ describe('memory-stress', () => {
     sigkill: 'reaped by the next run',
     params: () => ({ bytes: 64 * MiB }),
     measure: (c) => memoryUsage(c),
-    // Every page written, so resident and charged to the target.
-    affected: (used, base) => expect(used - base).toBeGreaterThanOrEqual(64 * MiB),
+    // Every page written, so resident and charged to the target; the kernel may reclaim some of the
+    // target's page cache meanwhile, so well over the 16 MiB that counts as normal, not exactly 64.
+    affected: (used, base) => expect(used - base).toBeGreaterThan(48 * MiB),
     normal: (used, base) => expect(Math.abs(used - base)).toBeLessThan(16 * MiB),
     counts: (s) => expect(s.allocatedBytes).toBe(64 * MiB),
     bad: [
