@@ -1,8 +1,9 @@
 import type { StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chaos, ChaosSpecError } from 'vitest-chaos';
+import { chaos } from 'vitest-chaos';
 import { ipOf, startClient, startHttpServer, stopAll } from '../helpers/containers.js';
-import { curlOnce, curlRuns, sigkill, startInjector } from '../helpers/datapath.js';
+import { curlOnce, curlRuns } from '../helpers/datapath.js';
+import { faultContract } from '../helpers/fault-contract.js';
 import { attachedPrograms } from '../helpers/kernel-state.js';
 import { cgroupDirOf } from '../helpers/target-info.js';
 
@@ -15,31 +16,40 @@ async function hostGet(url: string): Promise<number> {
 
 describe('network-reset', () => {
   let server: StartedTestContainer;
-  let target: StartedTestContainer;
-  let control: StartedTestContainer;
   let big: string;
-
   beforeAll(async () => {
-    [server, target, control] = await Promise.all([
-      startHttpServer('reset-server'),
-      startClient('reset-target'),
-      startClient('reset-control'),
-    ]);
+    server = await startHttpServer('reset-server');
     big = `http://${ipOf(server)}:8080/bytes?n=${BODY}`;
   });
-  afterAll(() => stopAll(server, target, control));
+  afterAll(() => stopAll(server));
 
-  it('resets the target connections after afterBytes bytes, and nothing after revert', async () => {
-    const before = await curlOnce(target, big);
-    const fault = await chaos.inject({ kind: 'network-reset', target, afterBytes: 20_000, peer: server });
-    const during = await curlOnce(target, big);
-    const controlDuring = await curlOnce(control, big);
-    const hostDuring = await hostGet(big);
+  const env = faultContract({
+    kind: 'network-reset',
+    start: (name) => startClient(name),
+    params: () => ({ afterBytes: 0, peer: server }),
+    measure: async (c) => (await curlOnce(c, `http://${ipOf(server)}:8080/`)).exit,
+    affected: (exit) => expect(exit).toBe(56), // recv failure: connection reset by peer
+    normal: (exit) => expect(exit).toBe(0),
+    counts: (s) => expect([s.connectionsReset, s.connectionsSpared]).toEqual([1, 0]),
+    applied: async (c) => attachedPrograms(await cgroupDirOf(c)),
+    host: () => hostGet(big),
+    bad: [
+      ['both afterBytes and afterMs', { afterBytes: 10, afterMs: 10 }, /afterBytes is 10; expected exactly one of afterBytes .* and afterMs/],
+      ['neither afterBytes nor afterMs', {}, /afterBytes is missing; expected exactly one of afterBytes/],
+      ['negative afterBytes', { afterBytes: -1 }, /afterBytes is -1; expected an integer number of bytes from 0 to 2147483647/],
+      ['afterMs too large', { afterMs: 1e9 }, /afterMs is 1000000000; expected a number of milliseconds from 0 to 600000/],
+      ['percent 150', { afterBytes: 10, percent: 150 }, /percent is 150; expected a number from 0 to 100/],
+      ['an unknown field', { afterBytes: 10, resetAfter: 3 }, /resetAfter is 3; expected no such field/],
+    ],
+    sigkill: 'nothing left',
+  });
+
+  it('resets the target connections after afterBytes bytes, not one byte later', async () => {
+    const fault = await chaos.inject({ kind: 'network-reset', target: env.target, afterBytes: 20_000, peer: server });
+    const during = await curlOnce(env.target, big);
     const stats = fault.stats();
     await fault.revert();
-    const after = await curlOnce(target, big);
 
-    expect([before.exit, before.bodyBytes]).toEqual([0, BODY]);
     expect(during.exit).toBe(56); // recv failure: connection reset by peer
     // Every byte up to the limit, both ways, went through; not one more.
     const carried = during.sentBytes + during.headerBytes + during.bodyBytes;
@@ -47,18 +57,14 @@ describe('network-reset', () => {
     expect(carried).toBeGreaterThan(20_000 - 2_000);
     expect(stats.connectionsReset).toBe(1);
     expect(stats.bytesUp! + stats.bytesDown!).toBe(20_000);
-    expect([controlDuring.exit, controlDuring.bodyBytes]).toEqual([0, BODY]);
-    expect(hostDuring).toBe(BODY);
-    expect([after.exit, after.bodyBytes]).toEqual([0, BODY]);
-    expect(await attachedPrograms(await cgroupDirOf(target))).toEqual([]);
   });
 
   it('resets afterMs after the connection opened', async () => {
     const slow = `http://${ipOf(server)}:8080/delay?ms=3000`;
-    const fault = await chaos.inject({ kind: 'network-reset', target, afterMs: 300, port: 8080 });
-    const during = await curlOnce(target, slow);
+    const fault = await chaos.inject({ kind: 'network-reset', target: env.target, afterMs: 300, port: 8080 });
+    const during = await curlOnce(env.target, slow);
     await fault.revert();
-    const after = await curlOnce(target, `http://${ipOf(server)}:8080/delay?ms=500`);
+    const after = await curlOnce(env.target, `http://${ipOf(server)}:8080/delay?ms=500`);
     expect(during.exit).toBe(56);
     expect(during.status).toBe(0);
     expect(during.ms).toBeGreaterThanOrEqual(290);
@@ -70,8 +76,8 @@ describe('network-reset', () => {
   it('resets percent of the connections, the same ones for the same seed', async () => {
     const url = `http://${ipOf(server)}:8080/`;
     const runOnce = async () => {
-      const fault = await chaos.inject({ kind: 'network-reset', target, afterBytes: 0, percent: 40, seed: 7 });
-      const runs = await curlRuns(target, url, 40);
+      const fault = await chaos.inject({ kind: 'network-reset', target: env.target, afterBytes: 0, percent: 40, seed: 7 });
+      const runs = await curlRuns(env.target, url, 40);
       const stats = fault.stats();
       await fault.revert();
       return { outcomes: runs.map((r) => r.exit), stats };
@@ -86,51 +92,5 @@ describe('network-reset', () => {
     expect(a.stats.connectionsReset).toBe(resets);
     expect(a.stats.connectionsSpared).toBe(40 - resets);
     expect(b.outcomes).toEqual(a.outcomes);
-  });
-
-  it('refuses bad parameters and applies nothing', async () => {
-    const bad = [
-      { afterBytes: 10, afterMs: 10 },
-      {},
-      { afterBytes: -1 },
-      { afterMs: 1e9 },
-      { afterBytes: 10, percent: 150 },
-      { afterBytes: 10, resetAfter: 3 },
-    ];
-    for (const params of bad) {
-      await expect(chaos.inject({ kind: 'network-reset', target, ...params } as never)).rejects.toThrow(ChaosSpecError);
-    }
-    await expect(chaos.inject({ kind: 'network-reset', target, afterBytes: 10, afterMs: 10 })).rejects.toThrow(
-      /afterBytes is 10; expected exactly one of afterBytes .* and afterMs/,
-    );
-    expect(await attachedPrograms(await cgroupDirOf(target))).toEqual([]);
-  });
-
-  it('stacks, reverts twice, and reverts quietly after the target is gone', async () => {
-    const url = `http://${ipOf(server)}:8080/`;
-    const f1 = await chaos.inject({ kind: 'network-reset', target, afterBytes: 0 });
-    const f2 = await chaos.inject({ kind: 'network-reset', target, afterBytes: 0 });
-    const during = await curlOnce(target, url);
-    await f1.revert();
-    await f1.revert();
-    await f2.revert();
-    await f2.revert();
-    expect(during.exit).toBe(56);
-    expect((await curlOnce(target, url)).exit).toBe(0);
-
-    const doomed = await startClient('reset-doomed');
-    const f3 = await chaos.inject({ kind: 'network-reset', target: doomed, afterMs: 10 });
-    await doomed.stop({ timeout: 0 });
-    await expect(f3.revert()).resolves.toBeUndefined();
-  });
-
-  it('leaves nothing behind when the process holding it is SIGKILLed', async () => {
-    const child = await startInjector('network-reset', target, { afterBytes: 1000 });
-    const during = await curlOnce(target, big);
-    await sigkill(child);
-    const after = await curlOnce(target, big);
-    expect(during.exit).toBe(56);
-    expect([after.exit, after.bodyBytes]).toEqual([0, BODY]);
-    expect(await attachedPrograms(await cgroupDirOf(target))).toEqual([]);
   });
 });

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { StartedTestContainer } from 'testcontainers';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { chaos, ChaosSpecError, type FaultSpec } from 'vitest-chaos';
+import { faultContract } from '../helpers/fault-contract.js';
+import { chaos } from 'vitest-chaos';
 import { ipOf, startClient, startHttpServer } from '../helpers/containers.js';
 import { execDetached, execExitCode, httpGet, processesIn, removeQuietly, startRaw, state } from '../helpers/processes.js';
 
@@ -13,6 +14,31 @@ const sleepers = async (c: StartedTestContainer, n: number) => {
 const sleepPids = async (c: StartedTestContainer) => (await processesIn(c)).filter((p) => p.comm === 'sleep').map((p) => p.pid);
 
 describe('process-kill', () => {
+  faultContract({
+    kind: 'process-kill',
+    start: (name) => startHttpServer(name),
+    params: () => ({}),
+    measure: async (c) => {
+      const s = await state(c);
+      return { running: s.Running, exitCode: s.ExitCode };
+    },
+    // SIGKILL to the main process: the container exits 137.
+    affected: (m) => expect(m).toEqual({ running: false, exitCode: 137 }),
+    normal: (m) => expect(m).toEqual({ running: true, exitCode: 0 }),
+    counts: (s) => expect(s).toMatchObject({ matched: 1, signalled: 1, exited: 1, containerExitCode: 137 }),
+    applied: async (c) => (await processesIn(c)).map((p) => p.pid),
+    bad: [
+      ['an unknown signal', { signal: 'SIGFOO' }, /signal is "SIGFOO"; expected a signal name like "SIGKILL"/],
+      ['signal 0', { signal: 0 }, /signal is 0; expected .* a signal number from 1 to 64/],
+      ['an unknown processes', { processes: 'some' }, /processes is "some"; expected one of "main", "all", or \{ name/],
+      ['an empty name', { processes: { name: '' } }, /processes.name is ""; expected a non-empty process name/],
+      ['count with main', { count: 2 }, /count is 2; expected no count with processes "main"/],
+      ['count 0', { processes: 'all', count: 0 }, /count is 0; expected an integer from 1 to 100000/],
+    ],
+    // A kill cannot be undone; nothing is journaled, so a killed injector leaves nothing to reap.
+    revertible: false,
+    sigkill: 'nothing left',
+  });
   const started: (StartedTestContainer | string)[] = [];
   const hostSleeps: ChildProcess[] = [];
   const track = <T extends StartedTestContainer | string>(c: T): T => (started.push(c), c);
@@ -116,33 +142,5 @@ describe('process-kill', () => {
     const f = await chaos.inject({ kind: 'process-kill', target, processes: 'all' });
     expect(f.stats()).toMatchObject({ matched: 3, signalled: 3, exited: 3, containerExitCode: 137 });
     expect((await state(target)).ExitCode).toBe(137);
-  });
-
-  it('reverts quietly after the container is gone', async () => {
-    const target = track(await startClient('kill-gone'));
-    await sleepers(target, 1);
-    const f = await chaos.inject({ kind: 'process-kill', target, processes: { name: 'sleep' }, count: 1, signal: 'KILL' });
-    await removeQuietly(target);
-    await f.revert();
-    await f.revert();
-    expect(f.active).toBe(false);
-  });
-
-  const bad: [string, (t: StartedTestContainer) => FaultSpec, RegExp][] = [
-    ['an unknown signal', (target) => ({ kind: 'process-kill', target, signal: 'SIGFOO' }), /signal is "SIGFOO"; expected a signal name like "SIGKILL"/],
-    ['signal 0', (target) => ({ kind: 'process-kill', target, signal: 0 }), /signal is 0; expected .* a signal number from 1 to 64/],
-    ['an unknown processes', (target) => ({ kind: 'process-kill', target, processes: 'some' } as unknown as FaultSpec), /processes is "some"; expected one of "main", "all", or \{ name/],
-    ['an empty name', (target) => ({ kind: 'process-kill', target, processes: { name: '' } }), /processes.name is ""; expected a non-empty process name/],
-    ['count with main', (target) => ({ kind: 'process-kill', target, count: 2 }), /count is 2; expected no count with processes "main"/],
-    ['count 0', (target) => ({ kind: 'process-kill', target, processes: 'all', count: 0 }), /count is 0; expected an integer from 1 to 100000/],
-  ];
-  it.each(bad)('%s is refused and nothing is killed', async (_n, spec, message) => {
-    const target = track(await startClient('kill-bad'));
-    const before = await processesIn(target);
-    const err = await chaos.inject(spec(target)).then(() => null, (e: unknown) => e);
-    expect(err).toBeInstanceOf(ChaosSpecError);
-    expect((err as Error).message).toMatch(message);
-    expect((await processesIn(target)).map((p) => p.pid)).toEqual(before.map((p) => p.pid));
-    expect((await state(target)).Running).toBe(true);
   });
 });
