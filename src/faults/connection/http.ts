@@ -19,7 +19,7 @@ const schema = z
     /** Only requests whose `Host` (port left out) matches, exactly or as a glob ('*.svc.local'), case-insensitive. Default: every host. */
     host: namePattern.optional(),
     /** A string: prefix of the request target (path and query); a RegExp: tested against it. Default: every path. */
-    path: z.union([z.string().startsWith('/'), z.instanceof(RegExp)], { error: PATH }).optional(),
+    path: z.union([z.string({ error: PATH }).startsWith('/', { error: PATH }), z.instanceof(RegExp)], { error: PATH }).optional(),
     /** Only requests with this method, case-insensitive. Default: every method. */
     method: z
       .string({ error: 'an HTTP method such as "GET" or "POST"' })
