@@ -92,6 +92,7 @@ export async function checkUndo(a: UndoAction, i: number, docker: Docker, fromDi
         } catch {
           continue; // exited meanwhile
         }
+        if (cmdline === '' && isZombie(p.pid)) continue; // exited, not yet reaped: a signal does nothing
         if (!cmdline.split('\0').some((arg) => arg.startsWith(OWN_PROCESS_MARK))) {
           refuse(`process ${p.pid} (${cmdline.split('\0')[0]}) is not one vitest-chaos started`);
         }
@@ -120,5 +121,14 @@ export async function checkUndo(a: UndoAction, i: number, docker: Docker, fromDi
       if (!peers.includes(ifindex)) refuse(`${a.device} is not the host side of a veth of container ${a.containerId.slice(0, 12)}`);
       return { action: a, gone: false };
     }
+  }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true; // gone
   }
 }
