@@ -16,6 +16,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DNS_LIMITS, FakeDns, type DnsCounters } from '../../src/datapath/fake-dns.js';
 import { httpPolicy } from '../../src/datapath/http-policy.js';
+import { routeThrough } from '../../src/datapath/proxy-chain.js';
 import { TcpProxy } from '../../src/datapath/tcp-proxy.js';
 
 setFlagsFromString('--expose-gc');
@@ -127,7 +128,7 @@ describe('a hostile target against the HTTP policy', () => {
     upstream.listen(0, '127.0.0.1');
     await once(upstream, 'listening');
     const up = upstream.address() as net.AddressInfo;
-    proxy = new TcpProxy({ host: '127.0.0.1', lookup: () => ({ address: '127.0.0.1', port: up.port }), open: (relay) => policy.open(relay, proxy) });
+    proxy = new TcpProxy({ host: '127.0.0.1', lookup: () => routeThrough({ address: '127.0.0.1', port: up.port }, []), open: (relay) => policy.open(relay, proxy) });
     port = (await proxy.listen()).port;
   });
   afterAll(async () => {
