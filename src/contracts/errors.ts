@@ -1,5 +1,6 @@
 // Errors a user sees. Each names the field, the value given and what was expected.
 import type { z } from 'zod';
+import { redact } from './redact.js';
 
 export interface SpecProblem {
   /** Dotted path of the field, e.g. "percent" or "peer". */
@@ -33,6 +34,10 @@ export class PreflightError extends Error {
 }
 
 export function describeValue(v: unknown): string {
+  return redact(describeRaw(v));
+}
+
+function describeRaw(v: unknown): string {
   if (v === undefined) return 'missing';
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'bigint') return `${v}n`;

@@ -11,6 +11,14 @@ import dnsPacket from 'dns-packet';
 
 export type DnsAnswer = 'SERVFAIL' | 'NXDOMAIN' | 'drop';
 
+/**
+ * Bounds on what a target can make us hold: queries waiting for the real
+ * nameserver (each answered or given up within the forwarder's 5 s), TCP
+ * connections, queries in flight and unread replies per connection, and how
+ * long a TCP connection may sit idle (RFC 7766 lets a server close it).
+ */
+export const DNS_LIMITS = { inflight: 256, tcpConnections: 64, tcpInflight: 16, tcpUnreadBytes: 256 * 1024, tcpIdleMs: 10_000 };
+
 const RCODE: Record<Exclude<DnsAnswer, 'drop'>, number> = { SERVFAIL: 2, NXDOMAIN: 3 };
 
 export interface DnsCounters {
@@ -39,6 +47,7 @@ export class FakeDns {
   private udp?: dgram.Socket;
   private tcp?: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  private inflight = 0;
 
   constructor(private readonly opts: FakeDnsOptions) {}
 
@@ -46,6 +55,7 @@ export class FakeDns {
   async listen(): Promise<{ address: string; port: number }> {
     for (let attempt = 0; ; attempt++) {
       const tcp = net.createServer((s) => this.onTcp(s));
+      tcp.maxConnections = DNS_LIMITS.tcpConnections;
       tcp.listen(0, this.opts.host);
       await once(tcp, 'listening');
       const port = (tcp.address() as net.AddressInfo).port;
@@ -94,23 +104,55 @@ export class FakeDns {
     this.sockets.add(s);
     s.once('close', () => this.sockets.delete(s));
     s.on('error', () => {});
-    let buf = Buffer.alloc(0);
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+    s.setTimeout(DNS_LIMITS.tcpIdleMs, () => s.destroy());
+    let buf: Buffer = Buffer.alloc(0);
+    let pending = 0;
+    const drain = (): void => {
+      // A peer that does not read its replies, or asks more than we carry at once, waits.
+      while (!s.destroyed && pending < DNS_LIMITS.tcpInflight && buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
         const query = Buffer.from(buf.subarray(2, 2 + buf.readUInt16BE(0)));
         buf = buf.subarray(2 + query.length);
+        pending++;
         void this.answer('tcp', query).then((reply) => {
-          if (!reply || s.destroyed) return;
-          const len = Buffer.alloc(2);
-          len.writeUInt16BE(reply.length);
-          s.write(Buffer.concat([len, reply]));
+          pending--;
+          if (reply && !s.destroyed) {
+            const len = Buffer.alloc(2);
+            len.writeUInt16BE(reply.length);
+            s.write(Buffer.concat([len, reply]));
+            if (s.writableLength > DNS_LIMITS.tcpUnreadBytes) return void s.destroy();
+          }
+          drain();
+          if (pending < DNS_LIMITS.tcpInflight && s.isPaused()) s.resume();
         });
       }
+      if (pending >= DNS_LIMITS.tcpInflight) s.pause();
+    };
+    s.on('data', (d: Buffer) => {
+      // At most one whole message (2 + 65535 bytes) is kept beyond what is being answered.
+      buf = buf.length ? Buffer.concat([buf, d]) : d;
+      drain();
+      if (buf.length > 2 + 0xffff + 0x10000) s.destroy();
     });
   }
 
+  /** Never rejects: whatever the target sends, the worst it gets is no answer. */
   private async answer(proto: 'udp' | 'tcp', query: Buffer): Promise<Buffer | null> {
+    if (this.inflight >= DNS_LIMITS.inflight) {
+      this.opts.counters.dnsQueries++;
+      this.opts.counters.dnsForwardFailed++;
+      return null;
+    }
+    this.inflight++;
+    try {
+      return await this.decide(proto, query);
+    } catch {
+      return null;
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  private async decide(proto: 'udp' | 'tcp', query: Buffer): Promise<Buffer | null> {
     const c = this.opts.counters;
     c.dnsQueries++;
     let packet: dnsPacket.Packet | undefined;
@@ -119,7 +161,8 @@ export class FakeDns {
     } catch {
       // not ours to judge: the nameserver answers what it makes of it
     }
-    const fault = packet?.questions?.map((q) => this.opts.answerFor(q.name)).find((a) => a !== null) ?? null;
+    const questions = Array.isArray(packet?.questions) ? packet.questions.filter((q) => typeof q?.name === 'string') : [];
+    const fault = questions.map((q) => this.opts.answerFor(q.name)).find((a) => a !== null) ?? null;
     if (fault === null || !packet) {
       c.dnsForwarded++;
       const reply = await this.opts.forward(proto, query);

@@ -56,7 +56,15 @@ export interface HttpPolicyCounters {
   plainConnections: number;
 }
 
-export function httpPolicy(rule: HttpFaultRule): ProxyPolicy<HttpPolicyCounters> {
+/**
+ * How long a target may take to send a request's headers (from its first
+ * byte): a peer that trickles a header forever is answered 408 and closed.
+ * An idle kept-alive connection is not cut (its destination decides), nor is
+ * a slow body (an upload may be slow).
+ */
+export const HEADERS_TIMEOUT_MS = 30_000;
+
+export function httpPolicy(rule: HttpFaultRule, opts: { headersTimeoutMs?: number } = {}): ProxyPolicy<HttpPolicyCounters> {
   const counters: HttpPolicyCounters = {
     httpRequests: 0,
     httpRequestsFaulted: 0,
@@ -67,9 +75,25 @@ export function httpPolicy(rule: HttpFaultRule): ProxyPolicy<HttpPolicyCounters>
   };
   const conns = new WeakMap<net.Socket, Conn>();
   let proxy: TcpProxy | undefined;
-  const server = http.createServer({ requestTimeout: 0, headersTimeout: 0, maxHeaderSize: 64 * 1024 });
+  const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
+  const server = http.createServer({
+    requestTimeout: 0,
+    headersTimeout,
+    connectionsCheckingInterval: Math.min(1000, headersTimeout),
+    maxHeaderSize: 64 * 1024,
+  });
   server.keepAliveTimeout = 0; // the destination decides when an idle connection ends
-  server.on('clientError', (_err, socket) => socket.destroy());
+  // The server never listens (connections are handed to it), and Node checks
+  // headersTimeout only on a server that emitted 'listening': start the check.
+  server.emit('listening');
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && socket.writable) {
+      socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      socket.destroySoon();
+      return;
+    }
+    socket.destroy();
+  });
 
   server.on('request', (req, res) => {
     const conn = conns.get(req.socket);
@@ -77,7 +101,13 @@ export function httpPolicy(rule: HttpFaultRule): ProxyPolicy<HttpPolicyCounters>
     counters.httpRequests++;
     conn.inflight++;
     res.on('close', () => conn.inflight--);
-    if (!rule.matches(req)) return pass(conn, req, res);
+    let matched: boolean;
+    try {
+      matched = rule.matches(req);
+    } catch {
+      return void req.socket.destroy();
+    }
+    if (!matched) return pass(conn, req, res);
     counters.httpRequestsFaulted++;
     const act = () => {
       if (rule.abort) return abort(req, res, rule.abort);
@@ -112,15 +142,21 @@ export function httpPolicy(rule: HttpFaultRule): ProxyPolicy<HttpPolicyCounters>
 
   function pass(conn: Conn, req: http.IncomingMessage, res: http.ServerResponse, newBody?: string): void {
     const { dst } = conn.relay;
-    const up = http.request({
-      host: dst.address,
-      port: dst.port,
-      method: req.method,
-      path: req.url,
-      headers: req.rawHeaders,
-      setHost: false,
-      agent: conn.agent,
-    });
+    let up: http.ClientRequest;
+    try {
+      up = http.request({
+        host: dst.address,
+        port: dst.port,
+        method: req.method,
+        path: req.url,
+        headers: req.rawHeaders,
+        setHost: false,
+        agent: conn.agent,
+      });
+    } catch {
+      // A request llhttp took but http.request refuses (a header it finds invalid): the target's connection fails.
+      return void conn.relay.client.resetAndDestroy();
+    }
     up.on('response', (ur) => {
       if (newBody === undefined) {
         res.writeHead(ur.statusCode ?? 502, ur.statusMessage, ur.rawHeaders);
@@ -181,7 +217,7 @@ export function httpPolicy(rule: HttpFaultRule): ProxyPolicy<HttpPolicyCounters>
       };
     },
     close() {
-      server.close();
+      server.close(); // also stops the headers check
       server.closeAllConnections();
     },
   };

@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import type { Journal, JournalEntry } from '../journal/journal.js';
-import { processStartTicks } from '../journal/journal.js';
+import { OWN_PROCESS_MARK, processStartTicks } from '../journal/journal.js';
 
 /** Requests: tag u32, proto u8 (0 udp, 1 tcp), nameserver IPv4 (4), port u16, length u16, query. */
 const HEADER = 13;
@@ -16,7 +16,7 @@ const HEADER = 13;
 const REPLY_HEADER = 6;
 const TIMEOUT_MS = 5000;
 
-const SCRIPT = `'use strict';
+const SCRIPT = `${OWN_PROCESS_MARK}'use strict';
 const dgram = require('node:dgram');
 const net = require('node:net');
 const NONE = Buffer.alloc(0);

@@ -12,3 +12,10 @@ export function processStartTicks(pid: number): number | null {
     return null;
   }
 }
+
+/**
+ * Starts the script of every process vitest-chaos places in a target or its
+ * namespace (`node -e MARK...`): a kill read from a journal hits only a
+ * process whose command line carries it, never another of the same start time.
+ */
+export const OWN_PROCESS_MARK = '/* vitest-chaos process */';

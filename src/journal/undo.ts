@@ -1,32 +1,62 @@
-// The undo actions a journal entry can hold. Each tolerates a target that has
-// gone (container removed, process exited, cgroup deleted): that is "undone".
+// Runs undo actions (undo-schema.ts): nothing runs until every action of a
+// record has passed its schema and its checks (undo-guard.ts). Each action
+// tolerates a target that has gone (container removed, process
+// exited, cgroup deleted): that is "undone".
 import Docker from 'dockerode';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { posix } from 'node:path';
 import { promisify } from 'node:util';
+import { checkUndo, UndoRefused, type Checked } from './undo-guard.js';
 import { processStartTicks } from './process-start.js';
+import { undoActionSchema, type UndoAction } from './undo-schema.js';
 
-export type UndoAction =
-  /** Write a saved value back (cgroup files: cpu.cfs_quota_us, memory.limit_in_bytes, blkio.throttle.*). */
-  | { type: 'write-file'; path: string; content: string }
-  /** Kill processes we started (burners), if they are still the same processes. */
-  | { type: 'kill'; pids: { pid: number; start: number }[]; signal?: NodeJS.Signals }
-  | { type: 'docker-unpause'; containerId: string }
-  | { type: 'docker-start'; containerId: string }
-  /** Run a command inside a container (e.g. remove a file disk-fill wrote). */
-  | { type: 'docker-exec'; containerId: string; cmd: string[] }
-  /** Run a host command (e.g. `tc qdisc del ...`); exit codes in okExitCodes count as done. */
-  | { type: 'exec'; argv: string[]; okExitCodes?: number[] };
+export { CGROUP_FILES, cgroupWriteUndo, DISK_FILL_FILE, OUR_QDISC_HANDLE, undoActionSchema, type UndoAction } from './undo-schema.js';
 
 const run = promisify(execFile);
 
-export async function runUndo(actions: UndoAction[], docker = new Docker()): Promise<void> {
-  for (const a of actions) await undoOne(a, docker);
+export { UndoRefused } from './undo-guard.js';
+
+/**
+ * Checks every action, then runs them in order. `fromDisk`: the actions were
+ * read from a journal file (the reaper), so the containers they name must
+ * carry our runs' labels; our own live records skip that Docker round trip
+ * (the blast radius let them in, including containers allowed by name).
+ * Throws UndoRefused, having run nothing, when an action fails its checks.
+ */
+export async function runUndo(actions: unknown[], opts: { docker?: Docker; fromDisk?: boolean } = {}): Promise<void> {
+  const docker = opts.docker ?? new Docker();
+  const checked: Checked[] = [];
+  for (const [i, raw] of actions.entries()) {
+    const parsed = undoActionSchema.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const field = issue?.path.join('.') || 'type';
+      throw new UndoRefused(`undo[${i}].${field}: ${issue?.message ?? 'invalid'} (got ${JSON.stringify(pick(raw, issue?.path))})`);
+    }
+    checked.push(await checkUndo(parsed.data, i, docker, opts.fromDisk ?? false));
+  }
+  for (const c of checked) if (!c.gone) await undoOne(c.action, docker);
+}
+
+/** Throws UndoRefused when an action is not one we could have written (schema and static checks only). */
+export function assertUndoShape(actions: UndoAction[]): void {
+  for (const [i, a] of actions.entries()) {
+    const parsed = undoActionSchema.safeParse(a);
+    if (!parsed.success) throw new UndoRefused(`undo[${i}]: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  }
+}
+
+function pick(raw: unknown, path: PropertyKey[] | undefined): unknown {
+  let v: unknown = raw;
+  for (const k of path ?? []) v = v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+  const s = JSON.stringify(v) ?? 'undefined';
+  return s.length > 200 ? `${s.slice(0, 200)}...` : v;
 }
 
 async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
   switch (a.type) {
-    case 'write-file':
+    case 'cgroup-write':
       try {
         writeFileSync(a.path, a.content);
       } catch (err) {
@@ -48,10 +78,10 @@ async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
       return ignoreGone(() => docker.getContainer(a.containerId).unpause(), [304, 404, 409]);
     case 'docker-start':
       return ignoreGone(() => docker.getContainer(a.containerId).start(), [304, 404]);
-    case 'docker-exec':
-      // Only 404 means gone: 409 is a paused or stopped container, whose file is still there.
+    case 'disk-fill-remove': {
+      const cmd = ['rm', '-f', '--', posix.join(a.dir, a.file)];
       return ignoreGone(async () => {
-        const exec = await docker.getContainer(a.containerId).exec({ Cmd: a.cmd, AttachStdout: true, AttachStderr: true });
+        const exec = await docker.getContainer(a.containerId).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
         const stream = await exec.start({});
         await new Promise<void>((resolve, reject) => {
           stream.on('end', resolve);
@@ -59,17 +89,22 @@ async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
           stream.resume();
         });
         const { ExitCode } = await exec.inspect();
-        if (ExitCode !== 0) throw new Error(`${a.cmd.join(' ')} in container ${a.containerId.slice(0, 12)} exited with ${ExitCode}`);
-      }, [404]);
-    case 'exec':
+        if (ExitCode !== 0) throw new Error(`${cmd.join(' ')} in container ${a.containerId.slice(0, 12)} exited with ${ExitCode}`);
+      }, [404]); // 409 (paused or stopped): the file is still there, so the record stays
+    }
+    case 'tc-qdisc-del': {
+      const tc = ['tc', 'qdisc', 'del', 'dev', a.device, 'root', 'handle', a.handle];
+      const argv = a.netns === null ? tc : ['nsenter', `--net=${a.netns}`, '--', ...tc];
       try {
-        await run(a.argv[0] as string, a.argv.slice(1));
+        await run(argv[0] as string, argv.slice(1));
       } catch (err) {
+        // 1: no such device or netns, 2: no such qdisc (or not ours): gone
         const code = (err as { code?: number }).code;
-        if (typeof code === 'number' && (a.okExitCodes ?? []).includes(code)) return;
+        if (code === 1 || code === 2) return;
         throw err;
       }
       return;
+    }
   }
 }
 

@@ -14,11 +14,7 @@ export interface BpfStructs {
   vc_pkt_rule: { flags: number; threshold: number; peer_addr: number; peer_mask: number; port: number; protocol: number; pad: number; pad2: number };
   vc_sig_rule: { nr: number; signal: number; threshold: number; flags: number; after_count: bigint };
   vc_sig_stats: { matched: bigint; signaled: bigint; rng: bigint };
-  vc_skb_rule: { flags: number; drop_threshold: number; peer_addr: number; peer_mask: number; port: number; protocol: number; pad: number; pad2: number };
-  vc_skb_stats: { ingress_seen: bigint; ingress_dropped: bigint; egress_seen: bigint; egress_dropped: bigint; rng: bigint };
   vc_slot_key: { cgroup_id: bigint; slot: number; pad: number };
-  vc_sys_rule: { nr: number; signal: number; threshold: number; flags: number; after_count: bigint };
-  vc_sys_stats: { matched: bigint; signaled: bigint; rng: bigint };
   vc_veth_stats: { ingress_seen: bigint; ingress_hit: bigint; ingress_offloaded: bigint; egress_seen: bigint; egress_hit: bigint; egress_offloaded: bigint; rng: bigint };
 }
 
@@ -34,11 +30,7 @@ export const BPF_STRUCT_FIELDS: { readonly [S in keyof BpfStructs]: readonly (ke
   vc_pkt_rule: ['flags', 'threshold', 'peer_addr', 'peer_mask', 'port', 'protocol', 'pad', 'pad2'],
   vc_sig_rule: ['nr', 'signal', 'threshold', 'flags', 'after_count'],
   vc_sig_stats: ['matched', 'signaled', 'rng'],
-  vc_skb_rule: ['flags', 'drop_threshold', 'peer_addr', 'peer_mask', 'port', 'protocol', 'pad', 'pad2'],
-  vc_skb_stats: ['ingress_seen', 'ingress_dropped', 'egress_seen', 'egress_dropped', 'rng'],
   vc_slot_key: ['cgroup_id', 'slot', 'pad'],
-  vc_sys_rule: ['nr', 'signal', 'threshold', 'flags', 'after_count'],
-  vc_sys_stats: ['matched', 'signaled', 'rng'],
   vc_veth_stats: ['ingress_seen', 'ingress_hit', 'ingress_offloaded', 'egress_seen', 'egress_hit', 'egress_offloaded', 'rng'],
 };
 

@@ -1,4 +1,5 @@
 // Probes: small checks run on an interval whose pass rate is the availability.
+import { redact } from '../contracts/redact.js';
 import net from 'node:net';
 import { outOfBounds, queryPromql, type PromqlQuery } from './promql.js';
 import type { Recorder } from './recorder.js';
@@ -64,7 +65,7 @@ export function startProbes(probes: ProbeSpec[], recorder: Recorder): () => Prom
       const signal = AbortSignal.timeout(p.timeoutMs ?? 1000);
       const task = runProbeOnce(p, signal)
         .then(() => recorder.recordProbe(true))
-        .catch((err: Error) => recorder.recordProbe(false, `${p.name}: ${signal.aborted ? 'timeout' : err.message}`))
+        .catch((err: Error) => recorder.recordProbe(false, redact(`${p.name}: ${signal.aborted ? 'timeout' : err.message}`)))
         .finally(() => running.delete(task));
       running.add(task);
     };

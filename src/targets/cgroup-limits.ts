@@ -4,7 +4,7 @@
 // every fault's journal entry restores that first value, so entries can be
 // reverted in any order here, and reaped in any order after a crash.
 import { ChaosSpecError } from '../contracts/errors.js';
-import type { UndoAction } from '../journal/journal.js';
+import { cgroupWriteUndo, type UndoAction } from '../journal/journal.js';
 import { cgroupV1Dir, readCgroupFile, writeCgroupFile } from './cgroup-v1.js';
 import type { ResolvedTarget } from './resolve-target.js';
 import type { AppliedFault } from '../contracts/applied-fault.js';
@@ -118,7 +118,7 @@ export function valueFile(path: string, none?: string): LimitFile {
       return s === none ? null : BigInt(s);
     },
     write: (v) => writeCgroupFile(path, v === null ? (none as string) : String(v)),
-    undo: (v) => ({ type: 'write-file', path, content: v === null ? (none as string) : String(v) }),
+    undo: (v) => cgroupWriteUndo(path, v === null ? (none as string) : String(v)),
   };
 }
 
@@ -135,7 +135,7 @@ export function deviceFile(path: string, device: string): LimitFile {
       return line ? BigInt(line.split(' ')[1] as string) : null;
     },
     write: (v) => writeCgroupFile(path, `${device} ${v ?? 0}`),
-    undo: (v) => ({ type: 'write-file', path, content: `${device} ${v ?? 0}` }),
+    undo: (v) => cgroupWriteUndo(path, `${device} ${v ?? 0}`),
   };
 }
 

@@ -7,12 +7,12 @@
 // with OUR handle, never someone else's.
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { Journal, JournalEntry } from '../journal/journal.js';
+import { OUR_QDISC_HANDLE, type Journal, type JournalEntry } from '../journal/journal.js';
 
 const run = promisify(execFile);
 
 /** The handle of every root qdisc we add: how the undo (and a second process) tells ours. */
-export const SHAPER_HANDLE = '7c5d:';
+export const SHAPER_HANDLE = OUR_QDISC_HANDLE;
 const CLASS = '7c5d:1';
 const FIFO = '7c5e:';
 /** `tc qdisc del` exit codes that mean "already gone": 1 no such device or netns, 2 no such qdisc. */
@@ -21,8 +21,10 @@ const GONE = [1, 2];
 export interface ShapedDevice {
   /** Unique per device and namespace, e.g. "host:veth1a2b" or "/var/run/docker/netns/ab12:eth0". */
   key: string;
-  /** Enters the device's network namespace ([] for ours), e.g. ['nsenter', '--net=FILE', '--']. */
-  prefix: string[];
+  /** The container whose device it is (its veth on the host, or its own interface). */
+  containerId: string;
+  /** Docker's bind mount of the container's network namespace (SandboxKey); null: the host's. */
+  netns: string | null;
   dev: string;
   /** For errors and the journal, e.g. "veth1a2b (host side of api-1)". */
   label: string;
@@ -62,8 +64,12 @@ function fifoArgs(bytesPerSec: number): string[] {
   return ['bfifo', 'limit', String(Math.max(131072, Math.ceil(bytesPerSec * 0.1)))];
 }
 
+function prefixOf(d: ShapedDevice): string[] {
+  return d.netns === null ? [] : ['nsenter', `--net=${d.netns}`, '--'];
+}
+
 async function tc(d: ShapedDevice, args: string[]): Promise<string> {
-  const argv = [...d.prefix, 'tc', ...args];
+  const argv = [...prefixOf(d), 'tc', ...args];
   try {
     return (await run(argv[0] as string, argv.slice(1))).stdout;
   } catch (err) {
@@ -92,8 +98,9 @@ export function shape(d: ShapedDevice, bytesPerSec: number, journal: Journal, de
       if (root.handle !== '0:') {
         throw new Error(`${d.label} has a ${root.kind} root qdisc that vitest-chaos did not add; it could not be restored`);
       }
-      const del = [...d.prefix, 'tc', 'qdisc', 'del', 'dev', d.dev, 'root', 'handle', SHAPER_HANDLE];
-      const entry = journal.record(description, [{ type: 'exec', argv: del, okExitCodes: GONE }]);
+      const entry = journal.record(description, [
+        { type: 'tc-qdisc-del', containerId: d.containerId, netns: d.netns, device: d.dev, handle: SHAPER_HANDLE },
+      ]);
       try {
         // Until the class exists, unclassified packets pass unshaped: never dropped.
         await tc(d, ['qdisc', 'add', 'dev', d.dev, 'root', 'handle', SHAPER_HANDLE, 'htb', 'default', '1']);
@@ -141,7 +148,7 @@ async function apply(d: ShapedDevice, h: Held, tolerateGone = false): Promise<vo
 /** What went through our qdiscs (sent by the root, dropped by the fifo), or null when they are not there. */
 export function qdiscCounters(d: ShapedDevice): QdiscCounters | null {
   try {
-    const argv = [...d.prefix, 'tc', '-s', '-j', 'qdisc', 'show', 'dev', d.dev];
+    const argv = [...prefixOf(d), 'tc', '-s', '-j', 'qdisc', 'show', 'dev', d.dev];
     const out = JSON.parse(execFileSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
     const qs = out as ({ handle: string; root?: boolean } & QdiscCounters)[];
     const root = qs.find((q) => q.root && q.handle === SHAPER_HANDLE);

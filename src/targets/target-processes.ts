@@ -11,13 +11,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { processStartTicks, type JournalEntry } from '../journal/journal.js';
+import { OWN_PROCESS_MARK, processStartTicks, type JournalEntry } from '../journal/journal.js';
 import { cgroupV1Dirs, moveToCgroups } from './cgroup-v1.js';
 import type { ResolvedTarget } from './resolve-target.js';
 import type { JournalSource } from '../journal/journal.js';
 
 // Our /proc is the host's (we enter no mount namespace), so /proc/self is the host pid.
-const PRELUDE = `
+const PRELUDE = `${OWN_PROCESS_MARK}
 process.stdout.write('PID ' + require('fs').readlinkSync('/proc/self') + '\\n');
 process.stdin.on('end', () => process.exit(0));
 process.stdin.on('error', () => process.exit(0));

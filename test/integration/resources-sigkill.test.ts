@@ -83,10 +83,11 @@ describe('resource faults of a test process killed with SIGKILL', () => {
     await expect.poll(async () => (await processesIn(target)).length, { timeout: 3000 }).toBe(procs.length + 1);
     expect(existsSync(`/proc/${stopped}`)).toBe(true);
 
-    const { reverted, failed } = await new Journal().reap();
+    const { reverted, failed, refused } = await new Journal().reap();
     const ours = reverted.filter((e) => children.some((c) => c.pid === e.pid));
     console.info(`reaped: ${ours.map((e) => e.description).join('; ')}`);
     expect(failed.filter((f) => children.some((c) => c.pid === f.entry.pid))).toEqual([]);
+    expect(refused.filter((r) => children.some((c) => c.pid === r.pid))).toEqual([]);
 
     await expect.poll(() => processesIn(target), { timeout: 3000 }).toEqual(procs);
     expect(await cgroupState(target)).toEqual(state);

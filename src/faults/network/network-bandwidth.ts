@@ -62,13 +62,13 @@ export const networkBandwidth: FaultKind<'network-bandwidth', typeof schema, Net
       if (p.direction !== 'egress') {
         devices.push({
           dir: 'ingress',
-          d: { key: `host:${v.hostIfname}`, prefix: [], dev: v.hostIfname, label: `${v.hostIfname} (host side of ${target.name})` },
+          d: { key: `host:${v.hostIfname}`, containerId: target.id, netns: null, dev: v.hostIfname, label: `${v.hostIfname} (host side of ${target.name})` },
         });
       }
       if (p.direction !== 'ingress') {
         devices.push({
           dir: 'egress',
-          d: { key: `${netns}:${v.ifname}`, prefix: ['nsenter', `--net=${netns}`, '--'], dev: v.ifname, label: `${v.ifname} of ${target.name}` },
+          d: { key: `${netns}:${v.ifname}`, containerId: target.id, netns, dev: v.ifname, label: `${v.ifname} of ${target.name}` },
         });
       }
     }

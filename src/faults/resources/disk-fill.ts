@@ -50,9 +50,11 @@ export const diskFill: FaultKind<'disk-fill', typeof schema, DiskFillStats> = {
         { field: 'bytes', value: p.bytes, expected: `at most the free space of ${p.path} in ${target.name} (${availBytes} bytes)` },
       ]);
     }
-    const file = posix.join(p.path, `vitest-chaos-disk-fill-${process.pid}-${++files}`);
+    const dir = posix.normalize(p.path).replace(/(.)\/+$/, '$1');
+    const name = `vitest-chaos-disk-fill-${process.pid}-${++files}`;
+    const file = posix.join(dir, name);
     const entry = ctx.journal().record(`disk-fill ${p.bytes} bytes at ${file} in ${target.name}`, [
-      { type: 'docker-exec', containerId: target.id, cmd: ['rm', '-f', file] },
+      { type: 'disk-fill-remove', containerId: target.id, dir, file: name },
     ]);
     const w = await execIn(ctx.docker, target.id, [
       'sh',
