@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The test command of the README: set-up (idempotent), then every test, then a
-# one-line summary "N passed, N failed, N skipped".
+# The test command of the README: set-up (idempotent), then every test, then the
+# cgroup v2 part in a guest (scripts/v2-guest.sh), then a one-line summary
+# "N passed, N failed, N skipped".
 #   sudo bash scripts/test.sh [vitest args...]
+# With vitest args (a file, a filter) the v2 guest is left out; VITEST_CHAOS_V2_GUEST=0
+# leaves it out always, =1 runs it even then.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -20,6 +23,24 @@ status=0
 npm run -s typecheck || status=$?
 npm run -s lint || status=$?
 npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/test-results.json "$@" || status=$?
-node scripts/summary.mjs .cache/test-results.json || true
+# The cgroup v2 part needs a pure v2 host: it runs in a QEMU guest, or says why not.
+guest_report=()
+guest=${VITEST_CHAOS_V2_GUEST:-}
+if [[ -z $guest ]]; then guest=1; [[ $# -eq 0 ]] || guest=0; fi
+if [[ $guest == 0 ]]; then
+  echo "[test] cgroup v2 guest: skipped: ${VITEST_CHAOS_V2_GUEST:+VITEST_CHAOS_V2_GUEST=0}${VITEST_CHAOS_V2_GUEST:-test files or filters were named} (run it alone: bash scripts/v2-guest.sh test)"
+else
+  rm -f .cache/v2-results.json
+  t0=$SECONDS guest_status=0
+  bash scripts/v2-guest.sh test || guest_status=$?
+  if [[ $guest_status -eq 77 ]]; then
+    echo "[test] cgroup v2 guest: skipped (the reason is above)"
+  else
+    echo "[test] cgroup v2 guest: took $((SECONDS - t0)) s, exit $guest_status"
+    [[ $guest_status -eq 0 ]] || status=1
+    guest_report=(.cache/v2-results.json)
+  fi
+fi
+node scripts/summary.mjs .cache/test-results.json "${guest_report[@]}" || true
 node scripts/leftovers.mjs || status=1
 exit $status
