@@ -163,7 +163,7 @@ run_in_guest() {
 
 # The fixture images as one tar, rewritten only when an image changed.
 save_images() {
-  local images=(vitest-chaos/http-server:latest vitest-chaos/client:latest) ids
+  local images=(vitest-chaos/http-server:latest) ids  # the only image test/v2 starts
   ids=$(docker image inspect --format '{{.Id}}' "${images[@]}" | sha256sum | cut -c1-12) ||
     { log "fixture images missing: run scripts/setup.sh"; return 1; }
   IMAGES_TAR=.cache/v2-guest/images-$ids.tar
@@ -189,7 +189,10 @@ case ${1:-} in
     run_in_guest "$(cat <<EOF
 set -e
 echo "guest: kernel \$(uname -r), \$(stat -fc %T /sys/fs/cgroup), docker \$(docker info --format '{{.CgroupDriver}} driver, cgroup v{{.CgroupVersion}}')"
+up() { echo "guest: \$1 at \$(cut -d' ' -f1 /proc/uptime) s of uptime"; }
+up "loading $IMAGES_TAR"
 docker load -q -i $IMAGES_TAR
+up "starting vitest"
 export TESTCONTAINERS_RYUK_DISABLED=true
 node node_modules/vitest/vitest.mjs run --config test/v2/vitest.config.ts \
   --reporter=default --reporter=json --outputFile.json=.cache/v2-results.json $(printf '%q ' "$@")
