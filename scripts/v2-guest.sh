@@ -193,7 +193,7 @@ up() { echo "guest: \$1 at \$(cut -d' ' -f1 /proc/uptime) s of uptime"; }
 up "loading $IMAGES_TAR"
 docker load -q -i $IMAGES_TAR
 up "starting vitest"
-export TESTCONTAINERS_RYUK_DISABLED=true
+export TESTCONTAINERS_RYUK_DISABLED=true CI=1  # CI: a plain reporter on the serial line
 node node_modules/vitest/vitest.mjs run --config test/v2/vitest.config.ts \
   --reporter=default --reporter=json --outputFile.json=.cache/v2-results.json $(printf '%q ' "$@")
 EOF
