@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The test command of the README: set-up (idempotent), then every test, then a
-# one-line summary "N passed, N failed, N skipped".
+# The test command of the README: set-up (idempotent), then every test, then the
+# cgroup v2 part in a guest (scripts/v2-guest.sh), then a one-line summary
+# "N passed, N failed, N skipped".
 #   sudo bash scripts/test.sh [vitest args...]
+# The v2 guest runs only with VITEST_CHAOS_V2_GUEST=1: it is not yet green (inside the
+# guest /proc/self/mountinfo shows mount points masked, so cgroup discovery fails there;
+# see docs/resources.md), and a red part must not block the suite.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -20,6 +24,23 @@ status=0
 npm run -s typecheck || status=$?
 npm run -s lint || status=$?
 npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/test-results.json "$@" || status=$?
-node scripts/summary.mjs .cache/test-results.json || true
+# The cgroup v2 part needs a pure v2 host: it runs in a QEMU guest, or says why not.
+guest_report=()
+guest=${VITEST_CHAOS_V2_GUEST:-}
+if [[ $guest != 1 ]]; then
+  echo "[test] cgroup v2 guest: skipped: opt-in while it is not green (VITEST_CHAOS_V2_GUEST=1 bash scripts/test.sh, or alone: bash scripts/v2-guest.sh test)"
+else
+  rm -f .cache/v2-results.json
+  t0=$SECONDS guest_status=0
+  bash scripts/v2-guest.sh test || guest_status=$?
+  if [[ $guest_status -eq 77 ]]; then
+    echo "[test] cgroup v2 guest: skipped (the reason is above)"
+  else
+    echo "[test] cgroup v2 guest: took $((SECONDS - t0)) s, exit $guest_status"
+    [[ $guest_status -eq 0 ]] || status=1
+    guest_report=(.cache/v2-results.json)
+  fi
+fi
+node scripts/summary.mjs .cache/test-results.json "${guest_report[@]}" || true
 node scripts/leftovers.mjs || status=1
 exit $status

@@ -2,7 +2,7 @@ export { chaos, configureChaos } from './api/default-chaos.js';
 export { Chaos, createChaos, type ChaosOptions, type FaultSpec, type SpecOf } from './api/chaos.js';
 export { ActiveFault, type FaultTargetInfo } from './faults/fault-handle.js';
 export { ChaosSpecError, PreflightError, type SpecProblem } from './contracts/errors.js';
-export { preflight, type PreflightResult, type PreflightProblem } from './api/preflight.js';
+export { preflight, resourceSupport, type PreflightResult, type PreflightProblem, type ResourceSupport } from './api/preflight.js';
 export type { FaultStats } from './faults/fault-kind.js';
 // Every fault kind's parameter type (NetworkLossParams, CpuThrottleParams, ...).
 export type * from './faults/kinds.js';

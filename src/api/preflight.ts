@@ -5,7 +5,8 @@ import Docker from 'dockerode';
 import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { bpfObjectPath, resolveAddon } from '../kernel/addon.js';
-import { findCgroup2Mount } from '../targets/cgroup-v2.js';
+import { hostControllers, type CgroupLayout, type Controller, type HostControllers } from '../targets/cgroup-controller.js';
+import { cgroup2MountOn } from '../targets/cgroup-v2.js';
 
 export interface PreflightProblem {
   requirement: string;
@@ -20,6 +21,47 @@ export interface PreflightResult {
   kindsUnavailable?: Record<string, string>;
   /** Why those kinds cannot run, which still can, and what to do. */
   kernel?: PreflightProblem;
+  /** The host's cgroups as found, and which resource kinds work on them (absent where not computed). */
+  resources?: ResourceSupport;
+}
+
+export interface ResourceSupport {
+  layout: CgroupLayout;
+  /** One line per resource kind: what it acts through here, or why it cannot. */
+  kinds: { kind: string; works: boolean; how: string }[];
+}
+
+/** What each resource kind needs of the target's cgroups, on v1 and on v2. */
+const RESOURCE_KINDS: { kind: string; controller?: Controller; v1: string; v2: string }[] = [
+  { kind: 'cpu-throttle', controller: 'cpu', v1: 'cpu.cfs_quota_us', v2: 'cpu.max' },
+  { kind: 'cpu-stress', v1: 'workers placed in the target\'s cgroups', v2: 'workers placed in the target\'s cgroup' },
+  { kind: 'memory-stress', controller: 'memory', v1: 'a hog in the target\'s cgroups, memory.usage_in_bytes', v2: 'a hog in the target\'s cgroup, memory.current' },
+  { kind: 'memory-limit', controller: 'memory', v1: 'memory.limit_in_bytes, OOM kills from memory.oom_control', v2: 'memory.max, OOM kills from memory.events' },
+  { kind: 'io-throttle', controller: 'io', v1: 'blkio.throttle.* (reads and direct writes; buffered writes are not capped)', v2: 'io.max (reads, direct and buffered writes)' },
+  { kind: 'disk-fill', v1: 'a file in the target', v2: 'a file in the target' },
+];
+
+/** Which resource kinds work with the host's cgroups as found, and why not where one does not. */
+export function resourceSupport(host: HostControllers = hostControllers()): ResourceSupport {
+  const v = host.layout === 'v2' ? 2 : 1;
+  const kinds = RESOURCE_KINDS.map(({ kind, controller, v1, v2 }) => {
+    if (!controller) return { kind, works: host.layout !== 'none', how: v === 2 ? v2 : v1 };
+    const c = host.controllers[controller];
+    if ('missing' in c) return { kind, works: false, how: c.missing };
+    const how = c.version === 2 ? v2 : v1;
+    return { kind, works: true, how: `cgroup v${c.version} ${how}` };
+  });
+  return { layout: host.layout, kinds };
+}
+
+export function formatResourceSupport(r: ResourceSupport): string {
+  const works = r.kinds.filter((k) => k.works);
+  const not = r.kinds.filter((k) => !k.works);
+  const name = { v1: 'cgroup v1', hybrid: 'hybrid cgroups (v1 controllers, a v2 tree)', v2: 'pure cgroup v2', none: 'no cgroups mounted' }[r.layout];
+  return (
+    `${name}: ${works.map((k) => k.kind).join(', ') || 'no resource kind'} work` +
+    not.map((k) => `; ${k.kind} cannot: ${k.how}`).join('')
+  );
 }
 
 const CAP_NET_ADMIN = 12n;
@@ -192,7 +234,7 @@ export function preflightLocal(): PreflightProblem[] {
   }
   const caps = checkCapabilities(effectiveCaps());
   if (caps) problems.push(caps);
-  if (!findCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'))) {
+  if (!cgroup2MountOn(readFileSync('/proc/self/mountinfo', 'utf8'))) {
     problems.push({
       requirement: 'cgroup v2',
       detail: 'no cgroup2 filesystem in /proc/self/mountinfo',
@@ -254,7 +296,13 @@ export async function preflight(): Promise<PreflightResult> {
   // An old kernel blocks only the kinds it lacks; everything else is a blocker.
   const problems = all.filter((p) => p.requirement !== 'kernel');
   const kindsUnavailable = process.platform === 'linux' ? kindsUnavailableOn(release()) : {};
-  return { ok: problems.length === 0, problems, kindsUnavailable, kernel: all.find((p) => p.requirement === 'kernel') };
+  return {
+    ok: problems.length === 0,
+    problems,
+    kindsUnavailable,
+    kernel: all.find((p) => p.requirement === 'kernel'),
+    resources: process.platform === 'linux' ? resourceSupport() : undefined,
+  };
 }
 
 export function formatPreflight(r: PreflightResult): string {

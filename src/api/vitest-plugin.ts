@@ -5,7 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'vite';
 import { startMetricsServer } from '../report/metrics-channel.js';
-import { preflight, type PreflightResult } from './preflight.js';
+import { formatResourceSupport, preflight, type PreflightResult } from './preflight.js';
 import { randomSeed } from '../contracts/seed.js';
 
 export interface ChaosPluginOptions {
@@ -64,6 +64,7 @@ export function chaos(options: ChaosPluginOptions = {}): Plugin {
       const result = await preflight();
       const log = vitest.logger;
       log.log(`vitest-chaos: seed ${seed} (replay with VITEST_CHAOS_SEED=${seed})`);
+      if (result.resources) log.log(`vitest-chaos: ${formatResourceSupport(result.resources)}`);
       if (!result.ok) {
         log.warn(
           `vitest-chaos: tests that inject faults will be skipped:\n` +

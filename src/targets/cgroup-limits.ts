@@ -3,10 +3,8 @@
 // tightest of the faults' values and of the value found before the first one;
 // every fault's journal entry restores that first value, so entries can be
 // reverted in any order here, and reaped in any order after a crash.
-import { ChaosSpecError } from '../contracts/errors.js';
 import { cgroupWriteUndo, type UndoAction } from '../journal/journal.js';
-import { cgroupV1Dir, readCgroupFile, writeCgroupFile } from './cgroup-v1.js';
-import type { ResolvedTarget } from './resolve-target.js';
+import { readCgroupFile, writeCgroupFile } from './cgroup-v1.js';
 import type { AppliedFault } from '../contracts/applied-fault.js';
 import type { JournalSource } from '../journal/journal.js';
 
@@ -37,7 +35,9 @@ function effective(h: Held): bigint | null {
 /**
  * Tightens each limit to its value (never loosens one). Writes in list order
  * and undoes in reverse order: list a limit that must stay below another
- * (memory.limit_in_bytes before memory.memsw.limit_in_bytes) first.
+ * (memory.limit_in_bytes before memory.memsw.limit_in_bytes) first. The files
+ * come from the controls of src/targets (cpu-control, memory-control, io-control),
+ * which know each cgroup version's files.
  */
 export function tightenLimits(
   ctx: JournalSource,
@@ -120,32 +120,4 @@ export function valueFile(path: string, none?: string): LimitFile {
     write: (v) => writeCgroupFile(path, v === null ? (none as string) : String(v)),
     undo: (v) => cgroupWriteUndo(path, v === null ? (none as string) : String(v)),
   };
-}
-
-/** A per-device cgroup file (blkio.throttle.*): lines "MAJ:MIN value"; writing "MAJ:MIN 0" removes the rule. */
-export function deviceFile(path: string, device: string): LimitFile {
-  const dir = path.slice(0, path.lastIndexOf('/'));
-  const file = path.slice(path.lastIndexOf('/') + 1);
-  return {
-    key: `${path} ${device}`,
-    read() {
-      const s = readCgroupFile(dir, file);
-      if (s === null) throw new Error(`${path} is gone (the container stopped)`);
-      const line = s.split('\n').find((l) => l.startsWith(`${device} `));
-      return line ? BigInt(line.split(' ')[1] as string) : null;
-    },
-    write: (v) => writeCgroupFile(path, `${device} ${v ?? 0}`),
-    undo: (v) => cgroupWriteUndo(path, `${device} ${v ?? 0}`),
-  };
-}
-
-/** The target's v1 directory of a controller, or a ChaosSpecError naming what is missing. */
-export function v1DirOf(kind: string, target: ResolvedTarget, controller: string): string {
-  try {
-    return cgroupV1Dir(target.pid, controller);
-  } catch (err) {
-    throw new ChaosSpecError(`chaos.inject(${kind})`, [
-      { field: 'target', value: target.name, expected: `a container in a cgroup v1 "${controller}" hierarchy (${(err as Error).message})` },
-    ]);
-  }
 }

@@ -1,6 +1,6 @@
 // Where a process's cgroup v2 directory is, read from /proc, never assumed:
 // on hybrid hosts v2 is at /sys/fs/cgroup/unified, on pure v2 at /sys/fs/cgroup.
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The cgroup2 mount point in a /proc/self/mountinfo text, or null. */
@@ -17,6 +17,27 @@ export function findCgroup2Mount(mountinfo: string): string | null {
   return null;
 }
 
+const CGROUP2_SUPER_MAGIC = 0x63677270;
+
+function isCgroup2(path: string): boolean {
+  try {
+    return Number(statfsSync(path).type) === CGROUP2_SUPER_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The cgroup2 mount of this machine: mountinfo's, checked with statfs(2); where
+ * mountinfo's mount points cannot be trusted (seen in a QEMU guest of these machines,
+ * whose mountinfo showed them masked as "xxxx"), the usual places, checked the same way.
+ */
+export function cgroup2MountOn(mountinfo: string): string | null {
+  const listed = findCgroup2Mount(mountinfo);
+  if (listed && isCgroup2(listed)) return listed;
+  return ['/sys/fs/cgroup', '/sys/fs/cgroup/unified'].find(isCgroup2) ?? null;
+}
+
 /** The v2 path ("0::/docker/ID" -> "/docker/ID") in a /proc/PID/cgroup text, or null. */
 export function parseCgroup2Path(procCgroup: string): string | null {
   for (const line of procCgroup.split('\n')) {
@@ -26,7 +47,7 @@ export function parseCgroup2Path(procCgroup: string): string | null {
 }
 
 export function cgroup2Mount(): string {
-  const mount = findCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
+  const mount = cgroup2MountOn(readFileSync('/proc/self/mountinfo', 'utf8'));
   if (!mount) {
     throw new Error(
       'no cgroup2 filesystem is mounted (see /proc/self/mountinfo); mount one with ' +

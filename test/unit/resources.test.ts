@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { majorMinor, mountCovering, parseMountinfo } from '../../src/targets/block-device.js';
 import { findCgroupV1Mounts, parseCgroupV1Paths, v1Directory } from '../../src/targets/cgroup-v1.js';
+import { hostControllers, parseControllers } from '../../src/targets/cgroup-controller.js';
+import { parseCpuMax } from '../../src/targets/cpu-control.js';
+import { parseIoLine } from '../../src/targets/io-control.js';
+import { formatResourceSupport, resourceSupport } from '../../src/api/preflight.js';
 
 describe('cgroup v1 discovery', () => {
   const mountinfo = [
@@ -60,5 +64,50 @@ describe('block devices', () => {
     expect(mountCovering(mounts, '/data/x')?.majorMinor).toBe('254:0');
     expect(mountCovering(mounts, '/data/fast/y')?.majorMinor).toBe('8:33');
     expect(mountCovering(mounts, '/database')?.fsType).toBe('overlay');
+  });
+});
+
+describe('cgroup controllers: v1 or v2, and what each resource kind can use', () => {
+  const hybrid = [
+    '32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct',
+    '35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory',
+    '36 31 0:33 / /sys/fs/cgroup/blkio rw - cgroup cgroup rw,blkio',
+    '40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd',
+    '41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate',
+  ].join('\n');
+  const pureV2 = '28 22 0:25 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot';
+
+  it('takes a controller from v1 where a hierarchy has it, else from v2 where the root offers it', () => {
+    expect(hostControllers(hybrid, '')).toEqual({
+      layout: 'hybrid',
+      controllers: { cpu: { version: 1 }, memory: { version: 1 }, io: { version: 1 } },
+    });
+    expect(hostControllers(pureV2, 'cpuset cpu io memory hugetlb pids rdma misc')).toEqual({
+      layout: 'v2',
+      controllers: { cpu: { version: 2 }, memory: { version: 2 }, io: { version: 2 } },
+    });
+  });
+
+  it('says why a kind cannot work when its controller is in neither version', () => {
+    const host = hostControllers(pureV2, 'cpu memory pids');
+    expect(host.controllers.io).toEqual({ missing: expect.stringMatching(/no cgroup v1 "blkio" hierarchy .* does not offer "io" \(\/sys\/fs\/cgroup\/cgroup.controllers: "cpu memory pids"\)/) });
+    const support = resourceSupport(host);
+    expect(support.kinds.find((k) => k.kind === 'io-throttle')).toMatchObject({ works: false });
+    expect(support.kinds.find((k) => k.kind === 'cpu-throttle')).toEqual({ kind: 'cpu-throttle', works: true, how: 'cgroup v2 cpu.max' });
+    expect(formatResourceSupport(support)).toMatch(/^pure cgroup v2: cpu-throttle, cpu-stress, memory-stress, memory-limit, disk-fill work; io-throttle cannot: no cgroup v1 "blkio"/);
+    expect(formatResourceSupport(resourceSupport(hostControllers(hybrid, '')))).toBe(
+      'hybrid cgroups (v1 controllers, a v2 tree): cpu-throttle, cpu-stress, memory-stress, memory-limit, io-throttle, disk-fill work',
+    );
+  });
+
+  it('reads cpu.max, and the io.max / io.stat line of one disk', () => {
+    expect(parseCpuMax('max 100000')).toEqual({ quota: null, period: 100000n });
+    expect(parseCpuMax('20000 100000\n')).toEqual({ quota: 20000n, period: 100000n });
+    expect(() => parseCpuMax('')).toThrow(/cpu.max holds ""/);
+    const ioMax = '8:0 rbps=max wbps=1048576 riops=max wiops=max\n254:0 rbps=2097152 wbps=max riops=100 wiops=max';
+    expect(parseIoLine(ioMax, '254:0')).toEqual({ rbps: '2097152', wbps: 'max', riops: '100', wiops: 'max' });
+    expect(parseIoLine(ioMax, '254:1')).toEqual({});
+    expect(parseIoLine('254:0 rbytes=1 wbytes=16777216 rios=1 wios=64 dbytes=0 dios=0', '254:0').wbytes).toBe('16777216');
+    expect(parseControllers('cpuset cpu io memory pids\n')).toEqual(['cpuset', 'cpu', 'io', 'memory', 'pids']);
   });
 });

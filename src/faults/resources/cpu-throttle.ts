@@ -1,12 +1,11 @@
 // cpu-throttle: the target gets at most `cpus` CPUs of time, through the CFS
-// quota of its cgroup v1 cpu controller (cpu.cfs_quota_us per
-// cpu.cfs_period_us). A quota the container already had is kept when it is
-// tighter; the old value is journaled before the new one is written.
-import { join } from 'node:path';
+// quota of its cgroup's cpu controller (cgroup v1: cpu.cfs_quota_us per
+// cpu.cfs_period_us; v2: cpu.max). A quota the container already had is kept
+// when it is tighter; the old value is journaled before the new one is written.
 import { z } from 'zod';
-import { parseFlatKeyed, readCgroupFile } from '../../targets/cgroup-v1.js';
 import type { FaultKind } from '../fault-kind.js';
-import { limitFault, tightenLimits, v1DirOf, valueFile } from '../../targets/cgroup-limits.js';
+import { limitFault, tightenLimits } from '../../targets/cgroup-limits.js';
+import { cpuControlOf } from '../../targets/cpu-control.js';
 
 const CPUS = 'a number of CPUs from 0.01 to 1024 (e.g. 0.2)';
 
@@ -18,7 +17,7 @@ const schema = z.strictObject({
 export type CpuThrottleParams = z.input<typeof schema>;
 
 export interface CpuThrottleStats {
-  /** The quota in force (cpu.cfs_quota_us), per `periodUs`. */
+  /** The quota in force, per `periodUs`. */
   quotaUs: number;
   periodUs: number;
   /** CFS periods since the fault started, and of those, the ones the target was throttled in. */
@@ -35,25 +34,20 @@ export const cpuThrottle: FaultKind<'cpu-throttle', typeof schema, CpuThrottleSt
   kind: 'cpu-throttle',
   schema,
   async apply(p, target, ctx) {
-    const dir = v1DirOf('cpu-throttle', target, 'cpu');
-    const period = BigInt(readCgroupFile(dir, 'cpu.cfs_period_us') ?? '100000');
-    let quota = BigInt(Math.round(p.cpus * Number(period)));
+    const cpu = cpuControlOf('cpu-throttle', target);
+    let quota = BigInt(Math.round(p.cpus * cpu.periodUs));
     if (quota < MIN_QUOTA_US) quota = MIN_QUOTA_US;
-    // "-1" is how the kernel shows and takes "no quota"; `docker update --cpus 0` does not clear one.
-    const file = valueFile(join(dir, 'cpu.cfs_quota_us'), '-1');
-    const before = parseFlatKeyed(readCgroupFile(dir, 'cpu.stat'));
-    const held = tightenLimits(ctx, `cpu-throttle ${p.cpus} CPUs on ${target.name}`, [{ file, value: quota }]);
+    const before = cpu.read();
+    const held = tightenLimits(ctx, `cpu-throttle ${p.cpus} CPUs on ${target.name}`, [{ file: cpu.quota, value: quota }]);
     return limitFault(held, () => {
-      const now = readCgroupFile(dir, 'cpu.stat');
-      const quotaNow = readCgroupFile(dir, 'cpu.cfs_quota_us');
-      if (now === null || quotaNow === null) return null; // the container is gone
-      const s = parseFlatKeyed(now);
+      const now = cpu.read();
+      if (now === null) return null; // the container is gone
       return {
-        quotaUs: Number(quotaNow),
-        periodUs: Number(period),
-        periods: (s.nr_periods ?? 0) - (before.nr_periods ?? 0),
-        throttledPeriods: (s.nr_throttled ?? 0) - (before.nr_throttled ?? 0),
-        throttledMs: ((s.throttled_time ?? 0) - (before.throttled_time ?? 0)) / 1e6,
+        quotaUs: now.quotaUs ?? -1,
+        periodUs: cpu.periodUs,
+        periods: now.periods - (before?.periods ?? 0),
+        throttledPeriods: now.throttledPeriods - (before?.throttledPeriods ?? 0),
+        throttledMs: now.throttledMs - (before?.throttledMs ?? 0),
       };
     });
   },

@@ -1,22 +1,17 @@
 // io-throttle: caps the target's reads and writes on the disk that holds its
-// files (blkio.throttle.* of its cgroup v1 blkio controller). cgroup v1 sees
-// reads and direct (O_DIRECT) writes; buffered writes reach the disk later,
-// from the kernel's flusher, and are not throttled.
-import { join } from 'node:path';
+// files (cgroup v1: blkio.throttle.*; v2: io.max). cgroup v1 sees reads and
+// direct (O_DIRECT) writes only: buffered writes reach the disk later, from the
+// kernel's flusher, and are not throttled. cgroup v2 charges that writeback to
+// the target, so its buffered writes are held to the cap too.
 import { z } from 'zod';
 import { ChaosSpecError } from '../../contracts/errors.js';
 import { diskOf } from '../../targets/block-device.js';
-import { readCgroupFile } from '../../targets/cgroup-v1.js';
 import type { FaultKind } from '../fault-kind.js';
-import { deviceFile, limitFault, tightenLimits, v1DirOf } from '../../targets/cgroup-limits.js';
+import { limitFault, tightenLimits } from '../../targets/cgroup-limits.js';
+import { ioControlOf, type IoCounters } from '../../targets/io-control.js';
 
 const RATES = ['readBytesPerSec', 'writeBytesPerSec', 'readIops', 'writeIops'] as const;
-const FILES = {
-  readBytesPerSec: 'blkio.throttle.read_bps_device',
-  writeBytesPerSec: 'blkio.throttle.write_bps_device',
-  readIops: 'blkio.throttle.read_iops_device',
-  writeIops: 'blkio.throttle.write_iops_device',
-} as const;
+const LIMITS = { readBytesPerSec: 'rbps', writeBytesPerSec: 'wbps', readIops: 'riops', writeIops: 'wiops' } as const;
 
 const rate = (unit: string) => {
   const what = `an integer number of ${unit} from 1 to 2^53`;
@@ -27,7 +22,7 @@ const schema = z
   .strictObject({
     /** Bytes per second the target may read from its disk (integer >= 1). Default: no cap. */
     readBytesPerSec: rate('bytes per second'),
-    /** Bytes per second the target may write DIRECTLY (cgroup v1 does not throttle buffered writes). Default: no cap. */
+    /** Bytes per second the target may write (direct writes; buffered ones too on cgroup v2). Default: no cap. */
     writeBytesPerSec: rate('bytes per second'),
     /** Read operations per second (integer >= 1). Default: no cap. At least one of the four is required. */
     readIops: rate('operations per second'),
@@ -46,36 +41,19 @@ const schema = z
 
 export type IoThrottleParams = z.input<typeof schema>;
 
-interface Serviced {
-  readBytes: number;
-  writeBytes: number;
-  readOps: number;
-  writeOps: number;
-}
-
 /** The capped device, and the bytes and operations the target did on it since the fault started. */
-export interface IoThrottleStats extends Serviced {
+export interface IoThrottleStats extends IoCounters {
   deviceMajor: number;
   deviceMinor: number;
-}
-
-/** Bytes and operations the cgroup did on the device, from blkio.throttle.io_service_{bytes,d}. */
-function serviced(dir: string, device: string): Serviced | null {
-  const bytes = readCgroupFile(dir, 'blkio.throttle.io_service_bytes');
-  const ios = readCgroupFile(dir, 'blkio.throttle.io_serviced');
-  if (bytes === null || ios === null) return null;
-  const pick = (text: string, op: string) => {
-    const line = text.split('\n').find((l) => l.startsWith(`${device} ${op} `));
-    return line ? Number(line.split(' ')[2]) : 0;
-  };
-  return { readBytes: pick(bytes, 'Read'), writeBytes: pick(bytes, 'Write'), readOps: pick(ios, 'Read'), writeOps: pick(ios, 'Write') };
+  /** 1 where buffered writes are capped too (cgroup v2 with the memory controller), 0 where only direct ones are (v1). */
+  bufferedWritesCapped: number;
 }
 
 export const ioThrottle: FaultKind<'io-throttle', typeof schema, IoThrottleStats> = {
   kind: 'io-throttle',
   schema,
   async apply(p, target, ctx) {
-    const dir = v1DirOf('io-throttle', target, 'blkio');
+    const io = ioControlOf('io-throttle', target);
     let device: string;
     try {
       device = diskOf(target.pid, p.path);
@@ -84,19 +62,17 @@ export const ioThrottle: FaultKind<'io-throttle', typeof schema, IoThrottleStats
         { field: 'path', value: p.path, expected: `a path on a block device in the container (${(err as Error).message})` },
       ]);
     }
-    const items = RATES.filter((k) => p[k] !== undefined).map((k) => ({
-      file: deviceFile(join(dir, FILES[k]), device),
-      value: BigInt(p[k] as number),
-    }));
-    const before: Serviced = serviced(dir, device) ?? { readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 };
-    const held = tightenLimits(ctx, `io-throttle on ${target.name} (disk ${device})`, items);
+    const caps = RATES.filter((k) => p[k] !== undefined).map((k) => [LIMITS[k], BigInt(p[k] as number)] as const);
+    const before: IoCounters = io.counters(device) ?? { readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 };
+    const held = tightenLimits(ctx, `io-throttle on ${target.name} (disk ${device})`, io.limits(device, caps));
+    const [major, minor] = device.split(':').map(Number);
     return limitFault(held, () => {
-      const now = serviced(dir, device);
+      const now = io.counters(device);
       if (!now) return null;
-      const [major, minor] = device.split(':').map(Number);
       return {
         deviceMajor: major ?? 0,
         deviceMinor: minor ?? 0,
+        bufferedWritesCapped: io.capsBufferedWrites ? 1 : 0,
         readBytes: now.readBytes - before.readBytes,
         writeBytes: now.writeBytes - before.writeBytes,
         readOps: now.readOps - before.readOps,

@@ -1,14 +1,13 @@
-// memory-limit: the target's memory cgroup (v1) is limited to `bytes`
-// (memory.limit_in_bytes, and memory.memsw.limit_in_bytes where swap is
-// accounted, so the target cannot swap its way past it). Allocating past it
-// gets a process of the target OOM-killed; stats() counts the kills.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+// memory-limit: the target's memory cgroup is limited to `bytes` (cgroup v1:
+// memory.limit_in_bytes, and memory.memsw.limit_in_bytes where swap is
+// accounted; v2: memory.max, and memory.swap.max 0), so the target cannot swap
+// its way past it. Allocating past it gets a process of the target
+// OOM-killed; stats() counts the kills.
 import { z } from 'zod';
 import { ChaosSpecError } from '../../contracts/errors.js';
-import { parseFlatKeyed, readCgroupFile } from '../../targets/cgroup-v1.js';
 import type { FaultKind } from '../fault-kind.js';
-import { tightenLimits, v1DirOf, valueFile } from '../../targets/cgroup-limits.js';
+import { tightenLimits } from '../../targets/cgroup-limits.js';
+import { memoryControlOf } from '../../targets/memory-control.js';
 
 const BYTES = 'an integer number of bytes from 4194304 (4 MiB) to 2^62';
 
@@ -33,7 +32,7 @@ export const memoryLimit: FaultKind<'memory-limit', typeof schema, MemoryLimitSt
   kind: 'memory-limit',
   schema,
   async apply(p, target, ctx) {
-    const dir = v1DirOf('memory-limit', target, 'memory');
+    const memory = memoryControlOf('memory-limit', target);
     const tooLow = (usage: number) =>
       new ChaosSpecError('chaos.inject(memory-limit)', [
         {
@@ -42,18 +41,17 @@ export const memoryLimit: FaultKind<'memory-limit', typeof schema, MemoryLimitSt
           expected: `more than the target's memory in use (${usage} bytes): the kernel cannot take back memory in use; add a memory-stress to push the target past a limit`,
         },
       ]);
-    const files = ['memory.limit_in_bytes', 'memory.memsw.limit_in_bytes']
-      .filter((f) => existsSync(join(dir, f)))
-      .map((f) => ({ file: valueFile(join(dir, f)), value: BigInt(p.bytes) }));
-    // memory.failcnt is not kept by every kernel (6.18 leaves it at 0): count OOM kills.
-    const oomKills = (): number => parseFlatKeyed(readCgroupFile(dir, 'memory.oom_control')).oom_kill ?? 0;
+    // v2 would OOM-kill to meet such a limit at once: refuse it before writing, as v1's kernel does
+    const inUse = memory.unreclaimableBytes();
+    if (inUse !== null && p.bytes < inUse) throw tooLow(inUse);
+    const oomKills = (): number => memory.read()?.oomKills ?? 0;
     const before = oomKills();
     let held: ReturnType<typeof tightenLimits>;
     try {
-      held = tightenLimits(ctx, `memory-limit ${p.bytes} bytes on ${target.name}`, files);
+      held = tightenLimits(ctx, `memory-limit ${p.bytes} bytes on ${target.name}`, memory.limit(BigInt(p.bytes)));
     } catch (err) {
-      // the kernel reclaims what it can (page cache) and refuses a limit below what is left
-      if ((err as NodeJS.ErrnoException).code === 'EBUSY') throw tooLow(Number(readCgroupFile(dir, 'memory.usage_in_bytes')));
+      // v1: the kernel reclaims what it can (page cache) and refuses a limit below what is left
+      if ((err as NodeJS.ErrnoException).code === 'EBUSY') throw tooLow(memory.read()?.usageBytes ?? 0);
       throw err;
     }
     let last: MemoryLimitStats = {};
@@ -61,8 +59,8 @@ export const memoryLimit: FaultKind<'memory-limit', typeof schema, MemoryLimitSt
     let askedDocker: Promise<void> | undefined;
     const stats = (): MemoryLimitStats => {
       if (released) return last;
-      const limit = readCgroupFile(dir, 'memory.limit_in_bytes');
-      if (limit === null) {
+      const now = memory.read();
+      if (now === null) {
         // The container is gone: was its main process the OOM killer's victim?
         askedDocker ??= ctx.docker
           .getContainer(target.id)
@@ -74,9 +72,9 @@ export const memoryLimit: FaultKind<'memory-limit', typeof schema, MemoryLimitSt
         return last;
       }
       last = {
-        limitBytes: Number(limit),
-        usageBytes: Number(readCgroupFile(dir, 'memory.usage_in_bytes') ?? 0),
-        oomKills: oomKills() - before,
+        limitBytes: now.limitBytes,
+        usageBytes: now.usageBytes,
+        oomKills: now.oomKills - before,
         targetOomKilled: 0,
       };
       return last;

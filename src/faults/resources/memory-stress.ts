@@ -5,9 +5,8 @@
 import { freemem } from 'node:os';
 import { z } from 'zod';
 import { ChaosSpecError } from '../../contracts/errors.js';
-import { readCgroupFile } from '../../targets/cgroup-v1.js';
 import type { FaultKind } from '../fault-kind.js';
-import { v1DirOf } from '../../targets/cgroup-limits.js';
+import { memoryControlOf } from '../../targets/memory-control.js';
 import { startInTarget } from '../../targets/target-processes.js';
 
 const BYTES = 'an integer number of bytes from 1048576 (1 MiB) to 2^46';
@@ -58,8 +57,8 @@ export const memoryStress: FaultKind<'memory-stress', typeof schema, MemoryStres
   kind: 'memory-stress',
   schema,
   async apply(p, target, ctx) {
-    const dir = v1DirOf('memory-stress', target, 'memory');
-    const limit = Number(readCgroupFile(dir, 'memory.limit_in_bytes') ?? Infinity);
+    const memory = memoryControlOf('memory-stress', target);
+    const limit = memory.read()?.limitBytes ?? Infinity;
     const hostFree = freemem();
     if (limit > hostFree && p.bytes > hostFree * HOST_SHARE) {
       throw new ChaosSpecError('chaos.inject(memory-stress)', [
@@ -70,10 +69,7 @@ export const memoryStress: FaultKind<'memory-stress', typeof schema, MemoryStres
         },
       ]);
     }
-    const usage = (): number | undefined => {
-      const u = readCgroupFile(dir, 'memory.usage_in_bytes');
-      return u === null ? undefined : Number(u); // undefined: the container is gone
-    };
+    const usage = (): number | undefined => memory.read()?.usageBytes; // undefined: the container is gone
     const usageBefore = usage() ?? 0;
     let allocated = 0;
     let allDone: () => void = () => {};
