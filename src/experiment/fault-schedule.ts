@@ -115,6 +115,8 @@ export class FaultSchedule<S extends { seed?: number }> {
     r.injectedAtMs = this.rec.now();
     r.applyMs = r.injectedAtMs - t0;
     r.target = f.target.name;
+    r.targets = f.targets.map((t) => t.name);
+    if (f.dryRun) r.dryRun = true;
     r.params = { ...f.params };
     this.active.set(i, f);
     if (!this.injecting) {

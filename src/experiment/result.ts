@@ -3,7 +3,8 @@ import type { LoadTotals } from '../steady-state/load-generator.js';
 import type { WindowStats } from '../steady-state/recorder.js';
 import type { SloCheck, SloName, Slos } from '../steady-state/slo.js';
 
-export type Verdict = 'validated' | 'rejected' | 'aborted';
+/** 'dry-run': nothing was applied (dry run); the load and probes ran and the baseline was measured. */
+export type Verdict = 'validated' | 'rejected' | 'aborted' | 'dry-run';
 export type Phase = 'baseline' | 'observe' | 'recovery';
 export type Severity = 'low' | 'medium' | 'high' | 'critical';
 
@@ -22,7 +23,12 @@ export interface Breach {
 
 export interface FaultRecord {
   kind: string;
+  /** The first target (the only one of a single-target fault). */
   target: string;
+  /** Every target the fault was applied to (in dry run: chosen for). */
+  targets?: string[];
+  /** Nothing was applied. */
+  dryRun?: boolean;
   seed: number;
   params: Record<string, unknown>;
   injectedAtMs: number | null;

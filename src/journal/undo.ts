@@ -1,6 +1,6 @@
 // The undo actions a journal entry can hold. Each tolerates a target that has
 // gone (container removed, process exited, cgroup deleted): that is "undone".
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -20,11 +20,18 @@ export type UndoAction =
 
 const run = promisify(execFile);
 
-export async function runUndo(actions: UndoAction[], docker = new Docker()): Promise<void> {
-  for (const a of actions) await undoOne(a, docker);
+export async function runUndo(actions: UndoAction[], docker?: Docker): Promise<void> {
+  // dockerode is loaded only for Docker actions: the kill switch reaps cgroup
+  // values and burners of a stuck run without paying its seconds of start-up.
+  let engine = docker;
+  const dockerOf = async () => {
+    engine ??= new (await import('dockerode')).default();
+    return engine;
+  };
+  for (const a of actions) await undoOne(a, dockerOf);
 }
 
-async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
+async function undoOne(a: UndoAction, dockerOf: () => Promise<Docker>): Promise<void> {
   switch (a.type) {
     case 'write-file':
       try {
@@ -45,13 +52,13 @@ async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
       return;
     }
     case 'docker-unpause':
-      return ignoreGone(() => docker.getContainer(a.containerId).unpause(), [304, 404, 409]);
+      return ignoreGone(async () => (await dockerOf()).getContainer(a.containerId).unpause(), [304, 404, 409]);
     case 'docker-start':
-      return ignoreGone(() => docker.getContainer(a.containerId).start(), [304, 404]);
+      return ignoreGone(async () => (await dockerOf()).getContainer(a.containerId).start(), [304, 404]);
     case 'docker-exec':
       // Only 404 means gone: 409 is a paused or stopped container, whose file is still there.
       return ignoreGone(async () => {
-        const exec = await docker.getContainer(a.containerId).exec({ Cmd: a.cmd, AttachStdout: true, AttachStderr: true });
+        const exec = await (await dockerOf()).getContainer(a.containerId).exec({ Cmd: a.cmd, AttachStdout: true, AttachStderr: true });
         const stream = await exec.start({});
         await new Promise<void>((resolve, reject) => {
           stream.on('end', resolve);
