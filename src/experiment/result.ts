@@ -42,6 +42,29 @@ export interface FaultRecord {
   revertError?: string;
 }
 
+/** One step of a gradual rollout. */
+export interface RolloutStep {
+  /** As given: a target count or 'all'. */
+  step: number | 'all';
+  /** Targets each fault was applied to during the step. */
+  targets: string[][];
+  startMs: number;
+  endMs: number;
+  /** SLO windows judged wholly within the step, and the windows that breached while it was in force. */
+  windows: number;
+  breachedWindows: number;
+}
+
+export interface RolloutResult {
+  holdMs: number;
+  steps: RolloutStep[];
+  /** The last step applied (1-based) and its value. */
+  reached: number;
+  reachedStep: number | 'all';
+  /** The step in force at the first breach, or null. */
+  breachedAt: number | 'all' | null;
+}
+
 export interface TimelinePoint {
   endMs: number;
   phase: Phase;
@@ -77,4 +100,6 @@ export interface ExperimentResult {
   timeline: TimelinePoint[];
   /** A thrown error or a cancelled test, when the experiment did not finish normally. */
   error?: string;
+  /** The gradual rollout, step by step, when the experiment had one. */
+  rollout?: RolloutResult;
 }
