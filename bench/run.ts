@@ -113,7 +113,7 @@ async function run(): Promise<void> {
     rows.push({ what: 'first inject+revert of the process (loads the BPF object), ms', value: (performance.now() - t0).toFixed(1), goal: '-' });
     log('timing inject/revert');
     await timeInjectRevert(chaos, 'network-loss', { kind: 'network-loss', target, percent: 10 }, 200);
-    await timeInjectRevert(chaos, 'network-partition', { kind: 'network-partition', target, mode: 'reject' }, 200);
+    await timeInjectRevert(chaos, 'network-partition', { kind: 'network-partition', target, action: 'reject' }, 200);
     await timeInjectRevert(chaos, 'network-latency', { kind: 'network-latency', target, latencyMs: 50 }, 100);
 
     log('breach -> every fault reverted, over short experiments against the demo system');
@@ -128,7 +128,7 @@ async function run(): Promise<void> {
           steadyState: { load: { url: demo.url, rps: 100 }, slos: { errorRate: { max: 0.05 } }, windowMs: 200 },
           baselineMs: 400,
           faults: [
-            { kind: 'network-partition', target: demo.api, peer: demo.backend, mode: 'reject' },
+            { kind: 'network-partition', target: demo.api, peer: demo.backend, action: 'reject' },
             { kind: 'network-latency', target: demo.api, peer: demo.backend, latencyMs: 5 },
           ],
           durationMs: 3000,

@@ -7,7 +7,10 @@ import { GenericContainer, Network, Wait, type StartedNetwork, type StartedTestC
 export interface DemoSystem {
   network: StartedNetwork;
   api: StartedTestContainer;
+  /** The first backend replica (the only one by default). */
   backend: StartedTestContainer;
+  /** Every backend replica: containers sharing the network alias "backend", which Docker's DNS spreads the api's calls over. */
+  backends: StartedTestContainer[];
   /** URL a user calls: the API, which calls the backend (a new connection each time). */
   url: string;
   stop(): Promise<void>;
@@ -15,7 +18,7 @@ export interface DemoSystem {
 
 const IMAGE = 'vitest-chaos/http-server:latest';
 
-export async function startDemoSystem(backendDelayMs = 5): Promise<DemoSystem> {
+export async function startDemoSystem(backendDelayMs = 5, opts: { backendReplicas?: number } = {}): Promise<DemoSystem> {
   const network = await new Network().start();
   const start = (alias: string) =>
     new GenericContainer(IMAGE)
@@ -24,16 +27,18 @@ export async function startDemoSystem(backendDelayMs = 5): Promise<DemoSystem> {
       .withLabels({ 'vitest-chaos.test': `demo-${alias}`, 'vitest-chaos.run': String(process.pid) })
       .withWaitStrategy(Wait.forLogMessage(/listening http=/))
       .start();
-  const [api, backend] = await Promise.all([start('api'), start('backend')]);
+  const [api, ...backends] = await Promise.all([start('api'), ...Array.from({ length: opts.backendReplicas ?? 1 }, () => start('backend'))]);
+  const backend = backends[0] as StartedTestContainer;
   const apiIp = api.getIpAddress(network.getName());
   const backendUrl = encodeURIComponent(`http://backend:8080/delay?ms=${backendDelayMs}`);
   return {
     network,
     api,
     backend,
+    backends,
     url: `http://${apiIp}:8080/proxy?url=${backendUrl}&timeoutMs=1000`,
     async stop() {
-      await Promise.allSettled([api.stop({ timeout: 0 }), backend.stop({ timeout: 0 })]);
+      await Promise.allSettled([api, ...backends].map((c) => c.stop({ timeout: 0 })));
       await network.stop();
     },
   };

@@ -66,7 +66,7 @@ describe('game day: the api and its backend', () => {
         windowMs: 500,
       },
       baselineMs: 1000,
-      faults: [{ kind: 'network-partition', target: demo.api, peer: demo.backend, mode: 'reject' }],
+      faults: [{ kind: 'network-partition', target: demo.api, peer: demo.backend, action: 'reject' }],
       durationMs: 2000,
       abortOnBreach: false,
       recovery: { withinMs: 3000 },
@@ -81,7 +81,7 @@ describe('game day: the api and its backend', () => {
       hypothesis: 'When the backend silently drops, errors stay under 5%',
       steadyState: { load: load(), slos: { errorRate: { max: 0.05 }, p99: { maxMs: 900 } }, windowMs: 500 },
       baselineMs: 1000,
-      faults: [{ kind: 'network-partition', target: demo.api, peer: demo.backend, mode: 'drop' }],
+      faults: [{ kind: 'network-partition', target: demo.api, peer: demo.backend, action: 'drop' }],
       durationMs: 10_000,
       recovery: { withinMs: 3000 },
     });

@@ -4,11 +4,12 @@
 // gate (preflight-gate), steady load (steady-state/running-load) and the
 // experiment runner. Every fault is bound to the running Vitest test (reverted
 // when it ends, however it ends) and listed so revertAll() can undo the rest.
-import { randomSeed } from '../contracts/seed.js';
+import { ChaosSpecError } from '../contracts/errors.js';
+import { deriveSeed, randomSeed } from '../contracts/seed.js';
 import { runExperiment, validateExperiment, type ExperimentOptions } from '../experiment/experiment.js';
 import type { ExperimentResult } from '../experiment/result.js';
-import type { FaultContext } from '../faults/fault-kind.js';
-import { ActiveFault } from '../faults/fault-handle.js';
+import type { AppliedFault, FaultContext } from '../faults/fault-kind.js';
+import { ActiveFault, AppliedTargets, type FaultTargetInfo } from '../faults/fault-handle.js';
 import { faultKinds, type FaultKindName, type FaultSpec, type StatsOf } from '../faults/kinds.js';
 import { validateSpec, type ValidSpec } from '../faults/validate-spec.js';
 import { Journal } from '../journal/journal.js';
@@ -17,8 +18,11 @@ import { kernel, type Kernel } from '../kernel/kernel.js';
 import type { LoadOptions } from '../steady-state/load-generator.js';
 import { startLoad, type RunningLoad } from '../steady-state/running-load.js';
 import { BlastRadius } from '../targets/blast-radius.js';
-import { containerIdOf, TargetResolver, type ContainerRef } from '../targets/resolve-target.js';
+import { chooseTargets } from '../targets/choose-targets.js';
+import { containerIdOf, TargetResolver, type ContainerRef, type ResolvedTarget } from '../targets/resolve-target.js';
 import { summarize } from '../experiment/describe.js';
+import { joinControlChannel, refuseIfStopped, type ControlMember, type FaultSummary } from './control-channel.js';
+import { InjectionRate } from './injection-rate.js';
 import { currentTest } from './current-test.js';
 import { PreflightGate } from './preflight-gate.js';
 import type { PreflightResult } from './preflight.js';
@@ -45,10 +49,34 @@ export interface ChaosOptions {
   progress?: ((line: string) => void) | false;
   /** Unix socket of the plugin's metrics server; events go there when set. */
   metricsSocket?: string;
+  /**
+   * Validate and choose targets as for real, apply nothing; faults say `dryRun`
+   * and experiments end with the verdict 'dry-run'. Default: VITEST_CHAOS_DRY_RUN=1, else false.
+   */
+  dryRun?: boolean;
+  /** Most targets one fault, or one experiment's faults together, may change. Default: no limit. */
+  maxTargets?: number;
+  /** Most injections in any 60 s of the run (all workers together). Default: no limit. */
+  maxInjectionsPerMinute?: number;
+  /** The run these injections count towards (the Vitest main process). Default: this process. */
+  runPid?: number;
 }
 
-export class Chaos {
+/** A spec, checked, with its candidates resolved and chosen: what inject would change. */
+export interface FaultPlan {
+  kind: string;
+  params: Record<string, unknown>;
+  seed: number;
+  /** The chosen targets, in the order they are applied. */
+  chosen: ResolvedTarget[];
+}
+
+export class Chaos implements ControlMember {
   readonly seed: number;
+  readonly dryRun: boolean;
+  readonly maxTargets?: number;
+  private readonly rate: InjectionRate;
+  private readonly runPid: number;
   readonly resolver: TargetResolver;
   private readonly radius: BlastRadius;
   private readonly active = new Set<ActiveFault<object>>();
@@ -64,6 +92,10 @@ export class Chaos {
     this.progress = options.progress;
     this.metricsSocket = options.metricsSocket;
     this.seed = options.seed ?? randomSeed();
+    this.dryRun = options.dryRun ?? process.env.VITEST_CHAOS_DRY_RUN === '1';
+    this.maxTargets = options.maxTargets;
+    this.runPid = options.runPid ?? process.pid;
+    this.rate = new InjectionRate(options.maxInjectionsPerMinute, this.runPid);
     this.resolver = resolver;
     this.radius = new BlastRadius(resolver, options.allowTargets);
     this.seeds = new TestSeeds(this.seed);
@@ -81,15 +113,16 @@ export class Chaos {
     return [...this.active];
   }
 
-  /**
-   * Reverts every fault in force, newest first (a later fault may stand in the
-   * way of undoing an earlier one: a paused container refuses the exec that
-   * removes disk-fill's file); errors are collected, every revert is tried.
-   */
+  /** Reverts every fault in force; errors are collected, every revert is tried. */
   async revertAll(): Promise<void> {
-    const failed: unknown[] = [];
-    for (const f of [...this.active].reverse()) await f.revert().catch((err: unknown) => failed.push(err));
-    if (failed.length) throw new AggregateError(failed, `${failed.length} fault(s) failed to revert`);
+    const results = await Promise.allSettled([...this.active].map((f) => f.revert()));
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length) {
+      throw new AggregateError(
+        failed.map((f) => f.reason),
+        `${failed.length} fault(s) failed to revert`,
+      );
+    }
   }
 
   /**
@@ -109,16 +142,23 @@ export class Chaos {
   async experiment(opts: ExperimentOptions<FaultSpec>): Promise<ExperimentResult> {
     validateExperiment(opts, this);
     const test = currentTest();
-    await this.gate.require(test);
+    if (!this.dryRun) await this.gate.require(test);
+    const seed = opts.seed ?? this.seeds.next(test, 'experiment');
+    await this.checkExperimentLimits(opts, seed);
     const result = await runExperiment(opts, {
       injector: this,
-      seed: opts.seed ?? this.seeds.next(test, 'experiment'),
+      seed,
       signal: test?.context.signal,
       progress:
         this.progress === false
           ? undefined
           : (line) => (this.progress || console.info)(`[vitest-chaos] ${opts.name}: ${line}`),
     });
+    if (this.dryRun && !result.error) {
+      result.verdict = 'dry-run';
+      const b = result.phases.baseline;
+      result.reason = `dry run: nothing was applied to ${new Set(result.faults.flatMap((f) => f.targets ?? [])).size} chosen target(s); baseline ${b ? `${b.requests} requests, p99 ${b.p99Ms?.toFixed(1) ?? '-'} ms, error rate ${b.errorRate ?? '-'}` : 'not measured'}`;
+    }
     if (test) {
       const meta = test.meta as { vitestChaos?: { experiments: ExperimentResult[] } };
       meta.vitestChaos ??= { experiments: [] };
@@ -132,49 +172,175 @@ export class Chaos {
     return result;
   }
 
+  /**
+   * Every fault of the experiment planned before anything runs: one fault over
+   * maxTargets, all of them together over it (distinct containers), or more
+   * faults than the injection rate allows now, refuse the experiment whole.
+   */
+  private async checkExperimentLimits(opts: ExperimentOptions<FaultSpec>, seed: number): Promise<void> {
+    const where = `chaos.experiment(${opts.name})`;
+    refuseIfStopped(where);
+    const specs = opts.faults.map((s) => (s && typeof s === 'object' && 'fault' in s ? s.fault : s) as FaultSpec);
+    this.rate.take(where, specs.length, { countOnly: true });
+    if (this.maxTargets === undefined) return;
+    const touched = new Map<string, string>();
+    for (const [i, spec] of specs.entries()) {
+      const plan = await this.plan(spec, spec.seed ?? deriveSeed(seed, 'fault', i));
+      for (const t of plan.chosen) touched.set(t.id, t.name);
+    }
+    if (touched.size > this.maxTargets) {
+      throw new ChaosSpecError(where, [
+        {
+          field: 'faults',
+          value: `${touched.size} distinct targets (${[...touched.values()].join(', ')})`,
+          expected: `at most ${this.maxTargets} per experiment (the plugin option maxTargets is ${this.maxTargets})`,
+        },
+      ]);
+    }
+  }
+
   /** Starts steady traffic now and records every request; `stop()` ends it and returns the totals. */
   load(opts: LoadOptions & { windowMs?: number }): RunningLoad {
     return startLoad(opts);
   }
 
-  /** Injects a fault; it is in force when the promise resolves. */
+  /**
+   * Injects a fault; it is in force on all of its chosen targets when the
+   * promise resolves (in dry run: nothing is applied, `fault.dryRun` is true).
+   */
   async inject<K extends FaultKindName>(spec: SpecOf<K>): Promise<ActiveFault<StatsOf<K>>> {
-    const { kind, params } = validateSpec(spec);
-    const test = currentTest();
-    await this.gate.require(test, kind);
-    const impl = faultKinds.get(kind)!;
+    return this.injectOn(spec, Number.POSITIVE_INFINITY);
+  }
+
+  /**
+   * Checks a spec and resolves and chooses its targets exactly as inject does,
+   * limits included, and changes nothing.
+   */
+  async plan(spec: FaultSpec, seed?: number): Promise<FaultPlan> {
+    const v = validateSpec(spec);
+    const where = `chaos.inject(${v.kind})`;
+    const impl = faultKinds.get(v.kind)!;
+    const candidates: ResolvedTarget[] = [];
+    for (const [i, ref] of v.targets.entries()) {
+      const field = v.targets.length > 1 || Array.isArray(spec.target) ? `target.${i}` : 'target';
+      const t = await this.radius.resolve(ref, field, where, { states: impl.targetStates });
+      const twin = candidates.findIndex((c) => c.id === t.id);
+      if (twin >= 0) throw new ChaosSpecError(where, [{ field, value: t.name, expected: `a container not already listed (it is target.${twin})` }]);
+      candidates.push(t);
+    }
+    const faultSeed = seed ?? spec.seed ?? this.seeds.next(currentTest());
+    const chosen = chooseTargets(candidates.length, v.mode, v.value, faultSeed).map((i) => candidates[i] as ResolvedTarget);
+    if (this.maxTargets !== undefined && chosen.length > this.maxTargets) {
+      throw new ChaosSpecError(where, [
+        {
+          field: 'target',
+          value: `${chosen.length} targets (${chosen.map((t) => t.name).join(', ')})`,
+          expected: `at most ${this.maxTargets} per fault (the plugin option maxTargets is ${this.maxTargets}; mode "${v.mode}" chose ${chosen.length})`,
+        },
+      ]);
+    }
+    return { kind: v.kind, params: v.params, seed: faultSeed, chosen };
+  }
+
+  /**
+   * inject(), applied at first to only `count` of the chosen targets;
+   * `fault.widen(n)` applies it to the first n (a gradual rollout).
+   */
+  async injectOn<K extends FaultKindName>(spec: SpecOf<K>, count: number): Promise<ActiveFault<StatsOf<K>>> {
+    const { kind } = validateSpec(spec);
     const where = `chaos.inject(${kind})`;
+    refuseIfStopped(where);
+    const test = currentTest();
+    if (!this.dryRun) await this.gate.require(test, kind);
+    const impl = faultKinds.get(kind)!;
     // Before resolving: a target a dead run left paused or stopped is running again.
-    await this.reap();
-    const target = await this.radius.resolve(spec.target, 'target', where, { states: impl.targetStates });
-    const seed = spec.seed ?? this.seeds.next(test);
-    const ctx: FaultContext = {
-      kernel: kernel(),
-      resolver: this.resolver,
-      docker: this.resolver.docker,
-      journal: () => this.journal(),
-      seed,
-      resolvePeer: (ref) => this.radius.resolve(ref, 'peer', where, { readOnly: true }),
+    if (!this.dryRun) await this.reap();
+    const plan = await this.plan(spec);
+    this.rate.take(where);
+    const on = new AppliedTargets<StatsOf<K>>();
+    const info = (t: ResolvedTarget): FaultTargetInfo => ({ id: t.id, name: t.name });
+    if (this.dryRun) {
+      for (const t of plan.chosen) on.add(info(t), { revert: () => undefined, stats: () => ({}) as StatsOf<K> });
+    } else {
+      await joinControlChannel(this, { runPid: this.runPid, journalDir: this.journal().dir });
+    }
+    // Applies the fault to chosen targets [from, to); all or nothing.
+    const applyRange = async (to: number) => {
+      const from = on.parts.length;
+      const upto = Math.min(to, plan.chosen.length);
+      const mine = new AppliedTargets<StatsOf<K>>();
+      try {
+        for (let i = from; i < upto; i++) {
+          const t = plan.chosen[i] as ResolvedTarget;
+          const ctx: FaultContext = {
+            kernel: kernel(),
+            resolver: this.resolver,
+            docker: this.resolver.docker,
+            journal: () => this.journal(),
+            seed: i === 0 ? plan.seed : deriveSeed(plan.seed, 'target', i),
+            resolvePeer: (ref) => this.radius.resolve(ref, 'peer', where, { readOnly: true }),
+          };
+          mine.add(info(t), (await impl.apply(plan.params, t, ctx)) as AppliedFault<StatsOf<K>>);
+        }
+      } catch (err) {
+        await mine.revert().catch(() => undefined);
+        throw err;
+      }
+      for (const p of mine.parts) on.add(p.target, p.applied);
     };
     const t0 = performance.now();
-    const applied = await impl.apply(params, target, ctx);
+    if (!this.dryRun) await applyRange(Math.max(1, count));
     const applySeconds = (performance.now() - t0) / 1000;
-    const fault = new ActiveFault<StatsOf<K>>(
+    const fault: ActiveFault<StatsOf<K>> = new ActiveFault<StatsOf<K>>(
       `f${this.nextId++}`,
       kind,
-      { id: target.id, name: target.name },
-      seed,
-      plainParams(params),
-      applied,
+      on,
+      plan.seed,
+      plainParams(plan.params),
       () => {
         this.active.delete(fault);
-        void sendChaosEvent(this.metricsSocket, { type: 'revert', kind });
+        if (!fault.dryRun) void sendChaosEvent(this.metricsSocket, { type: 'revert', kind });
+      },
+      {
+        dryRun: this.dryRun,
+        chosen: plan.chosen.map(info),
+        widen: this.dryRun
+          ? undefined
+          : async (n) => {
+              refuseIfStopped(`${where}.widen(${n})`);
+              await applyRange(n);
+            },
       },
     );
     this.active.add(fault);
-    await sendChaosEvent(this.metricsSocket, { type: 'inject', kind, applySeconds });
+    if (!this.dryRun) await sendChaosEvent(this.metricsSocket, { type: 'inject', kind, applySeconds });
     test?.context.onTestFinished(() => fault.revert());
+    // A stop that came while we applied found nothing to revert: revert now.
+    try {
+      refuseIfStopped(where);
+    } catch (err) {
+      await fault.revert();
+      throw err;
+    }
     return fault;
+  }
+
+  /** For the kill switch: what is in force. */
+  faults(): FaultSummary[] {
+    return [...this.active].map((f) => ({ id: f.id, kind: f.kind, targets: f.targets.map((t) => t.name), description: f.toString() }));
+  }
+
+  /** For the kill switch: reverts everything in force, every revert tried. */
+  async stopAll(): Promise<{ reverted: string[]; errors: string[] }> {
+    const faults = [...this.active];
+    const results = await Promise.allSettled(faults.map((f) => f.revert()));
+    const reverted: string[] = [];
+    const errors: string[] = [];
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') reverted.push(String(faults[i]));
+      else errors.push(`${faults[i]}: ${(r.reason as Error)?.message ?? r.reason}`);
+    });
+    return { reverted, errors };
   }
 
   /** The write-ahead journal (created on first use). */

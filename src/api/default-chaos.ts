@@ -12,10 +12,12 @@ export function configureChaos(options: ChaosOptions): Chaos {
 }
 
 /** Delegates to the worker's current instance, so `import { chaos }` stays valid after configure. */
-export const chaos: Pick<Chaos, 'inject' | 'validate' | 'allow' | 'activeFaults' | 'revertAll' | 'experiment' | 'load'> & {
+export const chaos: Pick<Chaos, 'inject' | 'plan' | 'validate' | 'allow' | 'activeFaults' | 'revertAll' | 'experiment' | 'load'> & {
   readonly seed: number;
+  readonly dryRun: boolean;
 } = {
   inject: (spec) => current.inject(spec),
+  plan: (spec, seed) => current.plan(spec, seed),
   experiment: (opts) => current.experiment(opts),
   load: (opts) => current.load(opts),
   validate: (spec) => current.validate(spec),
@@ -24,5 +26,8 @@ export const chaos: Pick<Chaos, 'inject' | 'validate' | 'allow' | 'activeFaults'
   revertAll: () => current.revertAll(),
   get seed() {
     return current.seed;
+  },
+  get dryRun() {
+    return current.dryRun;
   },
 };

@@ -26,6 +26,16 @@ export interface ChaosPluginOptions {
    * Vitest runs. port 0 picks a free one (printed). Default: not served.
    */
   metrics?: { port: number };
+  /**
+   * Validate specs and choose targets as for real, apply nothing; faults are
+   * reported dry and experiments end with the verdict 'dry-run'.
+   * Default: true when VITEST_CHAOS_DRY_RUN=1, else false.
+   */
+  dryRun?: boolean;
+  /** Most targets one fault, or one experiment's faults together, may change. Default: no limit. */
+  maxTargets?: number;
+  /** Most injections in any 60 s of the run, all workers together. Default: no limit. */
+  maxInjectionsPerMinute?: number;
 }
 
 export interface ProvidedChaos {
@@ -34,6 +44,11 @@ export interface ProvidedChaos {
   preflight: PreflightResult;
   /** Unix socket the workers send their chaos events to, when metrics are served. */
   metricsSocket?: string;
+  dryRun: boolean;
+  maxTargets?: number;
+  maxInjectionsPerMinute?: number;
+  /** The Vitest main process: the run that injection limits count towards. */
+  runPid: number;
 }
 
 declare module 'vitest' {
@@ -55,6 +70,13 @@ export function chaos(options: ChaosPluginOptions = {}): Plugin {
     throw new Error(`vitest-chaos plugin: metrics.port is ${String(port)}; expected an integer from 0 to 65535`);
   }
   let metricsServer: Promise<Awaited<ReturnType<typeof startMetricsServer>>> | undefined;
+  for (const name of ['maxTargets', 'maxInjectionsPerMinute'] as const) {
+    const v = options[name];
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) {
+      throw new Error(`vitest-chaos plugin: ${name} is ${String(v)}; expected an integer >= 1 (or leave it out for no limit)`);
+    }
+  }
+  const dryRun = options.dryRun ?? process.env.VITEST_CHAOS_DRY_RUN === '1';
   return {
     name: 'vitest:chaos',
     config() {
@@ -65,6 +87,7 @@ export function chaos(options: ChaosPluginOptions = {}): Plugin {
       const log = vitest.logger;
       log.log(`vitest-chaos: seed ${seed} (replay with VITEST_CHAOS_SEED=${seed})`);
       if (result.resources) log.log(`vitest-chaos: ${formatResourceSupport(result.resources)}`);
+      if (dryRun) log.log('vitest-chaos: DRY RUN: faults are validated and their targets chosen, nothing is applied');
       if (!result.ok) {
         log.warn(
           `vitest-chaos: tests that inject faults will be skipped:\n` +
@@ -83,7 +106,16 @@ export function chaos(options: ChaosPluginOptions = {}): Plugin {
         }
         metricsSocket = (await metricsServer).socketPath;
       }
-      project.provide('vitestChaos', { allowTargets: options.allowTargets ?? [], seed, preflight: result, ...(metricsSocket ? { metricsSocket } : {}) });
+      project.provide('vitestChaos', {
+        allowTargets: options.allowTargets ?? [],
+        seed,
+        preflight: result,
+        ...(metricsSocket ? { metricsSocket } : {}),
+        dryRun,
+        maxTargets: options.maxTargets,
+        maxInjectionsPerMinute: options.maxInjectionsPerMinute,
+        runPid: process.pid,
+      });
     },
   };
 }

@@ -39,6 +39,12 @@ export interface ExperimentOptions<S> {
   recovery?: { withinMs: number; maxWaitMs?: number };
   /** Revert every fault at the first breach. Default true. */
   abortOnBreach?: boolean;
+  /**
+   * Gradual rollout: each fault goes to `steps[0]` of its chosen targets, then
+   * `steps[1]`, ... ('all': every one), each step held `holdMs` with the SLOs
+   * judged; the first breach stops it. Default: all targets at once.
+   */
+  rollout?: { steps: (number | 'all')[]; holdMs: number };
   /** Seed of every random choice (fault draws, arrivals). Default: derived from the run's seed. */
   seed?: number;
   /** How much it matters that this hypothesis holds; weights the run's resilience score. Default 'medium'. */
@@ -48,6 +54,8 @@ export interface ExperimentOptions<S> {
 export interface Injector<S> {
   validate(spec: S): unknown;
   inject(spec: S): Promise<ActiveFault<object>>;
+  /** Inject on only the first `count` chosen targets (a rollout widens it later). */
+  injectOn?(spec: S, count: number): Promise<ActiveFault<object>>;
 }
 
 export interface ExperimentEnv<S> {

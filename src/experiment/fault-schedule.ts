@@ -20,6 +20,8 @@ export class FaultSchedule<S extends { seed?: number }> {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly timers: NodeJS.Timeout[] = [];
   private open = false;
+  /** With a rollout: how many chosen targets each fault starts on. */
+  firstCount?: number;
 
   constructor(
     faults: (S | ExperimentStep<S>)[],
@@ -106,7 +108,8 @@ export class FaultSchedule<S extends { seed?: number }> {
     let f: ActiveFault<object>;
     const t0 = this.rec.now();
     try {
-      f = await this.injector.inject(step.fault);
+      if (this.firstCount !== undefined && !this.injector.injectOn) throw new Error('this injector cannot roll a fault out');
+      f = this.firstCount !== undefined ? await this.injector.injectOn!(step.fault, this.firstCount) : await this.injector.inject(step.fault);
     } catch (err) {
       r.error = (err as Error).message;
       this.fail(`inject of fault ${i} (${r.kind}) failed: ${r.error}`);
@@ -115,6 +118,8 @@ export class FaultSchedule<S extends { seed?: number }> {
     r.injectedAtMs = this.rec.now();
     r.applyMs = r.injectedAtMs - t0;
     r.target = f.target.name;
+    r.targets = f.targets.map((t) => t.name);
+    if (f.dryRun) r.dryRun = true;
     r.params = { ...f.params };
     this.active.set(i, f);
     if (!this.injecting) {
@@ -124,6 +129,19 @@ export class FaultSchedule<S extends { seed?: number }> {
     }
     this.log(`injected ${f}`);
     if (step.durationMs !== undefined) this.timers.push(setTimeout(() => void this.revert(i), step.durationMs));
+  }
+
+  /** Widens every fault in force to `count` of its chosen targets (a rollout step); the targets in force per fault. */
+  async widen(count: number): Promise<string[][]> {
+    for (const [i, f] of this.active) {
+      try {
+        await f.widen(count);
+        this.records[i]!.targets = f.targets.map((t) => t.name);
+      } catch (err) {
+        this.fail(`rollout to ${count} target(s) of fault ${i} (${this.records[i]!.kind}) failed: ${(err as Error).message}`);
+      }
+    }
+    return [...this.active.values()].map((f) => f.targets.map((t) => t.name));
   }
 
   /** Never rejects: a failure is kept in the record and becomes the experiment's error. */

@@ -62,10 +62,29 @@ export const experimentSchema = z
       .strictObject({ withinMs: ms('a whole number of milliseconds > 0'), maxWaitMs: ms('a whole number of milliseconds > 0').optional() })
       .optional(),
     abortOnBreach: z.boolean({ error: 'true or false' }).default(true),
+    rollout: z
+      .strictObject({
+        steps: z
+          .array(z.union([z.number().int().min(1), z.literal('all')]), { error: "an array of target counts (integers >= 1) or 'all'" })
+          .min(1, { error: 'at least one step' }),
+        holdMs: ms('a whole number of milliseconds > 0'),
+      })
+      .optional(),
     seed: z.number({ error: 'an integer from 0 to 2147483647' }).int().min(0).max(0x7fffffff).optional(),
     severity: z.enum(['low', 'medium', 'high', 'critical'], { error: 'one of "low", "medium", "high", "critical"' }).optional(),
   })
   .superRefine((o, ctx) => {
+    if (o.rollout) {
+      const counts = o.rollout.steps.map((x) => (x === 'all' ? Number.POSITIVE_INFINITY : x));
+      if (counts.some((c, k) => k > 0 && c <= (counts[k - 1] as number))) {
+        ctx.addIssue({ code: 'custom', path: ['rollout', 'steps'], input: o.rollout.steps, message: "increasing target counts, 'all' only last" });
+      }
+      const need = o.rollout.steps.length * o.rollout.holdMs;
+      if (o.durationMs < need) ctx.addIssue({ code: 'custom', path: ['durationMs'], input: o.durationMs, message: `at least steps x holdMs (${need} ms) with a rollout` });
+      if (o.schedule === 'serial' || o.faults.some((f) => 'fault' in f && (f.atMs || f.durationMs))) {
+        ctx.addIssue({ code: 'custom', path: ['rollout'], input: o.rollout, message: 'a rollout of faults that all start at once (schedule "parallel", no atMs or durationMs)' });
+      }
+    }
     const w = o.steadyState.windowMs;
     // A window the user did not give always fits (the default below).
     if (w !== undefined && w > o.durationMs) ctx.addIssue({ code: 'custom', path: ['steadyState', 'windowMs'], input: w, message: `a window no longer than durationMs (${o.durationMs} ms)` });

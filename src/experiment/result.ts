@@ -3,7 +3,8 @@ import type { LoadTotals } from '../steady-state/load-generator.js';
 import type { WindowStats } from '../steady-state/recorder.js';
 import type { SloCheck, SloName, Slos } from '../steady-state/slo.js';
 
-export type Verdict = 'validated' | 'rejected' | 'aborted';
+/** 'dry-run': nothing was applied (dry run); the load and probes ran and the baseline was measured. */
+export type Verdict = 'validated' | 'rejected' | 'aborted' | 'dry-run';
 export type Phase = 'baseline' | 'observe' | 'recovery';
 export type Severity = 'low' | 'medium' | 'high' | 'critical';
 
@@ -22,7 +23,12 @@ export interface Breach {
 
 export interface FaultRecord {
   kind: string;
+  /** The first target (the only one of a single-target fault). */
   target: string;
+  /** Every target the fault was applied to (in dry run: chosen for). */
+  targets?: string[];
+  /** Nothing was applied. */
+  dryRun?: boolean;
   seed: number;
   params: Record<string, unknown>;
   injectedAtMs: number | null;
@@ -34,6 +40,29 @@ export interface FaultRecord {
   error?: string;
   /** Why the revert failed: the fault may still be in force (the journal keeps its undo for the reaper). */
   revertError?: string;
+}
+
+/** One step of a gradual rollout. */
+export interface RolloutStep {
+  /** As given: a target count or 'all'. */
+  step: number | 'all';
+  /** Targets each fault was applied to during the step. */
+  targets: string[][];
+  startMs: number;
+  endMs: number;
+  /** SLO windows judged wholly within the step, and the windows that breached while it was in force. */
+  windows: number;
+  breachedWindows: number;
+}
+
+export interface RolloutResult {
+  holdMs: number;
+  steps: RolloutStep[];
+  /** The last step applied (1-based) and its value. */
+  reached: number;
+  reachedStep: number | 'all';
+  /** The step in force at the first breach, or null. */
+  breachedAt: number | 'all' | null;
 }
 
 export interface TimelinePoint {
@@ -71,4 +100,6 @@ export interface ExperimentResult {
   timeline: TimelinePoint[];
   /** A thrown error or a cancelled test, when the experiment did not finish normally. */
   error?: string;
+  /** The gradual rollout, step by step, when the experiment had one. */
+  rollout?: RolloutResult;
 }

@@ -16,6 +16,7 @@ import { experimentSchema } from './options.js';
 import type { Breach, ExperimentResult, TimelinePoint } from './result.js';
 import { validateExperiment } from './validate-experiment.js';
 import { timelinePoint, watchObserve } from './watch-observe.js';
+import { Rollout } from './rollout.js';
 import { WindowClock } from './window-clock.js';
 
 export async function runExperiment<S extends { seed?: number }>(opts: ExperimentOptions<S>, env: ExperimentEnv<S>): Promise<ExperimentResult> {
@@ -29,6 +30,8 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
   const clock = new WindowClock(o.steadyState.windowMs, stop.signal);
   const { rec } = clock;
   const faults = new FaultSchedule(opts.faults, seed, env.injector, rec, stop, log);
+  const rollout = o.rollout ? new Rollout(o.rollout, (n) => faults.widen(n), () => rec.now(), log) : undefined;
+  faults.firstCount = rollout?.firstCount;
   const breaches: Breach[] = [];
   const timeline: TimelinePoint[] = [];
   const startedAt = new Date();
@@ -62,7 +65,7 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
       // Timed from the faults being in force: an apply that took longer than durationMs
       // (a loaded machine) would otherwise leave no window judged under the fault.
       const observeStart = rec.now();
-      observed = await watchObserve(clock, observeStart, { ...o, slos: o.steadyState.slos }, baseline, faults, { breaches, timeline }, log);
+      observed = await watchObserve(clock, observeStart, { ...o, slos: o.steadyState.slos }, baseline, faults, { breaches, timeline }, log, rollout);
       await faults.revertAll();
 
       rec.setPhase('recovery');
@@ -78,7 +81,7 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
   const loadTotals = load ? await load.stop() : null;
   let error = faults.error;
   if (env.signal?.aborted) error ??= 'the test was cancelled or timed out';
-  return buildResult({
+  const result = buildResult({
     name: o.name,
     hypothesis: o.hypothesis,
     severity: opts.severity ?? 'medium',
@@ -96,4 +99,10 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
     recoveryMs,
     ...(error ? { error } : {}),
   });
+  if (rollout) {
+    result.rollout = rollout.result(faults.lastRevertMs || rec.now());
+    const at = result.rollout.steps.findIndex((st) => st.breachedWindows > 0);
+    if (at >= 0) result.reason += `; rollout stopped at step ${at + 1} of ${o.rollout!.steps.length} (${result.rollout.breachedAt} target(s))`;
+  }
+  return result;
 }

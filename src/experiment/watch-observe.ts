@@ -24,10 +24,12 @@ export async function watchObserve(
   faults: { activeNames(): string[]; revertActive(): Promise<void> },
   out: { breaches: Breach[]; timeline: TimelinePoint[] },
   log: (line: string) => void,
+  rollout?: { beforeTick(): Promise<void>; onWindow(w: WindowStats, breached: boolean): void },
 ): Promise<ObserveOutcome> {
   const { rec, bucketMs, windowMs, signal } = clock;
   let lastEnd = -1;
   while (!signal.aborted && rec.now() - observeStart < o.durationMs) {
+    await rollout?.beforeTick();
     await clock.nextTick();
     const end = Math.floor(rec.now() / bucketMs) * bucketMs;
     if (end === lastEnd || end - windowMs < observeStart - windowMs / 2) continue;
@@ -35,6 +37,7 @@ export async function watchObserve(
     const w = rec.window(end, windowMs);
     const failed = evaluate(o.slos, w, baseline).filter((c) => !c.ok);
     out.timeline.push(timelinePoint(w, failed.length > 0));
+    rollout?.onWindow(w, failed.length > 0);
     if (failed.length === 0) continue;
     const activeFaults = faults.activeNames();
     for (const c of failed) {

@@ -7,6 +7,7 @@ import { ipv4ToInt } from '../kernel/kernel.js';
 import { ChaosSpecError } from '../contracts/errors.js';
 import { containerVeths } from '../targets/host-veth.js';
 import type { ContainerRef, ResolvedTarget } from '../targets/resolve-target.js';
+import type { TargetMode } from '../targets/choose-targets.js';
 import type { FaultContext } from './fault-kind.js';
 import { ANY_PEER, type PeerMatch } from '../kernel/peer-match.js';
 import { signalNumber } from '../kernel/signals.js';
@@ -193,8 +194,18 @@ export interface CommonFields {
   /**
    * The container to inject into: a StartedTestContainer, or the id or name of
    * a container this run started (others only with `allowTargets` / `chaos.allow()`).
+   * An array lists candidates; `mode` chooses which of them get the fault.
    */
-  target: ContainerRef;
+  target: ContainerRef | readonly ContainerRef[];
+  /**
+   * Which candidates of `target` get the fault, chosen with the fault's seed (Chaos
+   * Mesh's selector modes): `'one'`, `'all'` (default), `'fixed'` (`value` targets),
+   * `'fixed-percent'` (`value` percent of them, rounded down, at least one),
+   * `'random-max-percent'` (a seeded draw of 0 to `value` percent, at least one).
+   */
+  mode?: TargetMode;
+  /** The count for `mode: 'fixed'` (integer >= 1), the percent (0 < value <= 100) for the percent modes. */
+  value?: number;
   /**
    * Seed of the fault's random choices, an integer 0 to 2^31-1. Default: derived
    * from the run's seed, the test's name and the fault's position in the test.

@@ -54,9 +54,10 @@ export function formatTable(entries: ChaosReportEntry[]): string {
     r.breaches[0] ? describeBreach(r.breaches[0]).split(' in window')[0]! : '-',
     r.rollbackMs === null ? '-' : `${r.rollbackMs.toFixed(1)} ms`,
     r.recoveryMs === null ? 'never' : `${r.recoveryMs.toFixed(0)} ms`,
+    r.faults.map((f) => (f.targets ?? [f.target]).filter(Boolean).join('+') || '-').join(', ') || '-',
     String(r.seed),
   ]);
-  const head = ['experiment', 'verdict', 'first breach', 'rollback', 'recovery', 'seed'];
+  const head = ['experiment', 'verdict', 'first breach', 'rollback', 'recovery', 'targets', 'seed'];
   const widths = head.map((h, i) => Math.min(70, Math.max(h.length, ...rows.map((r) => r[i]!.length))));
   const line = (cells: string[]) => cells.map((c, i) => (c.length > widths[i]! ? `${c.slice(0, widths[i]! - 1)}…` : c.padEnd(widths[i]!))).join('  ');
   return ['', 'vitest-chaos experiments', line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), ''].join('\n');

@@ -10,7 +10,7 @@ it('aborts when the backend link is cut', async () => {
     severity: 'critical',
     steadyState: { load: { url: process.env.VC_URL as string, rps: 20, timeoutMs: 8000 }, slos: { errorRate: { max: 0.2 } }, windowMs: 500 },
     baselineMs: 1000,
-    faults: [{ kind: 'network-partition', target: process.env.VC_TARGET as string, peer: `container:${process.env.VC_PEER}`, mode: 'reject' }],
+    faults: [{ kind: 'network-partition', target: process.env.VC_TARGET as string, peer: `container:${process.env.VC_PEER}`, action: 'reject' }],
     durationMs: 3000,
     recovery: { withinMs: 5000 },
   });

@@ -47,7 +47,7 @@ it('reverts an inject that lands after the abort before recovery starts', async 
     steadyState: { load: { url: demo.url, rps: 40 }, slos: { errorRate: { max: 0.05 } }, windowMs: 500 },
     baselineMs: 1000,
     faults: [
-      { kind: 'network-partition', target: demo.api, peer: demo.backend, mode: 'reject' },
+      { kind: 'network-partition', target: demo.api, peer: demo.backend, action: 'reject' },
       { atMs: 1, fault: { kind: 'container-stop', target: bystander, timeoutSec: 3 } },
     ],
     durationMs: 8000,

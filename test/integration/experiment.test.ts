@@ -63,7 +63,7 @@ describe('chaos.experiment', () => {
       hypothesis: 'Given 40 req/s, when the backend is unreachable, errors stay under 5%',
       steadyState: { load: { url: demo.url, rps: 40 }, slos: { errorRate: { max: 0.05 } }, windowMs: 500 },
       baselineMs: 1000,
-      faults: [{ kind: 'network-partition', target: demo.api, peer: demo.backend, mode: 'reject' }],
+      faults: [{ kind: 'network-partition', target: demo.api, peer: demo.backend, action: 'reject' }],
       durationMs: 5000,
       recovery: { withinMs: 2000 },
     });
@@ -85,7 +85,7 @@ describe('chaos.experiment', () => {
         hypothesis: `After the backend comes back, the api serves again within ${withinMs} ms`,
         steadyState: { load: { url, rps: 40 }, slos: { errorRate: { max: 0.05 } }, windowMs: 500 },
         baselineMs: 1000,
-        faults: [{ kind: 'network-partition', target: demo.api, peer: demo.backend, mode: 'reject' }],
+        faults: [{ kind: 'network-partition', target: demo.api, peer: demo.backend, action: 'reject' }],
         durationMs: 2000,
         recovery: { withinMs },
         abortOnBreach: false,
@@ -187,7 +187,7 @@ describe('chaos.experiment: probes and timelines', () => {
         windowMs: 500,
       },
       baselineMs: 1000,
-      faults: [{ kind: 'network-partition', target: demo.api, peer: demo.backend, mode: 'reject' }],
+      faults: [{ kind: 'network-partition', target: demo.api, peer: demo.backend, action: 'reject' }],
       durationMs: 2000,
     });
     expect(r.phases.baseline!.probes).toBeGreaterThan(10);

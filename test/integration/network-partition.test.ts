@@ -36,7 +36,7 @@ describe('network-partition', () => {
     kind: 'network-partition',
     start: (name) => startClient(name),
     // 'reject' fails the connect at once: a short measurement; 'drop' has its own case below.
-    params: () => ({ peer: server, mode: 'reject' }),
+    params: () => ({ peer: server, action: 'reject' }),
     measure: async (c) => (await probe(c, url)).exit,
     affected: (exit) => expect(exit).toBe(7), // curl: failed to connect
     normal: (exit) => expect(exit).toBe(0),
@@ -44,8 +44,8 @@ describe('network-partition', () => {
     applied: async (c) => attachedPrograms(await cgroupDirOf(c)),
     host: () => hostGet(url),
     bad: [
-      ['mode reject with direction ingress', { mode: 'reject', direction: 'ingress' }, /direction is "ingress"; expected "egress" or "both" with mode "reject"/],
-      ['an unknown mode', { mode: 'cut' }, /mode is "cut"; expected one of "drop", "reject"/],
+      ['action reject with direction ingress', { action: 'reject', direction: 'ingress' }, /direction is "ingress"; expected "egress" or "both" with action "reject"/],
+      ['an unknown action', { action: 'cut' }, /action is "cut"; expected one of "drop", "reject"/],
       ['percent', { percent: 50 }, /percent is 50; expected no such field/],
       ['a bad CIDR', { peer: '10.0.0.0/33' }, /peer is "10.0.0.0\/33"; expected a started container, "container:<id or name>", or an IPv4 address or CIDR/],
     ],
@@ -53,9 +53,9 @@ describe('network-partition', () => {
   });
   const target = () => env.target;
 
-  it("mode 'drop' makes requests time out, and counts the dropped packets", async () => {
+  it("action 'drop' makes requests time out, and counts the dropped packets", async () => {
     expect((await probe(target(), url)).exit).toBe(0);
-    const fault = await chaos.inject({ kind: 'network-partition', target: target(), peer: server, mode: 'drop' });
+    const fault = await chaos.inject({ kind: 'network-partition', target: target(), peer: server, action: 'drop' });
     const during = await probe(target(), url);
     const stats = fault.stats();
     await fault.revert();
@@ -67,8 +67,8 @@ describe('network-partition', () => {
     expect(after.exit).toBe(0);
   });
 
-  it("mode 'reject' fails the connect at once", async () => {
-    const fault = await chaos.inject({ kind: 'network-partition', target: target(), peer: server, mode: 'reject' });
+  it("action 'reject' fails the connect at once", async () => {
+    const fault = await chaos.inject({ kind: 'network-partition', target: target(), peer: server, action: 'reject' });
     const during = await probe(target(), url);
     const stats = fault.stats();
     await fault.revert();

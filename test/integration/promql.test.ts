@@ -63,7 +63,7 @@ describe.skipIf(!hasPrometheus())('PromQL probe and SLO', () => {
 
   it('breaks when the backend link is cut: the app counts errors, Prometheus sees them, probe and SLO breach', async () => {
     const before = await app.counts();
-    const r = await experiment('backend cut', { kind: 'network-partition', target: demo.api, peer: demo.backend, mode: 'reject' });
+    const r = await experiment('backend cut', { kind: 'network-partition', target: demo.api, peer: demo.backend, action: 'reject' });
     const after = await app.counts();
     const promql = r.breaches.filter((b) => b.slo === 'promql');
     const availability = r.breaches.filter((b) => b.slo === 'availability');

@@ -2,7 +2,7 @@
 // an injector whose faults are plain objects: what the kernel does is measured
 // by test/integration/experiment*.test.ts.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ActiveFault } from '../../src/faults/fault-handle.js';
+import { ActiveFault, AppliedTargets } from '../../src/faults/fault-handle.js';
 import { Chaos } from '../../src/api/chaos.js';
 import { ChaosSpecError } from '../../src/contracts/errors.js';
 import { runExperiment, validateExperiment, type ExperimentOptions, type Injector } from '../../src/experiment/experiment.js';
@@ -22,13 +22,15 @@ function injector(): Injector<Spec> & { reverted: string[] } {
     validate: () => undefined,
     async inject(spec) {
       const id = `f${++n}`;
-      return new ActiveFault(id, spec.kind, { id, name: 'fake' }, spec.seed ?? 0, {}, {
+      const on = new AppliedTargets<object>();
+      on.add({ id, name: 'fake' }, {
         stats: () => ({ matched: 1 }),
         async revert() {
           if (spec.failRevert) throw new Error(`${spec.kind} could not be undone`);
           reverted.push(spec.kind);
         },
-      }, () => undefined);
+      });
+      return new ActiveFault(id, spec.kind, on, spec.seed ?? 0, {}, () => undefined);
     },
   };
 }
@@ -123,19 +125,19 @@ describe('checks that need only the parameters run in validation', () => {
     return 'accepted';
   };
 
-  it('network-partition: mode "reject" with direction "ingress"', () => {
-    const m = problems({ kind: 'network-partition', target: 'x', mode: 'reject', direction: 'ingress' });
-    expect(m).toMatch(/direction is "ingress"; expected "egress" or "both" with mode "reject"/);
+  it('network-partition: action "reject" with direction "ingress"', () => {
+    const m = problems({ kind: 'network-partition', target: 'x', action: 'reject', direction: 'ingress' });
+    expect(m).toMatch(/direction is "ingress"; expected "egress" or "both" with action "reject"/);
   });
 
-  it('network-partition: mode "reject" with protocol "udp"', () => {
-    const m = problems({ kind: 'network-partition', target: 'x', mode: 'reject', protocol: 'udp' });
-    expect(m).toMatch(/protocol is "udp"; expected "tcp" or none with mode "reject"/);
+  it('network-partition: action "reject" with protocol "udp"', () => {
+    const m = problems({ kind: 'network-partition', target: 'x', action: 'reject', protocol: 'udp' });
+    expect(m).toMatch(/protocol is "udp"; expected "tcp" or none with action "reject"/);
   });
 
   it('network-partition: the valid combinations pass', () => {
-    expect(problems({ kind: 'network-partition', target: 'x', mode: 'reject', direction: 'egress', protocol: 'tcp' })).toBe('accepted');
-    expect(problems({ kind: 'network-partition', target: 'x', mode: 'drop', direction: 'ingress', protocol: 'udp' })).toBe('accepted');
+    expect(problems({ kind: 'network-partition', target: 'x', action: 'reject', direction: 'egress', protocol: 'tcp' })).toBe('accepted');
+    expect(problems({ kind: 'network-partition', target: 'x', action: 'drop', direction: 'ingress', protocol: 'udp' })).toBe('accepted');
   });
 
   it('crash-on-syscall: a host whose syscall numbers are not x86_64', () => {
@@ -151,7 +153,7 @@ describe('checks that need only the parameters run in validation', () => {
 
   it('an experiment with such a fault is refused before its baseline starts', async () => {
     const t0 = performance.now();
-    const opts = options({ baselineMs: 2000, faults: [{ kind: 'network-partition', target: 'x', mode: 'reject', direction: 'ingress' } as Spec] });
+    const opts = options({ baselineMs: 2000, faults: [{ kind: 'network-partition', target: 'x', action: 'reject', direction: 'ingress' } as Spec] });
     await expect(runExperiment(opts, { injector: chaos as unknown as Injector<Spec>, seed: 1 })).rejects.toThrow(/direction is "ingress"/);
     expect(performance.now() - t0).toBeLessThan(1000);
   });

@@ -59,8 +59,10 @@ describe('spec validation (no Docker, no kernel)', () => {
     expect(c.validate({ kind: 'network-loss', target: 'x', percent: 5 })).toEqual({
       kind: 'network-loss',
       params: { percent: 5, direction: 'both' },
+      targets: ['x'],
+      mode: 'all',
     });
-    expect(c.validate({ kind: 'network-partition', target: 'x' }).params).toEqual({ mode: 'drop', direction: 'both' });
+    expect(c.validate({ kind: 'network-partition', target: 'x' }).params).toEqual({ action: 'drop', direction: 'both' });
     expect(c.validate({ kind: 'network-latency', target: 'x', latencyMs: 50 }).params).toEqual({ latencyMs: 50, jitterMs: 0 });
   });
   it('lists every wrong field at once', () => {

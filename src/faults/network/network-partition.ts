@@ -1,5 +1,5 @@
 // network-partition: cut the target off (from a peer, or from everything).
-// mode 'drop': packets vanish, callers time out. mode 'reject': connections the
+// action 'drop': packets vanish, callers time out. action 'reject': connections the
 // target opens fail at once (connect(2) gets EPERM) and every other packet in the
 // direction is dropped, because a cgroup hook cannot answer with a RST.
 import { z } from 'zod';
@@ -13,20 +13,21 @@ const schema = z
     /**
      * `'drop'`: packets vanish, callers time out. `'reject'`: connections the target
      * opens fail at once (EPERM); needs direction `'egress'` or `'both'`. Default `'drop'`.
+     * (Named `mode` before `mode` chose among targets; `mode: 'drop' | 'reject'` is still read as this.)
      */
-    mode: z.enum(['drop', 'reject'], { error: 'one of "drop", "reject"' }).default('drop'),
+    action: z.enum(['drop', 'reject'], { error: 'one of "drop", "reject"' }).default('drop'),
     ...packetScope,
     /** Only `'tcp'` or only `'udp'` packets. Default: every protocol. */
     protocol: protocol.optional(),
   })
   .superRefine((p, ctx) => {
-    if (p.mode !== 'reject') return;
+    if (p.action !== 'reject') return;
     if (p.direction === 'ingress') {
       ctx.addIssue({
         code: 'custom',
         path: ['direction'],
         input: p.direction,
-        message: '"egress" or "both" with mode "reject" (incoming packets can only be dropped)',
+        message: '"egress" or "both" with action "reject" (incoming packets can only be dropped)',
       });
     }
     if (p.protocol === 'udp') {
@@ -34,13 +35,13 @@ const schema = z
         code: 'custom',
         path: ['protocol'],
         input: p.protocol,
-        message: '"tcp" or none with mode "reject" (UDP has no connection to refuse: use mode "drop")',
+        message: '"tcp" or none with action "reject" (UDP has no connection to refuse: use action "drop")',
       });
     }
   });
 
 export type NetworkPartitionParams = z.input<typeof schema>;
-/** Packets seen and dropped; with mode 'reject', also the target's connects matched and refused. */
+/** Packets seen and dropped; with action 'reject', also the target's connects matched and refused. */
 export type NetworkPartitionStats = PacketRuleStats & Partial<ConnectRuleStats>;
 
 export const networkPartition: FaultKind<'network-partition', typeof schema, NetworkPartitionStats> = {
@@ -50,7 +51,7 @@ export const networkPartition: FaultKind<'network-partition', typeof schema, Net
     const peers = await resolvePeer(p.peer, ctx);
     const parts: AppliedFault<object>[] = [];
     try {
-      if (p.mode === 'reject') {
+      if (p.action === 'reject') {
         parts.push(applyConnectRules(ctx.kernel, target.cgroup, { action: 'reject', peers, port: p.port, tcpOnly: p.protocol === 'tcp' }));
       }
       parts.push(
