@@ -44,8 +44,16 @@ async function timeInjectRevert(
     inject.push(t1 - t0);
     revert.push(t2 - t1);
   }
-  rows.push({ what: `${label}: inject() until in force, median (p95) ms`, value: `${quantile(inject, 0.5).toFixed(2)} (${quantile(inject, 0.95).toFixed(2)})`, goal: '<= 2 ms median' });
-  rows.push({ what: `${label}: revert() until gone, median (p95) ms`, value: `${quantile(revert, 0.5).toFixed(2)} (${quantile(revert, 0.95).toFixed(2)})`, goal: '<= 2 ms median' });
+  rows.push({
+    what: `${label}: inject() until in force, median (p95) ms`,
+    value: `${quantile(inject, 0.5).toFixed(2)} (${quantile(inject, 0.95).toFixed(2)})`,
+    goal: '<= 2 ms median',
+  });
+  rows.push({
+    what: `${label}: revert() until gone, median (p95) ms`,
+    value: `${quantile(revert, 0.5).toFixed(2)} (${quantile(revert, 0.95).toFixed(2)})`,
+    goal: '<= 2 ms median',
+  });
 }
 
 async function throughput(url: string, seconds: number): Promise<number> {
@@ -59,7 +67,10 @@ async function throughput(url: string, seconds: number): Promise<number> {
 const BPF_STATS = '/proc/sys/kernel/bpf_stats_enabled';
 function programStats(): { ns: number; runs: number } {
   const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as {
-    name?: string; run_time_ns?: number; run_cnt?: number; pids?: { pid: number }[];
+    name?: string;
+    run_time_ns?: number;
+    run_cnt?: number;
+    pids?: { pid: number }[];
   }[];
   let ns = 0;
   let runs = 0;
@@ -104,13 +115,20 @@ async function run(): Promise<void> {
       .withWaitStrategy(Wait.forLogMessage(/listening http=/))
       .start();
     containers.push(server);
-    const target = await new GenericContainer(IMAGE).withLabels(LABEL).withWaitStrategy(Wait.forLogMessage(/listening http=/)).start();
+    const target = await new GenericContainer(IMAGE)
+      .withLabels(LABEL)
+      .withWaitStrategy(Wait.forLogMessage(/listening http=/))
+      .start();
     containers.push(target);
 
     const chaos = createChaos({ seed: 1, progress: false });
     const t0 = performance.now();
     await (await chaos.inject({ kind: 'network-loss', target, percent: 10 })).revert();
-    rows.push({ what: 'first inject+revert of the process (loads the BPF object), ms', value: (performance.now() - t0).toFixed(1), goal: '-' });
+    rows.push({
+      what: 'first inject+revert of the process (loads the BPF object), ms',
+      value: (performance.now() - t0).toFixed(1),
+      goal: '-',
+    });
     log('timing inject/revert');
     await timeInjectRevert(chaos, 'network-loss', { kind: 'network-loss', target, percent: 10 }, 200);
     await timeInjectRevert(chaos, 'network-partition', { kind: 'network-partition', target, action: 'reject' }, 200);
@@ -137,7 +155,11 @@ async function run(): Promise<void> {
         if (r.rollbackMs === null) throw new Error(`experiment ${i} did not abort: ${r.reason}`);
         rollback.push(r.rollbackMs);
       }
-      rows.push({ what: `breach -> all faults reverted (2 faults, ${runs} experiments), median (p95) ms`, value: `${quantile(rollback, 0.5).toFixed(1)} (${quantile(rollback, 0.95).toFixed(1)})`, goal: '<= 100 ms' });
+      rows.push({
+        what: `breach -> all faults reverted (2 faults, ${runs} experiments), median (p95) ms`,
+        value: `${quantile(rollback, 0.5).toFixed(1)} (${quantile(rollback, 0.95).toFixed(1)})`,
+        goal: '<= 100 ms',
+      });
     } finally {
       await demo.stop();
     }
@@ -184,16 +206,32 @@ async function run(): Promise<void> {
     await measureAttached(true); // one more round, timed by the kernel, not in the ratio
     const a = quantile(attached, 0.5);
     const b = quantile(none, 0.5);
-    rows.push({ what: 'rounds (3 s each, ABBA), req/s none | attached', value: `${none.map((x) => x.toFixed(0)).join(' ')} | ${attached.map((x) => x.toFixed(0)).join(' ')}`, goal: '-' });
+    rows.push({
+      what: 'rounds (3 s each, ABBA), req/s none | attached',
+      value: `${none.map((x) => x.toFixed(0)).join(' ')} | ${attached.map((x) => x.toFixed(0)).join(' ')}`,
+      goal: '-',
+    });
     rows.push({ what: 'loopback HTTP req/s, no programs attached (median of rounds)', value: b.toFixed(0), goal: '-' });
     rows.push({ what: 'loopback HTTP req/s, our programs attached, no fault', value: a.toFixed(0), goal: '-' });
-    rows.push({ what: 'throughput ratio attached / none (machine noise is about +/-10% per round)', value: (a / b).toFixed(3), goal: '>= 0.99' });
+    rows.push({
+      what: 'throughput ratio attached / none (machine noise is about +/-10% per round)',
+      value: (a / b).toFixed(3),
+      goal: '>= 0.99',
+    });
     if (bpfRuns > 0) {
       const perReq = bpfNs / requestsAttached;
-      rows.push({ what: 'our programs: ns per run (kernel bpf_stats, separate round), runs per request', value: `${(bpfNs / bpfRuns).toFixed(0)} ns, ${(bpfRuns / requestsAttached).toFixed(1)}`, goal: '-' });
+      rows.push({
+        what: 'our programs: ns per run (kernel bpf_stats, separate round), runs per request',
+        value: `${(bpfNs / bpfRuns).toFixed(0)} ns, ${(bpfRuns / requestsAttached).toFixed(1)}`,
+        goal: '-',
+      });
       // The load generator and the server keep every core busy, so one request costs cores/rps of CPU.
       const cpuPerReqNs = (availableParallelism() * 1e9) / (requestsAttached / 3);
-      rows.push({ what: "our programs' share of the CPU a request costs (bpf_stats' own timing included)", value: `${((perReq / cpuPerReqNs) * 100).toFixed(2)} %`, goal: '<= 1 %' });
+      rows.push({
+        what: "our programs' share of the CPU a request costs (bpf_stats' own timing included)",
+        value: `${((perReq / cpuPerReqNs) * 100).toFixed(2)} %`,
+        goal: '<= 1 %',
+      });
     }
   } finally {
     await Promise.allSettled(containers.map((c) => c.stop({ timeout: 0 })));

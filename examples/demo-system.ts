@@ -27,7 +27,10 @@ export async function startDemoSystem(backendDelayMs = 5, opts: { backendReplica
       .withLabels({ 'vitest-chaos.test': `demo-${alias}`, 'vitest-chaos.run': String(process.pid) })
       .withWaitStrategy(Wait.forLogMessage(/listening http=/))
       .start();
-  const [api, ...backends] = await Promise.all([start('api'), ...Array.from({ length: opts.backendReplicas ?? 1 }, () => start('backend'))]);
+  const [api, ...backends] = await Promise.all([
+    start('api'),
+    ...Array.from({ length: opts.backendReplicas ?? 1 }, () => start('backend')),
+  ]);
   const backend = backends[0] as StartedTestContainer;
   const apiIp = api.getIpAddress(network.getName());
   const backendUrl = encodeURIComponent(`http://backend:8080/delay?ms=${backendDelayMs}`);

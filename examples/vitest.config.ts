@@ -17,11 +17,14 @@ export default defineConfig({
   test: {
     root: fileURLToPath(new URL('.', import.meta.url)),
     include: ['**/*.gameday.ts'],
-    reporters: ['verbose', new ChaosReporter({
+    reporters: [
+      'verbose',
+      new ChaosReporter({
         outputFile: fileURLToPath(new URL('../reports/gameday.json', import.meta.url)),
         html: fileURLToPath(new URL('../reports/gameday.html', import.meta.url)),
         progress: true,
-      }),],
+      }),
+    ],
     env: { TESTCONTAINERS_RYUK_DISABLED: 'true' },
     fileParallelism: false,
     testTimeout: 120_000,

@@ -7,7 +7,13 @@ const entries = [...readFileSync(header, 'utf8').matchAll(/^#define __NR_(\w+) (
 if (entries.length < 300) throw new Error(`only ${entries.length} syscalls in ${header}`);
 const lines = [];
 for (let i = 0; i < entries.length; i += 6) {
-  lines.push('  ' + entries.slice(i, i + 6).map(([n, v]) => `${n}: ${v},`).join(' '));
+  lines.push(
+    '  ' +
+      entries
+        .slice(i, i + 6)
+        .map(([n, v]) => `${n}: ${v},`)
+        .join(' '),
+  );
 }
 writeFileSync(
   new URL('../src/faults/syscalls-x86_64.ts', import.meta.url),

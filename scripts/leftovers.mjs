@@ -2,7 +2,11 @@
 // (Containers of runs still alive, e.g. a developer's in another shell, are not ours to judge.)
 import { execFileSync } from 'node:child_process';
 
-const out = execFileSync('docker', ['ps', '-a', '--filter', 'label=vitest-chaos.test', '--format', '{{.ID}} {{.Label "vitest-chaos.run"}} {{.Names}}'], { encoding: 'utf8' });
+const out = execFileSync(
+  'docker',
+  ['ps', '-a', '--filter', 'label=vitest-chaos.test', '--format', '{{.ID}} {{.Label "vitest-chaos.run"}} {{.Names}}'],
+  { encoding: 'utf8' },
+);
 const alive = (pid) => {
   try {
     process.kill(pid, 0);

@@ -149,10 +149,7 @@ export class Chaos implements ControlMember {
       injector: this,
       seed,
       signal: test?.context.signal,
-      progress:
-        this.progress === false
-          ? undefined
-          : (line) => (this.progress || console.info)(`[vitest-chaos] ${opts.name}: ${line}`),
+      progress: this.progress === false ? undefined : (line) => (this.progress || console.info)(`[vitest-chaos] ${opts.name}: ${line}`),
     });
     if (this.dryRun && !result.error) {
       result.verdict = 'dry-run';
@@ -225,7 +222,8 @@ export class Chaos implements ControlMember {
       const field = v.targets.length > 1 || Array.isArray(spec.target) ? `target.${i}` : 'target';
       const t = await this.radius.resolve(ref, field, where, { states: impl.targetStates });
       const twin = candidates.findIndex((c) => c.id === t.id);
-      if (twin >= 0) throw new ChaosSpecError(where, [{ field, value: t.name, expected: `a container not already listed (it is target.${twin})` }]);
+      if (twin >= 0)
+        throw new ChaosSpecError(where, [{ field, value: t.name, expected: `a container not already listed (it is target.${twin})` }]);
       candidates.push(t);
     }
     const faultSeed = seed ?? spec.seed ?? this.seeds.next(currentTest());

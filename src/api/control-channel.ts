@@ -31,7 +31,9 @@ export function ensureControlDir(dir = controlDir()): string {
         ? `its mode is ${(st.mode & 0o777).toString(8)}, not 700`
         : null;
   if (problem) {
-    throw new Error(`vitest-chaos: the control directory ${dir} is unsafe (${problem}); the kill switch must be reachable by root only. Remove it or fix it (chown root, chmod 700).`);
+    throw new Error(
+      `vitest-chaos: the control directory ${dir} is unsafe (${problem}); the kill switch must be reachable by root only. Remove it or fix it (chown root, chmod 700).`,
+    );
   }
   return dir;
 }
@@ -188,7 +190,11 @@ export async function joinControlChannel(member: ControlMember, info: { runPid: 
   await state.ready;
 }
 
-async function answer(req: ControlRequest, members: Set<ControlMember>, record: ProcessRecord): Promise<StatusReply | StopReply | { error: string }> {
+async function answer(
+  req: ControlRequest,
+  members: Set<ControlMember>,
+  record: ProcessRecord,
+): Promise<StatusReply | StopReply | { error: string }> {
   if (req.cmd === 'status') return { record, faults: [...members].flatMap((m) => m.faults()) };
   if (req.cmd === 'stop') {
     const results = await Promise.all([...members].map((m) => m.stopAll()));

@@ -8,7 +8,6 @@ function isResult(v: unknown): v is ExperimentResult {
   return !!v && typeof v === 'object' && 'verdict' in v && 'breaches' in v && 'hypothesis' in v;
 }
 
-
 export const chaosMatchers = {
   toHoldSteadyState(received: unknown) {
     if (!isResult(received)) return { pass: false, message: () => 'expected the result of chaos.experiment()' };

@@ -34,10 +34,25 @@ export interface ResourceSupport {
 /** What each resource kind needs of the target's cgroups, on v1 and on v2. */
 const RESOURCE_KINDS: { kind: string; controller?: Controller; v1: string; v2: string }[] = [
   { kind: 'cpu-throttle', controller: 'cpu', v1: 'cpu.cfs_quota_us', v2: 'cpu.max' },
-  { kind: 'cpu-stress', v1: 'workers placed in the target\'s cgroups', v2: 'workers placed in the target\'s cgroup' },
-  { kind: 'memory-stress', controller: 'memory', v1: 'a hog in the target\'s cgroups, memory.usage_in_bytes', v2: 'a hog in the target\'s cgroup, memory.current' },
-  { kind: 'memory-limit', controller: 'memory', v1: 'memory.limit_in_bytes, OOM kills from memory.oom_control', v2: 'memory.max, OOM kills from memory.events' },
-  { kind: 'io-throttle', controller: 'io', v1: 'blkio.throttle.* (reads and direct writes; buffered writes are not capped)', v2: 'io.max (reads, direct and buffered writes)' },
+  { kind: 'cpu-stress', v1: "workers placed in the target's cgroups", v2: "workers placed in the target's cgroup" },
+  {
+    kind: 'memory-stress',
+    controller: 'memory',
+    v1: "a hog in the target's cgroups, memory.usage_in_bytes",
+    v2: "a hog in the target's cgroup, memory.current",
+  },
+  {
+    kind: 'memory-limit',
+    controller: 'memory',
+    v1: 'memory.limit_in_bytes, OOM kills from memory.oom_control',
+    v2: 'memory.max, OOM kills from memory.events',
+  },
+  {
+    kind: 'io-throttle',
+    controller: 'io',
+    v1: 'blkio.throttle.* (reads and direct writes; buffered writes are not capped)',
+    v2: 'io.max (reads, direct and buffered writes)',
+  },
   { kind: 'disk-fill', v1: 'a file in the target', v2: 'a file in the target' },
 ];
 
@@ -57,10 +72,11 @@ export function resourceSupport(host: HostControllers = hostControllers()): Reso
 export function formatResourceSupport(r: ResourceSupport): string {
   const works = r.kinds.filter((k) => k.works);
   const not = r.kinds.filter((k) => !k.works);
-  const name = { v1: 'cgroup v1', hybrid: 'hybrid cgroups (v1 controllers, a v2 tree)', v2: 'pure cgroup v2', none: 'no cgroups mounted' }[r.layout];
+  const name = { v1: 'cgroup v1', hybrid: 'hybrid cgroups (v1 controllers, a v2 tree)', v2: 'pure cgroup v2', none: 'no cgroups mounted' }[
+    r.layout
+  ];
   return (
-    `${name}: ${works.map((k) => k.kind).join(', ') || 'no resource kind'} work` +
-    not.map((k) => `; ${k.kind} cannot: ${k.how}`).join('')
+    `${name}: ${works.map((k) => k.kind).join(', ') || 'no resource kind'} work` + not.map((k) => `; ${k.kind} cannot: ${k.how}`).join('')
   );
 }
 
@@ -115,8 +131,17 @@ export const KERNEL_MECHANISMS: readonly { mechanism: string; since: [number, nu
 
 /** Kinds that need no eBPF: cgroup v1/v2 files, HTB qdiscs, Docker, signals and processes. */
 export const KINDS_WITHOUT_EBPF = [
-  'network-bandwidth', 'cpu-throttle', 'cpu-stress', 'memory-stress', 'memory-limit', 'io-throttle', 'disk-fill',
-  'process-kill', 'container-pause', 'container-restart', 'container-stop',
+  'network-bandwidth',
+  'cpu-throttle',
+  'cpu-stress',
+  'memory-stress',
+  'memory-limit',
+  'io-throttle',
+  'disk-fill',
+  'process-kill',
+  'container-pause',
+  'container-restart',
+  'container-stop',
 ] as const;
 
 /**
@@ -179,7 +204,7 @@ export function checkEngine(engine: EngineFacts, host: HostFacts): PreflightProb
       requirement: 'Docker engine on this kernel',
       detail:
         `${desktop ? 'Docker Desktop' : name} runs its engine in a VM${host.platform !== 'linux' ? ` (this is ${host.platform})` : ''}: ` +
-        'the containers\' cgroups and veths are in the VM\'s kernel, where this process cannot load eBPF programs',
+        "the containers' cgroups and veths are in the VM's kernel, where this process cannot load eBPF programs",
       fix:
         'run the tests on Linux with Docker Engine on the same machine (a Linux CI runner or VM), or inside the VM: ' +
         'docker run --privileged --pid=host --cgroupns=host -v /var/run/docker.sock:/var/run/docker.sock -v "$PWD":/w -w /w node:20 npx vitest run',
@@ -203,7 +228,7 @@ export function checkEngine(engine: EngineFacts, host: HostFacts): PreflightProb
       detail:
         `the engine${host.dockerHost ? ` at DOCKER_HOST=${host.dockerHost}` : ''} runs on kernel ${engine.kernelVersion}, ` +
         `this process on ${hostKernel}: it is another machine or a VM, whose containers this process cannot reach`,
-      fix: 'use the local engine (unset DOCKER_HOST; start it with dockerd or systemctl start docker), or run the tests on the engine\'s machine',
+      fix: "use the local engine (unset DOCKER_HOST; start it with dockerd or systemctl start docker), or run the tests on the engine's machine",
     };
   }
   return null;

@@ -94,7 +94,8 @@ export function chaos(options: ChaosPluginOptions = {}): Plugin {
             result.problems.map((p) => `  - ${p.requirement}: ${p.detail}\n    fix: ${p.fix}`).join('\n'),
         );
       }
-      if (result.kernel) log.warn(`vitest-chaos: tests that inject these kinds will be skipped: ${result.kernel.detail}\n    fix: ${result.kernel.fix}`);
+      if (result.kernel)
+        log.warn(`vitest-chaos: tests that inject these kinds will be skipped: ${result.kernel.detail}\n    fix: ${result.kernel.fix}`);
       let metricsSocket: string | undefined;
       if (port !== undefined) {
         // One server per run, however many projects configure the plugin.

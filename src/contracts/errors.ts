@@ -20,9 +20,7 @@ export class ChaosSpecError extends Error {
   ) {
     super(
       `${where}: ` +
-        problems
-          .map((p) => `${p.field} is ${describeValue(p.value)}; expected ${p.expected}`)
-          .join('; ') +
+        problems.map((p) => `${p.field} is ${describeValue(p.value)}; expected ${p.expected}`).join('; ') +
         '. Nothing was applied.',
     );
   }

@@ -99,11 +99,7 @@ export class DnsInterceptor {
         { field: 'target', value: target.name, expected: 'a container whose /etc/resolv.conf names an IPv4 nameserver' },
       ]);
     }
-    const forwarder = await NetnsForwarder.start(
-      target.pid,
-      ctx.journal(),
-      `dns forwarder in the network namespace of ${target.name}`,
-    );
+    const forwarder = await NetnsForwarder.start(target.pid, ctx.journal(), `dns forwarder in the network namespace of ${target.name}`);
     this.forwarder = forwarder;
     const clients = new Set(target.networks.map((n) => n.ipv4));
     try {

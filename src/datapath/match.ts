@@ -15,9 +15,7 @@ export function seededChance(seed: number, percent: number): () => boolean {
  * too), matching is case-insensitive and ignores a trailing dot.
  */
 export function nameMatcher(patterns: readonly string[]): (name: string) => boolean {
-  const res = patterns.map(
-    (p) => new RegExp(`^${p.replace(/\.$/, '').split('*').map(escapeRegExp).join('.*')}$`, 'i'),
-  );
+  const res = patterns.map((p) => new RegExp(`^${p.replace(/\.$/, '').split('*').map(escapeRegExp).join('.*')}$`, 'i'));
   return (name) => {
     const n = name.replace(/\.$/, '');
     return res.some((r) => r.test(n));

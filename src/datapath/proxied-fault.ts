@@ -77,7 +77,9 @@ export async function applyProxied<C extends Record<string, number>>(
     throw err;
   }
   slots = new Set(rules.refs.map((r) => r.slot));
-  const leave = rules.refs.map((r) => joinChain({ cgroupId: r.cgroupId, slot: r.slot, rank, hop: { address: listening.address, port: listening.hopPort } }));
+  const leave = rules.refs.map((r) =>
+    joinChain({ cgroupId: r.cgroupId, slot: r.slot, rank, hop: { address: listening.address, port: listening.hopPort } }),
+  );
   return {
     stats: () => ({ ...rules.stats(), ...proxy.counters, ...policy.counters }),
     async revert() {

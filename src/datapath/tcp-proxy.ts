@@ -112,9 +112,7 @@ export class TcpProxy {
     this.sockets.clear();
     const servers = [this.server, this.hopServer];
     this.server = this.hopServer = undefined;
-    await Promise.all(
-      servers.map((server) => (server?.listening ? new Promise<void>((r) => server.close(() => r())) : undefined)),
-    );
+    await Promise.all(servers.map((server) => (server?.listening ? new Promise<void>((r) => server.close(() => r())) : undefined)));
   }
 
   /** Sockets a policy opens itself are closed with the proxy too. */
@@ -129,10 +127,13 @@ export class TcpProxy {
 
   /** A timer cleared when the proxy closes. */
   after(ms: number, fn: () => void): NodeJS.Timeout {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      fn();
-    }, Math.max(0, ms));
+    const t = setTimeout(
+      () => {
+        this.timers.delete(t);
+        fn();
+      },
+      Math.max(0, ms),
+    );
     this.timers.add(t);
     return t;
   }

@@ -8,9 +8,13 @@ const sec = (ms: number) => (ms / 1000).toFixed(2);
 export function describeBreach(b: Breach): string {
   const actual = b.actual === null ? 'never' : formatValue(b.actual, b.unit);
   const threshold = formatValue(b.threshold, b.unit);
-  const cmp = b.slo === 'availability' || b.slo === 'throughput' || (b.slo === 'promql' && b.stated.endsWith(` min ${b.threshold}`)) ? '<' : '>';
+  const cmp =
+    b.slo === 'availability' || b.slo === 'throughput' || (b.slo === 'promql' && b.stated.endsWith(` min ${b.threshold}`)) ? '<' : '>';
   const faults = b.activeFaults.length ? `; faults in force: ${b.activeFaults.join(', ')}` : '';
-  const what = b.slo === 'recovery' ? `recovery ${actual} ${b.actual === null ? '' : `${cmp} `}${b.actual === null ? `within ${threshold}` : threshold}` : `${b.slo} ${actual} ${cmp} ${threshold}`;
+  const what =
+    b.slo === 'recovery'
+      ? `recovery ${actual} ${b.actual === null ? '' : `${cmp} `}${b.actual === null ? `within ${threshold}` : threshold}`
+      : `${b.slo} ${actual} ${cmp} ${threshold}`;
   return `${what} (${b.stated}) in window ${sec(b.window.startMs)}-${sec(b.window.endMs)} s (${b.phase})${faults}`;
 }
 

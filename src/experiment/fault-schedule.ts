@@ -109,7 +109,8 @@ export class FaultSchedule<S extends { seed?: number }> {
     const t0 = this.rec.now();
     try {
       if (this.firstCount !== undefined && !this.injector.injectOn) throw new Error('this injector cannot roll a fault out');
-      f = this.firstCount !== undefined ? await this.injector.injectOn!(step.fault, this.firstCount) : await this.injector.inject(step.fault);
+      f =
+        this.firstCount !== undefined ? await this.injector.injectOn!(step.fault, this.firstCount) : await this.injector.inject(step.fault);
     } catch (err) {
       r.error = (err as Error).message;
       this.fail(`inject of fault ${i} (${r.kind}) failed: ${r.error}`);

@@ -12,8 +12,13 @@ const loadSchema = z
     url: z.url({ error: 'an absolute http(s) URL' }).optional(),
     method: z.string().optional(),
     headers: z.record(z.string(), z.string()).optional(),
-    request: z.custom<(signal: AbortSignal) => Promise<unknown>>((v) => typeof v === 'function', { error: 'a function (signal) => Promise' }).optional(),
-    rps: z.number({ error: 'a rate > 0 requests per second' }).positive({ error: 'a rate > 0 requests per second' }).max(100_000, { error: 'a rate up to 100000' }),
+    request: z
+      .custom<(signal: AbortSignal) => Promise<unknown>>((v) => typeof v === 'function', { error: 'a function (signal) => Promise' })
+      .optional(),
+    rps: z
+      .number({ error: 'a rate > 0 requests per second' })
+      .positive({ error: 'a rate > 0 requests per second' })
+      .max(100_000, { error: 'a rate up to 100000' }),
     concurrency: z.number({ error: 'an integer >= 1' }).int({ error: 'an integer >= 1' }).min(1, { error: 'an integer >= 1' }).optional(),
     timeoutMs: ms('a whole number of milliseconds > 0').optional(),
     okStatus: z.custom<(s: number) => boolean>((v) => typeof v === 'function', { error: 'a function (status) => boolean' }).optional(),
@@ -24,7 +29,11 @@ const loadSchema = z
   .refine((l) => (l.url === undefined) !== (l.request === undefined), { error: 'exactly one of url or request', path: ['url'] });
 
 const probeSchema = z.custom<import('../steady-state/probes.js').ProbeSpec>(
-  (v) => !!v && typeof v === 'object' && typeof (v as { name?: unknown }).name === 'string' && ['http', 'tcp', 'fn', 'promql'].some((k) => k in (v as object)),
+  (v) =>
+    !!v &&
+    typeof v === 'object' &&
+    typeof (v as { name?: unknown }).name === 'string' &&
+    ['http', 'tcp', 'fn', 'promql'].some((k) => k in (v as object)),
   { error: 'a probe { name, http | tcp | fn | promql }' },
 );
 
@@ -55,7 +64,9 @@ export const experimentSchema = z
       })
       .refine((s) => s.load || (s.probes && s.probes.length > 0), { error: 'a load or at least one probe', path: ['load'] }),
     baselineMs: ms('a whole number of milliseconds > 0').default(2000),
-    faults: z.array(step, { error: 'an array of fault specs or { atMs, durationMs, fault } steps' }).min(1, { error: 'at least one fault' }),
+    faults: z
+      .array(step, { error: 'an array of fault specs or { atMs, durationMs, fault } steps' })
+      .min(1, { error: 'at least one fault' }),
     schedule: z.enum(['parallel', 'serial'], { error: 'one of "parallel", "serial"' }).default('parallel'),
     durationMs: ms('a whole number of milliseconds > 0'),
     recovery: z
@@ -77,26 +88,62 @@ export const experimentSchema = z
     if (o.rollout) {
       const counts = o.rollout.steps.map((x) => (x === 'all' ? Number.POSITIVE_INFINITY : x));
       if (counts.some((c, k) => k > 0 && c <= (counts[k - 1] as number))) {
-        ctx.addIssue({ code: 'custom', path: ['rollout', 'steps'], input: o.rollout.steps, message: "increasing target counts, 'all' only last" });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rollout', 'steps'],
+          input: o.rollout.steps,
+          message: "increasing target counts, 'all' only last",
+        });
       }
       const need = o.rollout.steps.length * o.rollout.holdMs;
-      if (o.durationMs < need) ctx.addIssue({ code: 'custom', path: ['durationMs'], input: o.durationMs, message: `at least steps x holdMs (${need} ms) with a rollout` });
+      if (o.durationMs < need)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['durationMs'],
+          input: o.durationMs,
+          message: `at least steps x holdMs (${need} ms) with a rollout`,
+        });
       if (o.schedule === 'serial' || o.faults.some((f) => 'fault' in f && (f.atMs || f.durationMs))) {
-        ctx.addIssue({ code: 'custom', path: ['rollout'], input: o.rollout, message: 'a rollout of faults that all start at once (schedule "parallel", no atMs or durationMs)' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rollout'],
+          input: o.rollout,
+          message: 'a rollout of faults that all start at once (schedule "parallel", no atMs or durationMs)',
+        });
       }
     }
     const w = o.steadyState.windowMs;
     // A window the user did not give always fits (the default below).
-    if (w !== undefined && w > o.durationMs) ctx.addIssue({ code: 'custom', path: ['steadyState', 'windowMs'], input: w, message: `a window no longer than durationMs (${o.durationMs} ms)` });
-    if (w !== undefined && w > o.baselineMs) ctx.addIssue({ code: 'custom', path: ['steadyState', 'windowMs'], input: w, message: `a window no longer than baselineMs (${o.baselineMs} ms)` });
+    if (w !== undefined && w > o.durationMs)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['steadyState', 'windowMs'],
+        input: w,
+        message: `a window no longer than durationMs (${o.durationMs} ms)`,
+      });
+    if (w !== undefined && w > o.baselineMs)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['steadyState', 'windowMs'],
+        input: w,
+        message: `a window no longer than baselineMs (${o.baselineMs} ms)`,
+      });
     if (o.schedule === 'serial') {
       o.faults.slice(0, -1).forEach((s, i) => {
         if (!('fault' in s) || s.durationMs === undefined) {
-          ctx.addIssue({ code: 'custom', path: ['faults', i, 'durationMs'], input: undefined, message: 'a durationMs on every serial step but the last' });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['faults', i, 'durationMs'],
+            input: undefined,
+            message: 'a durationMs on every serial step but the last',
+          });
         }
       });
     }
   })
-  .transform((o) => ({ ...o, steadyState: { ...o.steadyState, windowMs: o.steadyState.windowMs ?? Math.min(DEFAULT_WINDOW_MS, o.baselineMs, o.durationMs) } }));
+  .transform((o) => ({
+    ...o,
+    steadyState: { ...o.steadyState, windowMs: o.steadyState.windowMs ?? Math.min(DEFAULT_WINDOW_MS, o.baselineMs, o.durationMs) },
+  }));
 
 export type ExperimentOptionsParsed = z.output<typeof experimentSchema>;

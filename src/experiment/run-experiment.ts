@@ -19,7 +19,10 @@ import { timelinePoint, watchObserve } from './watch-observe.js';
 import { Rollout } from './rollout.js';
 import { WindowClock } from './window-clock.js';
 
-export async function runExperiment<S extends { seed?: number }>(opts: ExperimentOptions<S>, env: ExperimentEnv<S>): Promise<ExperimentResult> {
+export async function runExperiment<S extends { seed?: number }>(
+  opts: ExperimentOptions<S>,
+  env: ExperimentEnv<S>,
+): Promise<ExperimentResult> {
   validateExperiment(opts, env.injector);
   const o = experimentSchema.parse(opts);
   const seed = opts.seed ?? env.seed;
@@ -30,7 +33,14 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
   const clock = new WindowClock(o.steadyState.windowMs, stop.signal);
   const { rec } = clock;
   const faults = new FaultSchedule(opts.faults, seed, env.injector, rec, stop, log);
-  const rollout = o.rollout ? new Rollout(o.rollout, (n) => faults.widen(n), () => rec.now(), log) : undefined;
+  const rollout = o.rollout
+    ? new Rollout(
+        o.rollout,
+        (n) => faults.widen(n),
+        () => rec.now(),
+        log,
+      )
+    : undefined;
   faults.firstCount = rollout?.firstCount;
   const breaches: Breach[] = [];
   const timeline: TimelinePoint[] = [];
@@ -65,7 +75,16 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
       // Timed from the faults being in force: an apply that took longer than durationMs
       // (a loaded machine) would otherwise leave no window judged under the fault.
       const observeStart = rec.now();
-      observed = await watchObserve(clock, observeStart, { ...o, slos: o.steadyState.slos }, baseline, faults, { breaches, timeline }, log, rollout);
+      observed = await watchObserve(
+        clock,
+        observeStart,
+        { ...o, slos: o.steadyState.slos },
+        baseline,
+        faults,
+        { breaches, timeline },
+        log,
+        rollout,
+      );
       await faults.revertAll();
 
       rec.setPhase('recovery');
@@ -102,7 +121,8 @@ export async function runExperiment<S extends { seed?: number }>(opts: Experimen
   if (rollout) {
     result.rollout = rollout.result(faults.lastRevertMs || rec.now());
     const at = result.rollout.steps.findIndex((st) => st.breachedWindows > 0);
-    if (at >= 0) result.reason += `; rollout stopped at step ${at + 1} of ${o.rollout!.steps.length} (${result.rollout.breachedAt} target(s))`;
+    if (at >= 0)
+      result.reason += `; rollout stopped at step ${at + 1} of ${o.rollout!.steps.length} (${result.rollout.breachedAt} target(s))`;
   }
   return result;
 }

@@ -41,7 +41,8 @@ export async function watchObserve(
     if (failed.length === 0) continue;
     const activeFaults = faults.activeNames();
     for (const c of failed) {
-      if (out.breaches.length < MAX_BREACHES) out.breaches.push({ ...c, phase: 'observe', window: { startMs: w.startMs, endMs: w.endMs }, activeFaults });
+      if (out.breaches.length < MAX_BREACHES)
+        out.breaches.push({ ...c, phase: 'observe', window: { startMs: w.startMs, endMs: w.endMs }, activeFaults });
     }
     if (o.abortOnBreach) {
       await faults.revertActive();

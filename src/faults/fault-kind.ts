@@ -26,11 +26,7 @@ export interface FaultContext {
   journal(): Journal;
 }
 
-export interface FaultKind<
-  K extends string = string,
-  S extends z.ZodType = z.ZodType,
-  St extends object = FaultStats,
-> {
+export interface FaultKind<K extends string = string, S extends z.ZodType = z.ZodType, St extends object = FaultStats> {
   readonly kind: K;
   /**
    * Strict schema of the kind's own parameters (without kind, target, seed).

@@ -12,9 +12,7 @@ import type { FaultContext } from './fault-kind.js';
 import { ANY_PEER, type PeerMatch } from '../kernel/peer-match.js';
 import { signalNumber } from '../kernel/signals.js';
 
-export const direction = z
-  .enum(['egress', 'ingress', 'both'], { error: 'one of "egress", "ingress", "both"' })
-  .default('both');
+export const direction = z.enum(['egress', 'ingress', 'both'], { error: 'one of "egress", "ingress", "both"' }).default('both');
 
 export type { Direction, Protocol } from '../kernel/peer-match.js';
 
@@ -86,7 +84,7 @@ export const MIN_RATE_BYTES = 125;
 export const MAX_RATE_BYTES = 12.5e9;
 
 export const RATE_EXPECTED =
-  "a rate from 1kbit to 100gbit: bytes per second as a number (e.g. 125000), or a string with a tc unit " +
+  'a rate from 1kbit to 100gbit: bytes per second as a number (e.g. 125000), or a string with a tc unit ' +
   "such as '1mbit', '500kbit' (bits/s) or '2mbps' (BYTES/s)";
 
 /** Bytes per second, or null when the input is not a rate in range. */
@@ -168,7 +166,6 @@ export async function resolvePeer(p: ContainerRef | undefined, ctx: FaultContext
   if (t.networks.length === 0) throw new Error(`peer container ${t.name} has no IPv4 address`);
   return t.networks.map((n) => ({ addr: ipv4ToInt(n.ipv4), mask: 0xffffffff, label: `${t.name}(${n.ipv4})` }));
 }
-
 
 export const packetFault = { percent, direction, peer: peer.optional(), port: port.optional() };
 

@@ -77,7 +77,8 @@ function targetProblems(target: unknown, problems: SpecProblem[]): ContainerRef[
       return;
     }
     const prev = seen.get(idOf(t));
-    if (prev !== undefined) problems.push({ field: `target.${i}`, value: idOf(t), expected: `a container not already listed (it is target.${prev})` });
+    if (prev !== undefined)
+      problems.push({ field: `target.${i}`, value: idOf(t), expected: `a container not already listed (it is target.${prev})` });
     else seen.set(idOf(t), i);
   });
   return target.filter(isRef);

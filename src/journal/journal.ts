@@ -3,7 +3,19 @@
 // container, qdiscs). An entry is on disk (fsynced) BEFORE the change is made,
 // the revert runs its undo actions and deletes it, and the reaper runs the undo
 // actions of entries whose process is gone. Undo actions are idempotent.
-import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { journalDirProblem, recordFileProblem } from './journal-access.js';
@@ -182,7 +194,8 @@ export class Journal {
         this.forget(e);
         reverted.push(e);
       } catch (err) {
-        if (err instanceof UndoRefused) refused.push({ file: this.path(e.id), description: e.description, pid: e.pid, reason: err.message });
+        if (err instanceof UndoRefused)
+          refused.push({ file: this.path(e.id), description: e.description, pid: e.pid, reason: err.message });
         else failed.push({ entry: e, error: (err as Error).message });
       }
     }

@@ -12,7 +12,9 @@ export function reapOnce(journal: () => Journal, warn: (line: string) => void = 
       for (const f of failed) warn(`vitest-chaos: could not revert ${f.entry.description}: ${f.error}`);
       for (const r of refused) {
         const what = r.description ? ` (${r.description}, pid ${r.pid})` : '';
-        warn(`vitest-chaos: refused the journal record ${r.file}${what}, which was NOT run and is kept: ${r.reason}. Undo by hand what it names if it is yours, then delete it.`);
+        warn(
+          `vitest-chaos: refused the journal record ${r.file}${what}, which was NOT run and is kept: ${r.reason}. Undo by hand what it names if it is yours, then delete it.`,
+        );
       }
     })();
     return reaped;

@@ -60,7 +60,9 @@ export async function checkUndo(a: UndoAction, i: number, docker: Docker, fromDi
       throw err;
     }
     if (!isOurContainer(info.Config.Labels)) {
-      refuse(`container ${id.slice(0, 12)} (${info.Name.replace(/^\//, '')}) carries neither org.testcontainers=true nor vitest-chaos.run: no run of ours started it`);
+      refuse(
+        `container ${id.slice(0, 12)} (${info.Name.replace(/^\//, '')}) carries neither org.testcontainers=true nor vitest-chaos.run: no run of ours started it`,
+      );
     }
     return info;
   };

@@ -35,7 +35,9 @@ const absolute = (what: string) =>
     .string()
     .max(4096)
     .regex(/^\/[^\0\n]*$/, { error: `an absolute ${what}` })
-    .refine((p) => p === '/' || (posix.normalize(p) === p && !p.endsWith('/')), { error: `a normalised ${what} (no "..", "//" or trailing "/")` });
+    .refine((p) => p === '/' || (posix.normalize(p) === p && !p.endsWith('/')), {
+      error: `a normalised ${what} (no "..", "//" or trailing "/")`,
+    });
 
 const cgroupWrite = z
   .strictObject({
@@ -47,11 +49,23 @@ const cgroupWrite = z
   .superRefine((a, ctx) => {
     const file = posix.basename(a.path);
     const format = CGROUP_FILES[file];
-    if (!format) ctx.addIssue({ code: 'custom', path: ['path'], message: `one of the files vitest-chaos writes (${Object.keys(CGROUP_FILES).join(', ')}), not "${file}"` });
+    if (!format)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['path'],
+        message: `one of the files vitest-chaos writes (${Object.keys(CGROUP_FILES).join(', ')}), not "${file}"`,
+      });
     else if (!format.test(a.content)) ctx.addIssue({ code: 'custom', path: ['content'], message: `a value of ${file} matching ${format}` });
   });
 
-const pidStart = z.strictObject({ pid: z.number().int().min(2).max(2 ** 22), start: z.number().int().min(0) });
+const pidStart = z.strictObject({
+  pid: z
+    .number()
+    .int()
+    .min(2)
+    .max(2 ** 22),
+  start: z.number().int().min(0),
+});
 
 export const undoActionSchema = z.discriminatedUnion('type', [
   cgroupWrite,
@@ -76,7 +90,7 @@ export const undoActionSchema = z.discriminatedUnion('type', [
     containerId,
     netns: z
       .string()
-      .regex(/^\/(var\/)?run\/docker\/netns\/[0-9a-f]{12}$/, { error: "a Docker network namespace (/var/run/docker/netns/<12 hex>)" })
+      .regex(/^\/(var\/)?run\/docker\/netns\/[0-9a-f]{12}$/, { error: 'a Docker network namespace (/var/run/docker/netns/<12 hex>)' })
       .nullable(),
     device: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, { error: 'an interface name' }),
     handle: z.literal(OUR_QDISC_HANDLE, { error: `our qdisc handle ${OUR_QDISC_HANDLE}` }),

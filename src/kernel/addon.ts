@@ -50,7 +50,8 @@ export function bpfObjectPath(name: string): string {
 }
 
 /** Debian/Ubuntu packages, then Fedora/RHEL ones, for a source build of the addon. */
-export const SOURCE_BUILD_PACKAGES = 'apt-get install -y g++ make python3 libbpf-dev libelf-dev zlib1g-dev (Fedora/RHEL: dnf install gcc-c++ make python3 libbpf-devel elfutils-libelf-devel zlib-devel)';
+export const SOURCE_BUILD_PACKAGES =
+  'apt-get install -y g++ make python3 libbpf-dev libelf-dev zlib1g-dev (Fedora/RHEL: dnf install gcc-c++ make python3 libbpf-devel elfutils-libelf-devel zlib-devel)';
 
 const require = createRequire(import.meta.url);
 

@@ -81,8 +81,7 @@ export class Kernel {
       { slots: 'veth_slots', rules: 'veth_rules', stats: 'veth_stats' },
       'vc_pkt_rule',
       'vc_veth_stats',
-      (object, program, where) =>
-        object.attachTcx(program, Number(where), program === 'vc_veth_ingress' ? 'ingress' : 'egress'),
+      (object, program, where) => object.attachTcx(program, Number(where), program === 'vc_veth_ingress' ? 'ingress' : 'egress'),
     );
     return this.vethPrograms;
   }

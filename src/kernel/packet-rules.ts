@@ -32,12 +32,7 @@ export interface PacketRuleStats {
   egressDropped: number;
 }
 
-export function applyPacketRules(
-  k: Kernel,
-  cgroup: CgroupPlace,
-  seed: number,
-  spec: PacketRuleSpec,
-): AppliedFault<PacketRuleStats> {
+export function applyPacketRules(k: Kernel, cgroup: CgroupPlace, seed: number, spec: PacketRuleSpec): AppliedFault<PacketRuleStats> {
   const nf = k.packetDrop;
   const dirBits = directionBits(spec.direction, {
     ingress: k.constant('VC_PKT_INGRESS'),
@@ -52,7 +47,14 @@ export function applyPacketRules(
     (ref, { peer: p }, n) =>
       nf.enable(
         ref,
-        { flags, threshold, peer_addr: p.addr, peer_mask: p.mask, port: spec.port ?? 0, protocol: spec.protocol ? IP_PROTOCOL[spec.protocol] : 0 },
+        {
+          flags,
+          threshold,
+          peer_addr: p.addr,
+          peer_mask: p.mask,
+          port: spec.port ?? 0,
+          protocol: spec.protocol ? IP_PROTOCOL[spec.protocol] : 0,
+        },
         { rng: slotRng(seed, n) },
       ),
     (s) => ({

@@ -75,9 +75,7 @@ export class SlottedPrograms<R extends StructName, S extends StructName> {
       }
     }
     if (entry.mask === 0) this.detach(cgroupId);
-    throw new Error(
-      `cgroup ${cgroupPath} already holds ${this.maxSlots} faults of this kind; revert one before injecting another`,
-    );
+    throw new Error(`cgroup ${cgroupPath} already holds ${this.maxSlots} faults of this kind; revert one before injecting another`);
   }
 
   /** Writes the rule and fresh counters, then makes the slot visible to the programs. */

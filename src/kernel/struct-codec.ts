@@ -39,17 +39,28 @@ export function codecOf<N extends StructName>(name: N, layout: StructLayout): St
   }
   const write = (buf: Buffer, kind: string, off: number, size: number, v: unknown, field: string): void => {
     switch (kind) {
-      case 'u8': return void buf.writeUInt8(Number(v), off);
-      case 'i8': return void buf.writeInt8(Number(v), off);
-      case 'u16': return void buf.writeUInt16LE(Number(v), off);
-      case 'i16': return void buf.writeInt16LE(Number(v), off);
-      case 'u32': return void buf.writeUInt32LE(Number(v) >>> 0, off);
-      case 'i32': return void buf.writeInt32LE(Number(v), off);
-      case 'u64': return void buf.writeBigUInt64LE(BigInt(v as bigint), off);
-      case 'i64': return void buf.writeBigInt64LE(BigInt(v as bigint), off);
-      case 'be16': return void buf.writeUInt16BE(Number(v), off);
-      case 'be32': return void buf.writeUInt32BE(Number(v) >>> 0, off);
-      case 'be64': return void buf.writeBigUInt64BE(BigInt(v as bigint), off);
+      case 'u8':
+        return void buf.writeUInt8(Number(v), off);
+      case 'i8':
+        return void buf.writeInt8(Number(v), off);
+      case 'u16':
+        return void buf.writeUInt16LE(Number(v), off);
+      case 'i16':
+        return void buf.writeInt16LE(Number(v), off);
+      case 'u32':
+        return void buf.writeUInt32LE(Number(v) >>> 0, off);
+      case 'i32':
+        return void buf.writeInt32LE(Number(v), off);
+      case 'u64':
+        return void buf.writeBigUInt64LE(BigInt(v as bigint), off);
+      case 'i64':
+        return void buf.writeBigInt64LE(BigInt(v as bigint), off);
+      case 'be16':
+        return void buf.writeUInt16BE(Number(v), off);
+      case 'be32':
+        return void buf.writeUInt32BE(Number(v) >>> 0, off);
+      case 'be64':
+        return void buf.writeBigUInt64BE(BigInt(v as bigint), off);
       case 'bytes': {
         const b = v as Buffer;
         if (!Buffer.isBuffer(b) || b.length > size) throw new Error(`struct ${name}.${field}: expected a Buffer of at most ${size} bytes`);
@@ -60,18 +71,30 @@ export function codecOf<N extends StructName>(name: N, layout: StructLayout): St
   };
   const read = (buf: Buffer, kind: string, off: number, size: number): number | bigint | Buffer => {
     switch (kind) {
-      case 'u8': return buf.readUInt8(off);
-      case 'i8': return buf.readInt8(off);
-      case 'u16': return buf.readUInt16LE(off);
-      case 'i16': return buf.readInt16LE(off);
-      case 'u32': return buf.readUInt32LE(off);
-      case 'i32': return buf.readInt32LE(off);
-      case 'u64': return buf.readBigUInt64LE(off);
-      case 'i64': return buf.readBigInt64LE(off);
-      case 'be16': return buf.readUInt16BE(off);
-      case 'be32': return buf.readUInt32BE(off);
-      case 'be64': return buf.readBigUInt64BE(off);
-      case 'bytes': return Buffer.from(buf.subarray(off, off + size));
+      case 'u8':
+        return buf.readUInt8(off);
+      case 'i8':
+        return buf.readInt8(off);
+      case 'u16':
+        return buf.readUInt16LE(off);
+      case 'i16':
+        return buf.readInt16LE(off);
+      case 'u32':
+        return buf.readUInt32LE(off);
+      case 'i32':
+        return buf.readInt32LE(off);
+      case 'u64':
+        return buf.readBigUInt64LE(off);
+      case 'i64':
+        return buf.readBigInt64LE(off);
+      case 'be16':
+        return buf.readUInt16BE(off);
+      case 'be32':
+        return buf.readUInt32BE(off);
+      case 'be64':
+        return buf.readBigUInt64BE(off);
+      case 'bytes':
+        return Buffer.from(buf.subarray(off, off + size));
     }
     throw new Error(`struct ${name}: unknown field kind ${kind}`);
   };

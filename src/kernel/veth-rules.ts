@@ -26,12 +26,7 @@ export interface VethRuleStats {
   egressOffloaded: number;
 }
 
-export function applyVethRules(
-  k: Kernel,
-  hostIfindexes: readonly number[],
-  seed: number,
-  spec: VethRuleSpec,
-): AppliedFault<VethRuleStats> {
+export function applyVethRules(k: Kernel, hostIfindexes: readonly number[], seed: number, spec: VethRuleSpec): AppliedFault<VethRuleStats> {
   const v = k.veth;
   const dirBits = directionBits(spec.direction, {
     ingress: k.constant('VC_PKT_INGRESS'),
@@ -40,9 +35,7 @@ export function applyVethRules(
   const action = k.constant(spec.action === 'corrupt' ? 'VC_PKT_CORRUPT' : 'VC_PKT_DUPLICATE');
   const flags = dirBits | action | (spec.percent >= 100 ? k.constant('VC_PKT_ALL') : 0);
   const threshold = drawThreshold(spec.percent);
-  const places = hostIfindexes.flatMap((ifindex) =>
-    spec.peers.map((peer) => ({ path: String(ifindex), id: BigInt(ifindex), peer })),
-  );
+  const places = hostIfindexes.flatMap((ifindex) => spec.peers.map((peer) => ({ path: String(ifindex), id: BigInt(ifindex), peer })));
   return holdSlots(
     v,
     places,

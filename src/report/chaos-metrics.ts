@@ -33,8 +33,18 @@ export const METRIC_NAMES = [
 
 export class ChaosMetrics {
   readonly registry = new Registry();
-  private readonly experiments = new Counter({ name: 'chaos_experiments_total', help: 'Chaos experiments finished, by verdict', labelNames: ['verdict'], registers: [this.registry] });
-  private readonly injections = new Counter({ name: 'chaos_fault_injections_total', help: 'Faults put in force, by kind', labelNames: ['kind'], registers: [this.registry] });
+  private readonly experiments = new Counter({
+    name: 'chaos_experiments_total',
+    help: 'Chaos experiments finished, by verdict',
+    labelNames: ['verdict'],
+    registers: [this.registry],
+  });
+  private readonly injections = new Counter({
+    name: 'chaos_fault_injections_total',
+    help: 'Faults put in force, by kind',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
   private readonly rollbacks = new Counter({
     name: 'chaos_rollbacks_total',
     help: 'Experiments whose faults were all reverted early, by reason (breach, error, cancelled)',
@@ -47,7 +57,12 @@ export class ChaosMetrics {
     labelNames: ['slo'],
     registers: [this.registry],
   });
-  private readonly active = new Gauge({ name: 'chaos_active_faults', help: 'Faults in force now, by kind', labelNames: ['kind'], registers: [this.registry] });
+  private readonly active = new Gauge({
+    name: 'chaos_active_faults',
+    help: 'Faults in force now, by kind',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
   private readonly apply = new Histogram({
     name: 'chaos_fault_apply_seconds',
     help: 'Time from inject() to the fault in force',

@@ -59,7 +59,8 @@ export function formatTable(entries: ChaosReportEntry[]): string {
   ]);
   const head = ['experiment', 'verdict', 'first breach', 'rollback', 'recovery', 'targets', 'seed'];
   const widths = head.map((h, i) => Math.min(70, Math.max(h.length, ...rows.map((r) => r[i]!.length))));
-  const line = (cells: string[]) => cells.map((c, i) => (c.length > widths[i]! ? `${c.slice(0, widths[i]! - 1)}…` : c.padEnd(widths[i]!))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (c.length > widths[i]! ? `${c.slice(0, widths[i]! - 1)}…` : c.padEnd(widths[i]!))).join('  ');
   return ['', 'vitest-chaos experiments', line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), ''].join('\n');
 }
 
@@ -95,10 +96,14 @@ export class ChaosReporter implements Reporter {
     if (html) {
       const t0 = performance.now();
       if (this.options.progress) this.write(`vitest-chaos: writing the HTML report of ${entries.length} experiment(s)\n`);
-      const page = renderHtmlReport(entries, { progress: this.options.progress ? (line) => this.write(`vitest-chaos: HTML report: ${line}\n`) : undefined });
+      const page = renderHtmlReport(entries, {
+        progress: this.options.progress ? (line) => this.write(`vitest-chaos: HTML report: ${line}\n`) : undefined,
+      });
       mkdirSync(dirname(html), { recursive: true });
       writeFileSync(html, page);
-      this.write(`vitest-chaos: HTML report ${html} (${(statSync(html).size / 1024).toFixed(0)} KB, ${(performance.now() - t0).toFixed(0)} ms)\n`);
+      this.write(
+        `vitest-chaos: HTML report ${html} (${(statSync(html).size / 1024).toFixed(0)} KB, ${(performance.now() - t0).toFixed(0)} ms)\n`,
+      );
     }
     if (metricsFile) {
       const metrics = new ChaosMetrics();

@@ -137,7 +137,10 @@ export function breachRuns(r: ExperimentResult): BreachRun[] {
       runs.push({ slo: b.slo, startMs: b.window.endMs, endMs: b.window.endMs, windows: 1, text: '', worst: b });
     }
   }
-  return runs.map(({ worst, ...x }) => ({ ...x, text: `${x.windows > 1 ? `${x.windows} windows ${sec(x.startMs)}–${sec(x.endMs)}, worst: ` : ''}${describeBreach(worst)}` }));
+  return runs.map(({ worst, ...x }) => ({
+    ...x,
+    text: `${x.windows > 1 ? `${x.windows} windows ${sec(x.startMs)}–${sec(x.endMs)}, worst: ` : ''}${describeBreach(worst)}`,
+  }));
 }
 
 function worse(a: Breach, b: Breach): boolean {
@@ -192,7 +195,9 @@ function renderExperiment({ test, file, result: r }: HtmlReportEntry, i: number)
 ${(['baseline', 'observe', 'recovery'] as const)
   .map((p) => {
     const w = r.phases[p];
-    return w ? `<tr><th>${p}</th><td>${w.requests}</td><td>${w.errors}</td><td>${ms(w.p50Ms, 1)}</td><td>${ms(w.p99Ms, 1)}</td><td>${w.throughputRps.toFixed(1)} req/s</td></tr>` : '';
+    return w
+      ? `<tr><th>${p}</th><td>${w.requests}</td><td>${w.errors}</td><td>${ms(w.p50Ms, 1)}</td><td>${ms(w.p99Ms, 1)}</td><td>${w.throughputRps.toFixed(1)} req/s</td></tr>`
+      : '';
   })
   .join('')}
 </table>

@@ -130,8 +130,7 @@ export class Recorder {
 
   private stats(b: Bucket, startMs: number, endMs: number): WindowStats {
     const seconds = Math.max(1e-9, (endMs - startMs) / 1000);
-    const availability =
-      b.probes > 0 ? 1 - b.probeFailures / b.probes : b.requests > 0 ? 1 - b.errors / b.requests : null;
+    const availability = b.probes > 0 ? 1 - b.probeFailures / b.probes : b.requests > 0 ? 1 - b.errors / b.requests : null;
     return {
       startMs,
       endMs,
@@ -196,7 +195,11 @@ export class Recorder {
 }
 
 // NaN (a failed sample) wins both ends, so it is never hidden by a good one.
-function addGauge(into: Map<string, { min: number; max: number; samples: number }>, name: string, g: { min: number; max: number; samples: number }): void {
+function addGauge(
+  into: Map<string, { min: number; max: number; samples: number }>,
+  name: string,
+  g: { min: number; max: number; samples: number },
+): void {
   const cur = into.get(name);
   if (!cur) {
     into.set(name, { ...g });

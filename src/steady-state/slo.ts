@@ -8,10 +8,16 @@ import type { WindowStats } from './recorder.js';
 export const promqlGauge = (name: string) => `promql:${name}`;
 
 const positive = (what: string) => z.number({ error: what }).positive({ error: what });
-const fraction = z.number({ error: 'a fraction from 0 to 1' }).min(0, { error: 'a fraction from 0 to 1' }).max(1, { error: 'a fraction from 0 to 1' });
+const fraction = z
+  .number({ error: 'a fraction from 0 to 1' })
+  .min(0, { error: 'a fraction from 0 to 1' })
+  .max(1, { error: 'a fraction from 0 to 1' });
 
 const latency = z.union(
-  [z.strictObject({ maxMs: positive('a number of milliseconds > 0') }), z.strictObject({ maxRatio: positive('a ratio > 0 (of the baseline)') })],
+  [
+    z.strictObject({ maxMs: positive('a number of milliseconds > 0') }),
+    z.strictObject({ maxRatio: positive('a ratio > 0 (of the baseline)') }),
+  ],
   { error: '{ maxMs: number } or { maxRatio: number }' },
 );
 
@@ -69,10 +75,24 @@ const PCT = { p50: 'p50Ms', p95: 'p95Ms', p99: 'p99Ms' } as const;
 export function evaluate(slos: Slos, w: WindowStats, baseline: WindowStats | null): SloCheck[] {
   const out: SloCheck[] = [];
   if (slos.errorRate && w.errorRate !== null) {
-    out.push({ slo: 'errorRate', threshold: slos.errorRate.max, actual: w.errorRate, unit: 'ratio', stated: `max ${slos.errorRate.max}`, ok: w.errorRate <= slos.errorRate.max });
+    out.push({
+      slo: 'errorRate',
+      threshold: slos.errorRate.max,
+      actual: w.errorRate,
+      unit: 'ratio',
+      stated: `max ${slos.errorRate.max}`,
+      ok: w.errorRate <= slos.errorRate.max,
+    });
   }
   if (slos.availability && w.availability !== null) {
-    out.push({ slo: 'availability', threshold: slos.availability.min, actual: w.availability, unit: 'ratio', stated: `min ${slos.availability.min}`, ok: w.availability >= slos.availability.min });
+    out.push({
+      slo: 'availability',
+      threshold: slos.availability.min,
+      actual: w.availability,
+      unit: 'ratio',
+      stated: `min ${slos.availability.min}`,
+      ok: w.availability >= slos.availability.min,
+    });
   }
   for (const name of ['p50', 'p95', 'p99'] as const) {
     const s = slos[name];
@@ -108,8 +128,10 @@ export function evaluate(slos: Slos, w: WindowStats, baseline: WindowStats | nul
     const g = w.gauges?.[promqlGauge(p.name)];
     if (!g) continue;
     const where = `"${p.name}" (${p.query})`;
-    if (p.max !== undefined) out.push({ slo: 'promql', threshold: p.max, actual: g.max, unit: 'value', stated: `${where} max ${p.max}`, ok: g.max <= p.max });
-    if (p.min !== undefined) out.push({ slo: 'promql', threshold: p.min, actual: g.min, unit: 'value', stated: `${where} min ${p.min}`, ok: g.min >= p.min });
+    if (p.max !== undefined)
+      out.push({ slo: 'promql', threshold: p.max, actual: g.max, unit: 'value', stated: `${where} max ${p.max}`, ok: g.max <= p.max });
+    if (p.min !== undefined)
+      out.push({ slo: 'promql', threshold: p.min, actual: g.min, unit: 'value', stated: `${where} min ${p.min}`, ok: g.min >= p.min });
   }
   return out;
 }

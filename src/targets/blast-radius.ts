@@ -2,7 +2,14 @@
 // started with Testcontainers, or ones explicitly allowed. Naming a peer only
 // reads its address, so peers need not be allowed.
 import { ChaosSpecError } from '../contracts/errors.js';
-import { containerIdOf, TargetError, type ContainerRef, type ResolvedTarget, type TargetResolver, type TargetState } from './resolve-target.js';
+import {
+  containerIdOf,
+  TargetError,
+  type ContainerRef,
+  type ResolvedTarget,
+  type TargetResolver,
+  type TargetState,
+} from './resolve-target.js';
 
 export class BlastRadius {
   private readonly allowed = new Set<string>();

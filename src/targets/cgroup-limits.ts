@@ -46,10 +46,7 @@ export function tightenLimits(
 ): { release(): void; originals: (bigint | null)[] } {
   const token = Symbol(description);
   const originals = items.map(({ file }) => (held.has(file.key) ? held.get(file.key)!.original : file.read()));
-  const entry = ctx.journal().record(
-    description,
-    items.map(({ file }, i) => file.undo(originals[i] ?? null)).reverse(),
-  );
+  const entry = ctx.journal().record(description, items.map(({ file }, i) => file.undo(originals[i] ?? null)).reverse());
   const done: LimitFile[] = [];
   const release = (): void => {
     const errors: unknown[] = [];

@@ -22,7 +22,9 @@ function pidsUnder(dir: string, out: number[]): void {
   for (const line of text.split('\n')) if (line) out.push(Number(line));
   let children: string[] = [];
   try {
-    children = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    children = readdirSync(dir, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name);
   } catch {
     return;
   }

@@ -75,7 +75,9 @@ function mounts(): V1Mount[] {
 export function cgroupV1Dir(pid: number, controller: string): string {
   const line = parseCgroupV1Paths(readProcCgroup(pid)).find((l) => l.controllers.includes(controller));
   if (!line) {
-    throw new Error(`process ${pid} is in no cgroup v1 "${controller}" hierarchy (/proc/${pid}/cgroup); this fault needs the v1 ${controller} controller (Docker with cgroup v1)`);
+    throw new Error(
+      `process ${pid} is in no cgroup v1 "${controller}" hierarchy (/proc/${pid}/cgroup); this fault needs the v1 ${controller} controller (Docker with cgroup v1)`,
+    );
   }
   const mount = mounts().find((m) => m.controllers.includes(controller));
   if (!mount) throw new Error(`the cgroup v1 "${controller}" hierarchy is not mounted (/proc/self/mountinfo)`);

@@ -49,7 +49,10 @@ const queues = new Map<string, Promise<unknown>>();
 /** One change at a time per device: two faults applied at once must not both add. */
 function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
   const next = (queues.get(key) ?? Promise.resolve()).then(fn, fn);
-  queues.set(key, next.catch(() => undefined));
+  queues.set(
+    key,
+    next.catch(() => undefined),
+  );
   return next;
 }
 

@@ -102,7 +102,12 @@ export function ioControlOf(kind: string, target: ResolvedTarget): IoControl {
           const line = text.split('\n').find((l) => l.startsWith(`${device} ${op} `));
           return line ? Number(line.split(' ')[2]) : 0;
         };
-        return { readBytes: pick(bytes, 'Read'), writeBytes: pick(bytes, 'Write'), readOps: pick(ios, 'Read'), writeOps: pick(ios, 'Write') };
+        return {
+          readBytes: pick(bytes, 'Read'),
+          writeBytes: pick(bytes, 'Write'),
+          readOps: pick(ios, 'Read'),
+          writeOps: pick(ios, 'Write'),
+        };
       },
     };
   }

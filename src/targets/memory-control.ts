@@ -54,7 +54,11 @@ export function memoryControlOf(kind: string, target: ResolvedTarget): MemoryCon
         const usage = readCgroupFile(dir, 'memory.usage_in_bytes');
         if (limit === null || usage === null) return null;
         // memory.failcnt is not kept by every kernel (6.18 leaves it at 0): count OOM kills.
-        return { limitBytes: Number(limit), usageBytes: Number(usage), oomKills: parseFlatKeyed(readCgroupFile(dir, 'memory.oom_control')).oom_kill ?? 0 };
+        return {
+          limitBytes: Number(limit),
+          usageBytes: Number(usage),
+          oomKills: parseFlatKeyed(readCgroupFile(dir, 'memory.oom_control')).oom_kill ?? 0,
+        };
       },
     };
   }
@@ -75,7 +79,11 @@ export function memoryControlOf(kind: string, target: ResolvedTarget): MemoryCon
       const limit = readCgroupFile(dir, 'memory.max');
       const usage = readCgroupFile(dir, 'memory.current');
       if (limit === null || usage === null) return null;
-      return { limitBytes: number(limit), usageBytes: Number(usage), oomKills: parseFlatKeyed(readCgroupFile(dir, 'memory.events')).oom_kill ?? 0 };
+      return {
+        limitBytes: number(limit),
+        usageBytes: Number(usage),
+        oomKills: parseFlatKeyed(readCgroupFile(dir, 'memory.events')).oom_kill ?? 0,
+      };
     },
   };
 }

@@ -81,10 +81,14 @@ export async function startInTarget(target: ResolvedTarget, ctx: JournalSource, 
   try {
     const hostPids = await Promise.all(
       opts.argv.map((args, i) => {
-        const child = spawn('nsenter', ['--target', String(target.pid), '--pid', '--', process.execPath, '-e', PRELUDE + opts.script, ...args], {
-          stdio: ['pipe', 'pipe', 'pipe'],
-          env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
-        });
+        const child = spawn(
+          'nsenter',
+          ['--target', String(target.pid), '--pid', '--', process.execPath, '-e', PRELUDE + opts.script, ...args],
+          {
+            stdio: ['pipe', 'pipe', 'pipe'],
+            env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+          },
+        );
         children.push(child);
         let stderr = '';
         child.stderr!.on('data', (d) => (stderr = (stderr + String(d)).slice(-2000)));
@@ -102,8 +106,12 @@ export async function startInTarget(target: ResolvedTarget, ctx: JournalSource, 
             () => reject(new Error(`a process in ${target.name} did not start within ${START_TIMEOUT_MS} ms`)),
             START_TIMEOUT_MS,
           ).unref();
-          child.once('error', (err) => reject(new Error(`cannot run nsenter (util-linux) to start a process in ${target.name}: ${err.message}`)));
-          child.once('close', (code) => reject(new Error(`a process in ${target.name} exited (${code}) before it started: ${stderr.trim()}`)));
+          child.once('error', (err) =>
+            reject(new Error(`cannot run nsenter (util-linux) to start a process in ${target.name}: ${err.message}`)),
+          );
+          child.once('close', (code) =>
+            reject(new Error(`a process in ${target.name} exited (${code}) before it started: ${stderr.trim()}`)),
+          );
           createInterface({ input: child.stdout! }).on('line', (line) => {
             const m = /^PID (\d+)$/.exec(line);
             if (m) {

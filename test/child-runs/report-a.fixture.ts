@@ -10,11 +10,14 @@ it('keeps errors under 20% when the backend is 30 ms slower', async () => {
     name: 'backend +30 ms',
     hypothesis: 'Given 20 req/s, when the backend is 30 ms slower, errors stay under 20%',
     severity: 'high',
-    steadyState: { load: { url: process.env.VC_URL_PATIENT as string, rps: 20, timeoutMs: 8000 }, slos: { errorRate: { max: 0.2 } }, windowMs: 500 },
+    steadyState: {
+      load: { url: process.env.VC_URL_PATIENT as string, rps: 20, timeoutMs: 8000 },
+      slos: { errorRate: { max: 0.2 } },
+      windowMs: 500,
+    },
     baselineMs: 1000,
     faults: [{ kind: 'network-latency', target: process.env.VC_TARGET as string, peer: `container:${process.env.VC_PEER}`, latencyMs: 30 }],
     durationMs: 2000,
   });
   expect(r.verdict).toBe('validated');
 });
-

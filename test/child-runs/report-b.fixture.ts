@@ -8,9 +8,15 @@ it('keeps errors under 20% when the backend is 1.5 s slower (it does not: the ap
     name: 'backend +1500 ms',
     hypothesis: 'Given 20 req/s, when the backend is 1.5 s slower, errors stay under 20%',
     severity: 'medium',
-    steadyState: { load: { url: process.env.VC_URL as string, rps: 20, timeoutMs: 8000 }, slos: { errorRate: { max: 0.2 } }, windowMs: 500 },
+    steadyState: {
+      load: { url: process.env.VC_URL as string, rps: 20, timeoutMs: 8000 },
+      slos: { errorRate: { max: 0.2 } },
+      windowMs: 500,
+    },
     baselineMs: 1000,
-    faults: [{ kind: 'network-latency', target: process.env.VC_TARGET as string, peer: `container:${process.env.VC_PEER}`, latencyMs: 1500 }],
+    faults: [
+      { kind: 'network-latency', target: process.env.VC_TARGET as string, peer: `container:${process.env.VC_PEER}`, latencyMs: 1500 },
+    ],
     durationMs: 3000,
     abortOnBreach: false,
   });

@@ -8,9 +8,15 @@ it('aborts when the backend link is cut', async () => {
     name: 'backend cut',
     hypothesis: 'Given 20 req/s, when the backend is unreachable, errors stay under 20%',
     severity: 'critical',
-    steadyState: { load: { url: process.env.VC_URL as string, rps: 20, timeoutMs: 8000 }, slos: { errorRate: { max: 0.2 } }, windowMs: 500 },
+    steadyState: {
+      load: { url: process.env.VC_URL as string, rps: 20, timeoutMs: 8000 },
+      slos: { errorRate: { max: 0.2 } },
+      windowMs: 500,
+    },
     baselineMs: 1000,
-    faults: [{ kind: 'network-partition', target: process.env.VC_TARGET as string, peer: `container:${process.env.VC_PEER}`, action: 'reject' }],
+    faults: [
+      { kind: 'network-partition', target: process.env.VC_TARGET as string, peer: `container:${process.env.VC_PEER}`, action: 'reject' },
+    ],
     durationMs: 3000,
     recovery: { withinMs: 5000 },
   });

@@ -26,7 +26,12 @@ export default defineConfig({
           reporters: [
             'default',
             ['junit', { outputFile: join(dir, 'junit.xml') }],
-            new ChaosReporter({ outputFile: join(dir, 'chaos.json'), html: join(dir, 'chaos.html'), metricsFile: join(dir, 'chaos.prom'), progress: true }),
+            new ChaosReporter({
+              outputFile: join(dir, 'chaos.json'),
+              html: join(dir, 'chaos.html'),
+              metricsFile: join(dir, 'chaos.prom'),
+              progress: true,
+            }),
           ],
         }
       : {}),

@@ -8,5 +8,9 @@ const src = (p: string) => fileURLToPath(new URL(`../../src/${p}`, import.meta.u
 export default defineConfig({
   plugins: [chaos({ seed: 5 })],
   resolve: { alias: [{ find: /^vitest-chaos$/, replacement: src('index.ts') }] },
-  test: { root: fileURLToPath(new URL('.', import.meta.url)), include: [process.env.VC_FIXTURE ?? '*.fixture.ts'], env: { TESTCONTAINERS_RYUK_DISABLED: 'true' } },
+  test: {
+    root: fileURLToPath(new URL('.', import.meta.url)),
+    include: [process.env.VC_FIXTURE ?? '*.fixture.ts'],
+    env: { TESTCONTAINERS_RYUK_DISABLED: 'true' },
+  },
 });

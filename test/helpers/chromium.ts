@@ -19,7 +19,15 @@ let browser: Browser | undefined;
 export async function openOffline(fileUrl: string, viewport = { width: 1280, height: 900 }): Promise<OfflinePage> {
   browser ??= await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
   const context = await browser.newContext({ offline: true, viewport });
   const page = await context.newPage();

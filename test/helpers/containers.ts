@@ -31,9 +31,7 @@ export async function startHttpServer(name = 'server'): Promise<StartedTestConta
 }
 
 export async function startClient(name = 'client'): Promise<StartedTestContainer> {
-  return new GenericContainer(IMAGES.client)
-    .withLabels(testLabels(name))
-    .start();
+  return new GenericContainer(IMAGES.client).withLabels(testLabels(name)).start();
 }
 
 /** The container's address on its (first) network; reachable from the host. */

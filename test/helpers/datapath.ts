@@ -23,12 +23,7 @@ export interface CurlResult {
 const FORMAT = '\\n%{exitcode} %{http_code} %{size_request} %{size_header} %{size_download} %{time_total}';
 
 /** n sequential curls (each a new connection) from inside the container; bodies kept up to 4 KiB. */
-export async function curlRuns(
-  c: StartedTestContainer,
-  url: string,
-  n = 1,
-  args = '--max-time 5',
-): Promise<CurlResult[]> {
+export async function curlRuns(c: StartedTestContainer, url: string, n = 1, args = '--max-time 5'): Promise<CurlResult[]> {
   const script =
     `for i in $(seq ${n}); do curl -s ${args} -w '${FORMAT}' -o /tmp/body '${url}' > /tmp/w; ` +
     `head -c 4096 /tmp/body 2>/dev/null | base64 -w0; echo -n '|'; tail -n1 /tmp/w; echo; rm -f /tmp/body; done`;
@@ -57,16 +52,10 @@ export async function curlOnce(c: StartedTestContainer, url: string, args?: stri
 }
 
 /** A child process (test/helpers/inject-child.ts) holding one fault until it is killed. */
-export async function startInjector(
-  kind: string,
-  target: StartedTestContainer,
-  params: Record<string, unknown>,
-): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'test/helpers/inject-child.ts', kind, target.getId(), JSON.stringify(params)],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+export async function startInjector(kind: string, target: StartedTestContainer, params: Record<string, unknown>): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/inject-child.ts', kind, target.getId(), JSON.stringify(params)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: child.stdout! });
   await new Promise<void>((resolve, reject) => {
     lines.on('line', (l) => l.startsWith('READY') && resolve());

@@ -68,7 +68,10 @@ export function journalOf(pid = process.pid): string[] {
 function forChild(params: Params): Params {
   const out: Params = {};
   for (const [k, v] of Object.entries(params)) {
-    out[k] = v && typeof v === 'object' && typeof (v as StartedTestContainer).getId === 'function' ? `container:${(v as StartedTestContainer).getId()}` : v;
+    out[k] =
+      v && typeof v === 'object' && typeof (v as StartedTestContainer).getId === 'function'
+        ? `container:${(v as StartedTestContainer).getId()}`
+        : v;
   }
   return out;
 }
@@ -125,7 +128,9 @@ export function faultContract<M>(def: FaultContractDef<M>): ContractContainers {
         await fault.revert();
         await fault.revert();
         const after = await def.measure(target);
-        console.info(`${def.kind} contract: before ${JSON.stringify(baseline)}, during ${JSON.stringify(during)}, after ${JSON.stringify(after)}; stats ${JSON.stringify(stats)}`);
+        console.info(
+          `${def.kind} contract: before ${JSON.stringify(baseline)}, during ${JSON.stringify(during)}, after ${JSON.stringify(after)}; stats ${JSON.stringify(stats)}`,
+        );
 
         def.affected(during, baseline);
         def.counts?.(stats, during);
@@ -196,14 +201,19 @@ export function faultContract<M>(def: FaultContractDef<M>): ContractContainers {
       }
       expect(journalOf(child.pid)).toEqual([]);
       if (revertible) {
-        await expect.poll(async () => {
-          try {
-            def.normal(await def.measure(target), baseline);
-            return true;
-          } catch {
-            return false;
-          }
-        }, { timeout: 5000, interval: 200 }).toBe(true);
+        await expect
+          .poll(
+            async () => {
+              try {
+                def.normal(await def.measure(target), baseline);
+                return true;
+              } catch {
+                return false;
+              }
+            },
+            { timeout: 5000, interval: 200 },
+          )
+          .toBe(true);
         expect(await def.applied(target)).toEqual(before);
       }
       await renew();

@@ -16,7 +16,12 @@ export interface MetricsApp {
 
 export async function startMetricsApp(upstream: string, timeoutMs = 1000): Promise<MetricsApp> {
   const registry = new Registry();
-  const requests = new Counter({ name: 'fixture_requests_total', help: 'Requests served, by outcome', labelNames: ['outcome'], registers: [registry] });
+  const requests = new Counter({
+    name: 'fixture_requests_total',
+    help: 'Requests served, by outcome',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
   requests.inc({ outcome: 'ok' }, 0);
   requests.inc({ outcome: 'error' }, 0);
   const server = http.createServer(async (req, res) => {

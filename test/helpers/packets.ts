@@ -91,7 +91,9 @@ export async function tcpEchoDiff(host: string, port: number, bytes: number, tim
 
 /** A counter of /proc/PID/net/snmp (the network namespace of PID), e.g. ('Udp', 'InCsumErrors'). */
 export function snmpCounter(pid: number | 'self', proto: 'Udp' | 'Tcp' | 'Ip', field: string): number {
-  const lines = readFileSync(`/proc/${pid}/net/snmp`, 'utf8').split('\n').filter((l) => l.startsWith(`${proto}:`));
+  const lines = readFileSync(`/proc/${pid}/net/snmp`, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith(`${proto}:`));
   const names = (lines[0] ?? '').split(/\s+/);
   const values = (lines[1] ?? '').split(/\s+/);
   const i = names.indexOf(field);

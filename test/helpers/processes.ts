@@ -28,7 +28,10 @@ export async function currentIp(c: Ref): Promise<string> {
 }
 
 /** A container started with dockerode (init, stop signal, command of our choosing), labelled as Testcontainers' own. */
-export async function startRaw(name: string, opts: { image?: string; cmd?: string[]; init?: boolean; stopSignal?: string }): Promise<string> {
+export async function startRaw(
+  name: string,
+  opts: { image?: string; cmd?: string[]; init?: boolean; stopSignal?: string },
+): Promise<string> {
   const c = await docker.createContainer({
     Image: opts.image ?? IMAGES.client,
     Cmd: opts.cmd,

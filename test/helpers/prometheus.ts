@@ -45,7 +45,12 @@ export async function startPrometheus(targets: Record<string, string>): Promise<
   let log = '';
   const child: ChildProcess = spawn(
     PROMETHEUS,
-    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   child.stdout!.on('data', (d) => (log += d));
@@ -61,7 +66,10 @@ export async function startPrometheus(targets: Record<string, string>): Promise<
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`prometheus exited (${child.exitCode}): ${log.slice(-2000)}`);
-    const ready = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+    const ready = await fetch(`${url}/-/ready`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ready) break;
     if (Date.now() > deadline) {
       await stop();
@@ -71,7 +79,11 @@ export async function startPrometheus(targets: Record<string, string>): Promise<
   }
   const query = async (q: string) => {
     const r = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(q)}`);
-    const body = (await r.json()) as { status: string; error?: string; data: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] } };
+    const body = (await r.json()) as {
+      status: string;
+      error?: string;
+      data: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] };
+    };
     if (body.status !== 'success') throw new Error(`query ${q}: ${body.error}`);
     return body.data.result.map((s) => ({ metric: s.metric, value: Number(s.value[1]) }));
   };

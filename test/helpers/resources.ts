@@ -46,7 +46,10 @@ export async function cgroupValue(c: StartedTestContainer, file: string): Promis
 
 /** The processes of the container (pid and command line, host view), through its cgroup v2 directory. */
 export async function processesIn(c: StartedTestContainer): Promise<string[]> {
-  const procs = readFileSync(`${await cgroupDirOf(c)}/cgroup.procs`, 'utf8').trim().split('\n').filter(Boolean);
+  const procs = readFileSync(`${await cgroupDirOf(c)}/cgroup.procs`, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean);
   return procs
     .map((pid) => {
       try {
@@ -71,7 +74,9 @@ export function hostState(): Record<string, string> {
       }
     }
   }
-  out.tmp = readdirSync('/tmp').filter((n) => n.startsWith('vitest-chaos-disk-fill')).join(' ');
+  out.tmp = readdirSync('/tmp')
+    .filter((n) => n.startsWith('vitest-chaos-disk-fill'))
+    .join(' ');
   return out;
 }
 

@@ -49,6 +49,7 @@ export async function ingressRate(ip: string, sourceIp: string, n: number, timeo
   const inner = encodeURIComponent(`http://${sourceIp}:8080/bytes?n=${n}`);
   const r = await get(`http://${ip}:8080/proxy?url=${inner}&timeoutMs=${timeoutMs}`, timeoutMs + 5000);
   const j = JSON.parse(r.body.toString('utf8')) as { status?: number; bytes?: number; elapsedMs?: number; error?: string };
-  if (r.status !== 200 || j.status !== 200 || j.bytes !== n || !j.elapsedMs) throw new Error(`proxy fetch of ${n} bytes: ${r.body.toString('utf8').slice(0, 200)}`);
+  if (r.status !== 200 || j.status !== 200 || j.bytes !== n || !j.elapsedMs)
+    throw new Error(`proxy fetch of ${n} bytes: ${r.body.toString('utf8').slice(0, 200)}`);
   return n / (j.elapsedMs / 1000);
 }

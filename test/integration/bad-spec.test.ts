@@ -25,15 +25,47 @@ describe('a bad spec', () => {
 
   const cases: [string, () => FaultSpec, RegExp][] = [
     ['percent 150', () => ({ kind: 'network-loss', target, percent: 150 }), /percent is 150; expected a number from 0 to 100/],
-    ['a negative latency', () => ({ kind: 'network-latency', target, latencyMs: -5 }), /latencyMs is -5; expected a number of milliseconds/],
-    ['an unknown kind', () => ({ kind: 'network-chaos', target } as unknown as FaultSpec), /kind is "network-chaos"; expected one of "network-loss", "network-partition", "network-corrupt"/],
-    ['a missing target', () => ({ kind: 'network-loss', percent: 10 } as unknown as FaultSpec), /target is missing; expected a started container/],
-    ['a misspelt field', () => ({ kind: 'network-latency', target, latncyMs: 10 } as unknown as FaultSpec), /latencyMs is missing; expected a number of milliseconds from 0 to 60000; latncyMs is 10; expected no such field/],
-    ['a bad direction', () => ({ kind: 'network-loss', target, percent: 5, direction: 'up' } as unknown as FaultSpec), /direction is "up"; expected one of "egress", "ingress", "both"/],
-    ['a bad peer', () => ({ kind: 'network-loss', target, percent: 5, peer: '300.1.1.1/8' }), /peer is "300.1.1.1\/8"; expected a started container/],
+    [
+      'a negative latency',
+      () => ({ kind: 'network-latency', target, latencyMs: -5 }),
+      /latencyMs is -5; expected a number of milliseconds/,
+    ],
+    [
+      'an unknown kind',
+      () => ({ kind: 'network-chaos', target }) as unknown as FaultSpec,
+      /kind is "network-chaos"; expected one of "network-loss", "network-partition", "network-corrupt"/,
+    ],
+    [
+      'a missing target',
+      () => ({ kind: 'network-loss', percent: 10 }) as unknown as FaultSpec,
+      /target is missing; expected a started container/,
+    ],
+    [
+      'a misspelt field',
+      () => ({ kind: 'network-latency', target, latncyMs: 10 }) as unknown as FaultSpec,
+      /latencyMs is missing; expected a number of milliseconds from 0 to 60000; latncyMs is 10; expected no such field/,
+    ],
+    [
+      'a bad direction',
+      () => ({ kind: 'network-loss', target, percent: 5, direction: 'up' }) as unknown as FaultSpec,
+      /direction is "up"; expected one of "egress", "ingress", "both"/,
+    ],
+    [
+      'a bad peer',
+      () => ({ kind: 'network-loss', target, percent: 5, peer: '300.1.1.1/8' }),
+      /peer is "300.1.1.1\/8"; expected a started container/,
+    ],
     ['a bad port', () => ({ kind: 'network-partition', target, port: 70000 }), /port is 70000; expected an integer port from 1 to 65535/],
-    ['a container we did not start', () => ({ kind: 'network-loss', target: stranger.id, percent: 100 }), /target is "[\w-]+"; expected a container this run started with Testcontainers/],
-    ['a container that does not exist', () => ({ kind: 'network-loss', target: 'no-such-container', percent: 100 }), /target is "no-such-container"; expected a running container \(no container 'no-such-container' exists\)/],
+    [
+      'a container we did not start',
+      () => ({ kind: 'network-loss', target: stranger.id, percent: 100 }),
+      /target is "[\w-]+"; expected a container this run started with Testcontainers/,
+    ],
+    [
+      'a container that does not exist',
+      () => ({ kind: 'network-loss', target: 'no-such-container', percent: 100 }),
+      /target is "no-such-container"; expected a running container \(no container 'no-such-container' exists\)/,
+    ],
   ];
 
   it.each(cases)('%s is refused with a clear error and nothing applied', async (_name, spec, message) => {

@@ -23,9 +23,7 @@ describe('container-pause', () => {
     },
     // A paused container stays paused when the process dies: the journal entry lets the next run unpause it.
     sigkill: 'reaped by the next run',
-    bad: [
-      ['an unknown field', { forMs: 100 }, /forMs is 100; expected no such field/],
-    ],
+    bad: [['an unknown field', { forMs: 100 }, /forMs is 100; expected no such field/]],
   });
   let target: StartedTestContainer;
   let control: StartedTestContainer;
@@ -33,7 +31,12 @@ describe('container-pause', () => {
     ({ target, control } = env);
   });
   const url = (c: StartedTestContainer) => `http://${ipOf(c)}:8080/`;
-  afterAll(() => docker.getContainer(env.target.getId()).unpause().catch(() => undefined));
+  afterAll(() =>
+    docker
+      .getContainer(env.target.getId())
+      .unpause()
+      .catch(() => undefined),
+  );
 
   it('freezes the target: requests hang while paused and are answered after revert; the control answers throughout', async () => {
     const before = await httpGet(url(target));
@@ -66,7 +69,9 @@ describe('container-pause', () => {
     const after = await httpGet(url(target));
     expect(after.status).toBe(200);
     expect(after.ms).toBeLessThan(HANG_MS);
-    console.info(`pause: request hung ${answered.ms.toFixed(0)} ms, answered ${resumeMs.toFixed(0)} ms after revert (${(performance.now() - t0).toFixed(0)} ms in all)`);
+    console.info(
+      `pause: request hung ${answered.ms.toFixed(0)} ms, answered ${resumeMs.toFixed(0)} ms after revert (${(performance.now() - t0).toFixed(0)} ms in all)`,
+    );
     await fault.revert(); // twice: quiet
   });
 

@@ -33,7 +33,12 @@ describe('container-stop', () => {
   beforeEach(() => {
     ({ target, control } = env);
   });
-  afterAll(() => docker.getContainer(env.target.getId()).start().catch(() => undefined));
+  afterAll(() =>
+    docker
+      .getContainer(env.target.getId())
+      .start()
+      .catch(() => undefined),
+  );
 
   it('stops the target until revert, which starts it again (new pid); the control runs throughout', async () => {
     const before = await state(target);

@@ -47,7 +47,12 @@ describe('cpu-stress', () => {
   });
 
   it('slows the target down with busy processes in its cgroups, not the control, and ends them on revert', async () => {
-    const [procsBefore, state, controlState, host] = [await processesIn(target), await cgroupState(target), await cgroupState(control), hostState()];
+    const [procsBefore, state, controlState, host] = [
+      await processesIn(target),
+      await cgroupState(target),
+      await cgroupState(control),
+      hostState(),
+    ];
     // Target and control loop side by side, so the rest of the machine weighs on both alike.
     const [base, controlBase] = await Promise.all([busyLoop(target, 3000), busyLoop(control, 3000)]);
 
@@ -98,7 +103,9 @@ describe('cpu-stress', () => {
     const duty = (runnableMs(pid) - r0) / (performance.now() - t0);
     const stats = fault.stats();
     await fault.revert();
-    console.info(`cpu-stress loadPercent 30: worker runnable ${(duty * 100).toFixed(1)}% of the time, used ${stats.burnCpus?.toFixed(3)} CPUs`);
+    console.info(
+      `cpu-stress loadPercent 30: worker runnable ${(duty * 100).toFixed(1)}% of the time, used ${stats.burnCpus?.toFixed(3)} CPUs`,
+    );
     // Busy (on a CPU or waiting for one) 30% of wall time, however busy the machine is.
     expect(duty).toBeGreaterThan(0.26);
     expect(duty).toBeLessThan(0.36);

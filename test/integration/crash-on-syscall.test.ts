@@ -8,7 +8,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { chaos, ChaosSpecError, type FaultSpec } from 'vitest-chaos';
 import { sh, startClient } from '../helpers/containers.js';
 import { binomialBounds } from '../helpers/stats.js';
-import { docker, eventually, execDetached, execExitCode, processesIn, removeQuietly, startRaw, state, sysEnterLinks } from '../helpers/processes.js';
+import {
+  docker,
+  eventually,
+  execDetached,
+  execExitCode,
+  processesIn,
+  removeQuietly,
+  startRaw,
+  state,
+  sysEnterLinks,
+} from '../helpers/processes.js';
 
 // Waits without writing (sleep is another process, and reads nothing), starts on SIGUSR1, then makes
 // exactly N write(2) calls (bash's echo, no forks), counting the SIGUSR2s it gets, and ends with one more.
@@ -16,7 +26,7 @@ const N = 20;
 const writer = (n: number, file: string) =>
   `trap 'go=1' USR1; trap 'c=$((c+1))' USR2; c=0; while [ -z "$go" ]; do sleep 0.05; done; ` +
   `for ((i=1;i<=${n};i++)); do echo $i >> ${file}; done; echo $c > ${file}.caught`;
-const MARK = 'trap \'go=1\' USR1';
+const MARK = "trap 'go=1' USR1";
 
 /** Starts the writer in the container (before any fault, so docker exec's own writes are not counted). */
 async function startWriter(c: StartedTestContainer, n = N) {
@@ -28,7 +38,8 @@ async function startWriter(c: StartedTestContainer, n = N) {
   expect(await eventually(() => (caught() & 0xa00n) === 0xa00n)).toBe(true);
   return { exec, go: () => process.kill(pid!, 'SIGUSR1') };
 }
-const lines = async (c: StartedTestContainer, file = '/tmp/n') => (await sh(c, `cat ${file} 2>/dev/null; rm -f ${file}`)).output.split('\n').filter(Boolean);
+const lines = async (c: StartedTestContainer, file = '/tmp/n') =>
+  (await sh(c, `cat ${file} 2>/dev/null; rm -f ${file}`)).output.split('\n').filter(Boolean);
 
 /** The same writer on the host. */
 function hostWriter(n = N) {
@@ -46,7 +57,8 @@ function hostWriter(n = N) {
   };
 }
 
-const logTicks = async (id: string) => ((await docker.getContainer(id).logs({ stdout: true })) as Buffer).toString('latin1').split('tick').length - 1;
+const logTicks = async (id: string) =>
+  ((await docker.getContainer(id).logs({ stdout: true })) as Buffer).toString('latin1').split('tick').length - 1;
 
 describe('crash-on-syscall', () => {
   const started: (StartedTestContainer | string)[] = [];
@@ -58,7 +70,10 @@ describe('crash-on-syscall', () => {
 
   it('kills the main process when it writes (exit 137); a control container and a host process writing the same way live on', async () => {
     const loop = ['bash', '-c', 'while :; do echo tick; sleep 0.1; done'];
-    const [target, control] = await Promise.all([startRaw('crash-main', { cmd: loop }), startRaw('crash-main-control', { cmd: loop })]).then((ids) => ids.map(track));
+    const [target, control] = await Promise.all([
+      startRaw('crash-main', { cmd: loop }),
+      startRaw('crash-main-control', { cmd: loop }),
+    ]).then((ids) => ids.map(track));
     const host = spawn('bash', ['-c', 'while :; do echo tick; sleep 0.1; done'], { stdio: ['ignore', 'pipe', 'ignore'] });
     let hostTicks = 0;
     host.stdout!.on('data', (d: Buffer) => (hostTicks += d.toString().split('tick').length - 1));
@@ -164,7 +179,10 @@ describe('crash-on-syscall', () => {
     expect(sysEnterLinks()).toBe(1); // one program for every fault
     w.go();
     expect(await execExitCode(w.exec)).toBe(137);
-    expect([a.stats(), b.stats()]).toEqual([{ matched: 4, signalled: 1 }, { matched: 4, signalled: 1 }]);
+    expect([a.stats(), b.stats()]).toEqual([
+      { matched: 4, signalled: 1 },
+      { matched: 4, signalled: 1 },
+    ]);
     await a.revert();
     await a.revert();
     expect(sysEnterLinks()).toBe(1);
@@ -184,7 +202,10 @@ describe('crash-on-syscall', () => {
   it.each(bad)('%s is refused and nothing is attached', async (_n, params, message) => {
     const target = track(await startClient('crash-bad'));
     const w = await startWriter(target);
-    const err = await chaos.inject({ kind: 'crash-on-syscall', target, ...params } as unknown as FaultSpec).then(() => null, (e: unknown) => e);
+    const err = await chaos.inject({ kind: 'crash-on-syscall', target, ...params } as unknown as FaultSpec).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ChaosSpecError);
     expect((err as Error).message).toMatch(message);
     expect(sysEnterLinks()).toBe(0);

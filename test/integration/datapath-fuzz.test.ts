@@ -80,7 +80,10 @@ const httpCase = fc
     headers: fc.array(
       fc.tuple(
         fc.oneof({ arbitrary: token, weight: 6 }, { arbitrary: fc.string({ unit: 'binary', maxLength: 12 }), weight: 1 }),
-        fc.oneof({ arbitrary: fc.string({ maxLength: 60 }).map((v) => v.replace(/[\r\n]/g, '')), weight: 6 }, { arbitrary: fc.string({ unit: 'binary', maxLength: 60 }), weight: 1 }),
+        fc.oneof(
+          { arbitrary: fc.string({ maxLength: 60 }).map((v) => v.replace(/[\r\n]/g, '')), weight: 6 },
+          { arbitrary: fc.string({ unit: 'binary', maxLength: 60 }), weight: 1 },
+        ),
       ),
       { maxLength: 8 },
     ),
@@ -95,7 +98,10 @@ const httpCase = fc
     end: fc.boolean(),
   })
   .map((c) => {
-    const lines = [`${c.method} ${c.hugeWhere === 'path' && c.huge ? `/${'a'.repeat(c.huge)}` : c.path} ${c.version}`.trimEnd(), 'Host: backend'];
+    const lines = [
+      `${c.method} ${c.hugeWhere === 'path' && c.huge ? `/${'a'.repeat(c.huge)}` : c.path} ${c.version}`.trimEnd(),
+      'Host: backend',
+    ];
     for (const [k, v] of c.headers) lines.push(`${k}: ${v}`);
     if (c.hugeWhere === 'header' && c.huge) lines.push(`X-Huge: ${'h'.repeat(c.huge)}`);
     let body = c.hugeWhere === 'body' && c.huge ? Buffer.alloc(c.huge, 98) : c.body;
@@ -103,13 +109,18 @@ const httpCase = fc
     if (c.framing === 'wrong-length') lines.push(`Content-Length: ${body.length + 1 + (c.cut % 1000)}`);
     if (c.framing === 'chunked' || c.framing === 'bad-chunked' || c.framing === 'both') {
       lines.push('Transfer-Encoding: chunked');
-      body = Buffer.concat([Buffer.from(`${c.framing === 'bad-chunked' ? 'zz' : body.length.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')]);
+      body = Buffer.concat([
+        Buffer.from(`${c.framing === 'bad-chunked' ? 'zz' : body.length.toString(16)}\r\n`),
+        body,
+        Buffer.from('\r\n0\r\n\r\n'),
+      ]);
     }
     const req = Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), body]);
     let bytes: Buffer;
     if (c.shape === 'truncated') bytes = req.subarray(0, Math.max(16, c.cut % req.length));
     else if (c.shape === 'garbage') bytes = Buffer.concat([Buffer.from(`${c.method} /`), c.garbage]);
-    else if (c.shape === 'pipelined') bytes = Buffer.concat([req, req, Buffer.from(`${c.method} / HTTP/1.1\r\nHost: backend\r\n\r\n`), c.garbage]);
+    else if (c.shape === 'pipelined')
+      bytes = Buffer.concat([req, req, Buffer.from(`${c.method} / HTTP/1.1\r\nHost: backend\r\n\r\n`), c.garbage]);
     else bytes = req;
     return { chunks: split(bytes, c.cuts), end: c.end };
   });
@@ -118,7 +129,10 @@ describe('a hostile target against the HTTP policy', () => {
   let upstream: http.Server;
   let proxy: TcpProxy;
   let port: number;
-  const policy = httpPolicy({ matches: (req) => req.url === '/fault', abort: { status: 503, body: 'injected' } }, { headersTimeoutMs: 1000 });
+  const policy = httpPolicy(
+    { matches: (req) => req.url === '/fault', abort: { status: 503, body: 'injected' } },
+    { headersTimeoutMs: 1000 },
+  );
 
   beforeAll(async () => {
     upstream = http.createServer((req, res) => {
@@ -128,7 +142,11 @@ describe('a hostile target against the HTTP policy', () => {
     upstream.listen(0, '127.0.0.1');
     await once(upstream, 'listening');
     const up = upstream.address() as net.AddressInfo;
-    proxy = new TcpProxy({ host: '127.0.0.1', lookup: () => routeThrough({ address: '127.0.0.1', port: up.port }, []), open: (relay) => policy.open(relay, proxy) });
+    proxy = new TcpProxy({
+      host: '127.0.0.1',
+      lookup: () => routeThrough({ address: '127.0.0.1', port: up.port }, []),
+      open: (relay) => policy.open(relay, proxy),
+    });
     port = (await proxy.listen()).port;
   });
   afterAll(async () => {
@@ -144,7 +162,13 @@ describe('a hostile target against the HTTP policy', () => {
   };
 
   it('survives 2000 generated malformed, huge, truncated and split requests with a flat heap', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(httpCase, { minLength: BATCH, maxLength: BATCH }), async (b) => void (await Promise.all(b.map((c) => sendRaw(port, c.chunks, c.end))))), { seed: SEED + 1, numRuns: 4 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(httpCase, { minLength: BATCH, maxLength: BATCH }),
+        async (b) => void (await Promise.all(b.map((c) => sendRaw(port, c.chunks, c.end)))),
+      ),
+      { seed: SEED + 1, numRuns: 4 },
+    );
     const before = heapMB();
     const requestsBefore = policy.counters.httpRequests;
     await fc.assert(
@@ -171,7 +195,10 @@ describe('a hostile target against the HTTP policy', () => {
     const t0 = performance.now();
     slow.write('GET / HTTP/1.1\r\nHost: backend\r\n');
     const trickle = setInterval(() => !slow.destroyed && slow.write('X-A: b\r\n'), 100);
-    const closedIn = await Promise.race([once(slow, 'close').then(() => performance.now() - t0), new Promise<number>((r) => setTimeout(() => r(-1), 5000))]);
+    const closedIn = await Promise.race([
+      once(slow, 'close').then(() => performance.now() - t0),
+      new Promise<number>((r) => setTimeout(() => r(-1), 5000)),
+    ]);
     clearInterval(trickle);
     slow.destroy();
 
@@ -194,7 +221,10 @@ describe('a hostile target against the HTTP policy', () => {
 const dnsCase = fc
   .record({
     id: fc.integer({ min: 0, max: 0xffff }),
-    names: fc.array(fc.oneof(fc.domain(), fc.string({ unit: 'binary', maxLength: 80 }), fc.constantFrom('x.fault', 'ok.test', '', '.', '..')), { minLength: 0, maxLength: 4 }),
+    names: fc.array(
+      fc.oneof(fc.domain(), fc.string({ unit: 'binary', maxLength: 80 }), fc.constantFrom('x.fault', 'ok.test', '', '.', '..')),
+      { minLength: 0, maxLength: 4 },
+    ),
     type: fc.constantFrom('A', 'AAAA', 'TXT', 'ANY', 'MX'),
     random: anyText(600),
     huge: fc.constantFrom(0, 0, 0, 4000, 65000),
@@ -208,7 +238,12 @@ const dnsCase = fc
   .map((c) => {
     let q: Buffer;
     try {
-      q = dnsPacket.encode({ type: 'query', id: c.id, flags: dnsPacket.RECURSION_DESIRED, questions: c.names.map((name) => ({ type: c.type, name })) as dnsPacket.Question[] });
+      q = dnsPacket.encode({
+        type: 'query',
+        id: c.id,
+        flags: dnsPacket.RECURSION_DESIRED,
+        questions: c.names.map((name) => ({ type: c.type, name })) as dnsPacket.Question[],
+      });
     } catch {
       q = c.random;
     }
@@ -290,11 +325,14 @@ describe('a hostile target against the fake resolver', () => {
     s.send(dnsPacket.encode({ type: 'query', id: 7, questions: [{ type: 'A', name }] }), at.port, at.address);
     const r = await reply;
     s.close();
-    return r ? (r.readUInt16BE(2) & 0xf) : null;
+    return r ? r.readUInt16BE(2) & 0xf : null;
   };
 
   it('survives 2000 generated malformed, huge, truncated and split messages (UDP and TCP) with a flat heap', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(dnsCase, { minLength: BATCH, maxLength: BATCH }), async (b) => void (await Promise.all(b.map(send)))), { seed: SEED + 1, numRuns: 4 });
+    await fc.assert(
+      fc.asyncProperty(fc.array(dnsCase, { minLength: BATCH, maxLength: BATCH }), async (b) => void (await Promise.all(b.map(send)))),
+      { seed: SEED + 1, numRuns: 4 },
+    );
     await new Promise((r) => setTimeout(r, 1200)); // forwards in flight time out
     const before = heapMB();
     const q0 = counters.dnsQueries;

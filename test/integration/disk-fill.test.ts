@@ -6,7 +6,10 @@ import { sh, startHttpServer, stopAll } from '../helpers/containers.js';
 import { cgroupState, hostState, MiB, processesIn } from '../helpers/resources.js';
 
 /** Space of the filesystem holding `dir` in the container (df) and bytes under it (du), from inside. */
-async function space(c: StartedTestContainer, dir: string): Promise<{ usedBytes: number; availBytes: number; duBytes: number; files: string }> {
+async function space(
+  c: StartedTestContainer,
+  dir: string,
+): Promise<{ usedBytes: number; availBytes: number; duBytes: number; files: string }> {
   const { output, exitCode } = await sh(c, `df -B1 -P ${dir} | tail -n 1; du -s -B1 ${dir}; ls -A ${dir} | tr '\\n' ' '`);
   if (exitCode !== 0) throw new Error(`df/du in ${c.getName()} failed: ${output}`);
   const [dfLine = '', duLine = '', files = ''] = output.split('\n');
@@ -31,8 +34,16 @@ describe('disk-fill', () => {
       ['no bytes', {}, /bytes is missing; expected an integer number of bytes from 1 to 2\^50/],
       ['zero bytes', { bytes: 0 }, /bytes is 0; expected an integer number of bytes/],
       ['a relative path', { bytes: MiB, path: 'tmp' }, /path is "tmp"; expected an absolute path of a directory in the container/],
-      ['a missing directory', { bytes: MiB, path: '/no/such/dir' }, /path is "\/no\/such\/dir"; expected an absolute path of a directory in the container \(.*can't cd/],
-      ['more than is free', { bytes: 2 ** 50 }, /bytes is 1125899906842624; expected at most the free space of \/tmp in [\w-]+ \(\d+ bytes\)/],
+      [
+        'a missing directory',
+        { bytes: MiB, path: '/no/such/dir' },
+        /path is "\/no\/such\/dir"; expected an absolute path of a directory in the container \(.*can't cd/,
+      ],
+      [
+        'more than is free',
+        { bytes: 2 ** 50 },
+        /bytes is 1125899906842624; expected at most the free space of \/tmp in [\w-]+ \(\d+ bytes\)/,
+      ],
     ],
   });
   let target: StartedTestContainer;

@@ -18,18 +18,37 @@ it('reverts, stops and reports when the test times out mid-experiment', async ()
   await new Promise<void>((resolve) =>
     execFile(
       process.execPath,
-      ['node_modules/vitest/vitest.mjs', 'run', '--config', 'test/child-runs/vitest.config.ts', '--reporter=json', `--outputFile.json=${out}`],
-      { env: { ...process.env, VC_FIXTURE: 'experiment-timeout.fixture.ts', VC_TARGET: demo.api.getId(), VC_URL: demo.url }, timeout: 60_000 },
+      [
+        'node_modules/vitest/vitest.mjs',
+        'run',
+        '--config',
+        'test/child-runs/vitest.config.ts',
+        '--reporter=json',
+        `--outputFile.json=${out}`,
+      ],
+      {
+        env: { ...process.env, VC_FIXTURE: 'experiment-timeout.fixture.ts', VC_TARGET: demo.api.getId(), VC_URL: demo.url },
+        timeout: 60_000,
+      },
       () => resolve(),
     ),
   );
   const report = JSON.parse(readFileSync(out, 'utf8'));
-  type R = { title: string; status: string; duration: number; failureMessages: string[]; meta: { vitestChaos?: { experiments: Record<string, unknown>[] } } };
+  type R = {
+    title: string;
+    status: string;
+    duration: number;
+    failureMessages: string[];
+    meta: { vitestChaos?: { experiments: Record<string, unknown>[] } };
+  };
   const [timedOut, afterwards] = report.testResults[0].assertionResults as R[];
   expect(timedOut?.status).toBe('failed');
   expect(timedOut?.duration).toBeLessThan(5000);
   const result = timedOut?.meta.vitestChaos?.experiments[0] as {
-    verdict: string; error: string; phases: { baseline: { requests: number } }; faults: { revertedAtMs: number | null }[];
+    verdict: string;
+    error: string;
+    phases: { baseline: { requests: number } };
+    faults: { revertedAtMs: number | null }[];
   };
   expect(result.verdict).toBe('aborted');
   expect(result.error).toBe('the test was cancelled or timed out');

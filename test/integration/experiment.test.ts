@@ -54,7 +54,9 @@ describe('chaos.experiment', () => {
       message = (e as Error).message;
     }
     expect(message).toContain('Hypothesis "Given 40 req/s, when the backend is 400 ms slower');
-    expect(message).toMatch(/p99 4\d\d\.\d ms > 300\.0 ms \(max 300 ms\) in window \d+\.\d\d-\d+\.\d\d s \(observe\); faults in force: network-latency\(latencyMs=400/);
+    expect(message).toMatch(
+      /p99 4\d\d\.\d ms > 300\.0 ms \(max 300 ms\) in window \d+\.\d\d-\d+\.\d\d s \(observe\); faults in force: network-latency\(latencyMs=400/,
+    );
   });
 
   it('aborts on the first breach: every fault reverted within 100 ms, traffic recovers, recovery measured', async () => {
@@ -154,10 +156,26 @@ describe('chaos.experiment with bad input', () => {
     durationMs: 2000,
   };
   it.each([
-    ['an unknown SLO', { ...base, steadyState: { ...base.steadyState, slos: { p42: { maxMs: 1 } } } }, /steadyState\.slos\.p42 is \{"maxMs":1\}; expected no such field/],
-    ['a negative rps', { ...base, steadyState: { ...base.steadyState, load: { url: 'http://127.0.0.1:1/', rps: -5 } } }, /steadyState\.load\.rps is -5; expected a rate > 0 requests per second/],
-    ['a window longer than the duration', { ...base, steadyState: { ...base.steadyState, windowMs: 5000 } }, /steadyState\.windowMs is 5000; expected a window no longer than durationMs \(2000 ms\)/],
-    ['a fault spec the foundation rejects', { ...base, faults: [{ kind: 'network-loss', target: 'x', percent: 150 }] }, /chaos\.inject\(network-loss\): percent is 150/],
+    [
+      'an unknown SLO',
+      { ...base, steadyState: { ...base.steadyState, slos: { p42: { maxMs: 1 } } } },
+      /steadyState\.slos\.p42 is \{"maxMs":1\}; expected no such field/,
+    ],
+    [
+      'a negative rps',
+      { ...base, steadyState: { ...base.steadyState, load: { url: 'http://127.0.0.1:1/', rps: -5 } } },
+      /steadyState\.load\.rps is -5; expected a rate > 0 requests per second/,
+    ],
+    [
+      'a window longer than the duration',
+      { ...base, steadyState: { ...base.steadyState, windowMs: 5000 } },
+      /steadyState\.windowMs is 5000; expected a window no longer than durationMs \(2000 ms\)/,
+    ],
+    [
+      'a fault spec the foundation rejects',
+      { ...base, faults: [{ kind: 'network-loss', target: 'x', percent: 150 }] },
+      /chaos\.inject\(network-loss\): percent is 150/,
+    ],
   ])('refuses %s before anything starts', async (_name, opts, message) => {
     const t0 = performance.now();
     await expect(chaos.experiment(opts as never)).rejects.toThrow(message);

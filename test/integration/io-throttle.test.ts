@@ -35,8 +35,12 @@ describe('io-throttle', () => {
     // Cgroup values, processes and files outlive the process: the journal entries written first let the next run undo them.
     sigkill: 'reaped by the next run',
     params: () => ({ writeBytesPerSec: MiB, readIops: 100 }),
-    measure: async (c) => [await cgroupValue(c, 'blkio/blkio.throttle.write_bps_device'), await cgroupValue(c, 'blkio/blkio.throttle.read_iops_device')],
-    affected: (caps) => expect(caps).toEqual([expect.stringMatching(new RegExp(`^\\d+:\\d+ ${MiB}$`)), expect.stringMatching(/^\d+:\d+ 100$/)]),
+    measure: async (c) => [
+      await cgroupValue(c, 'blkio/blkio.throttle.write_bps_device'),
+      await cgroupValue(c, 'blkio/blkio.throttle.read_iops_device'),
+    ],
+    affected: (caps) =>
+      expect(caps).toEqual([expect.stringMatching(new RegExp(`^\\d+:\\d+ ${MiB}$`)), expect.stringMatching(/^\d+:\d+ 100$/)]),
     normal: (caps) => expect(caps).toEqual(['', '']),
     counts: (s) => expect(s.deviceMajor).toBeGreaterThan(0),
     bad: [
@@ -44,7 +48,11 @@ describe('io-throttle', () => {
       ['a zero rate', { writeBytesPerSec: 0 }, /writeBytesPerSec is 0; expected an integer number of bytes per second from 1/],
       ['fractional iops', { readIops: 2.5 }, /readIops is 2.5; expected an integer number of operations per second/],
       ['a relative path', { readIops: 10, path: 'tmp' }, /path is "tmp"; expected an absolute path in the container/],
-      ['a path on no block device', { readIops: 10, path: '/dev/shm' }, /path is "\/dev\/shm"; expected a path on a block device in the container/],
+      [
+        'a path on no block device',
+        { readIops: 10, path: '/dev/shm' },
+        /path is "\/dev\/shm"; expected a path on a block device in the container/,
+      ],
     ],
   });
   let target: StartedTestContainer;

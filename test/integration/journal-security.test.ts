@@ -38,7 +38,10 @@ async function reapAt(dir: string): Promise<string[]> {
   process.env.VITEST_CHAOS_JOURNAL_DIR = dir;
   const lines: string[] = [];
   try {
-    await reapOnce(() => new Journal(), (l) => lines.push(l))();
+    await reapOnce(
+      () => new Journal(),
+      (l) => lines.push(l),
+    )();
   } finally {
     if (saved === undefined) delete process.env.VITEST_CHAOS_JOURNAL_DIR;
     else process.env.VITEST_CHAOS_JOURNAL_DIR = saved;
@@ -90,11 +93,15 @@ describe('the reaper runs only what a run of ours could have journaled', () => {
       const bad = {
         exec: plant(dir, 'exec', [{ type: 'exec', argv: ['touch', PWNED] }]),
         writeFile: plant(dir, 'write-file', [{ type: 'write-file', path: PWNED, content: 'x' }]),
-        outsideMounts: plant(dir, 'cgroup-write outside the cgroup mounts', [{ type: 'cgroup-write', path: '/tmp/pwned/cpu.max', content: 'max 100000' }]),
+        outsideMounts: plant(dir, 'cgroup-write outside the cgroup mounts', [
+          { type: 'cgroup-write', path: '/tmp/pwned/cpu.max', content: 'max 100000' },
+        ]),
         notAContainer: plant(dir, 'cgroup-write to the root cgroup', [
           { type: 'cgroup-write', path: '/sys/fs/cgroup/cpu/cpu.cfs_quota_us', content: '1000' },
         ]),
-        dotdot: plant(dir, 'cgroup-write with ..', [{ type: 'cgroup-write', path: `${oursQuota.replace(/\/[^/]+$/, '')}/../../cpu.cfs_quota_us`, content: '1000' }]),
+        dotdot: plant(dir, 'cgroup-write with ..', [
+          { type: 'cgroup-write', path: `${oursQuota.replace(/\/[^/]+$/, '')}/../../cpu.cfs_quota_us`, content: '1000' },
+        ]),
         otherFile: plant(dir, 'cgroup-write to another file', [
           { type: 'cgroup-write', path: oursQuota.replace('cpu.cfs_quota_us', 'cgroup.procs'), content: String(process.pid) },
         ]),
@@ -104,7 +111,9 @@ describe('the reaper runs only what a run of ours could have journaled', () => {
         foreignRm: plant(dir, 'disk-fill-remove in a foreign container', [
           { type: 'disk-fill-remove', containerId: foreignId, dir: '/etc', file: 'vitest-chaos-disk-fill-1-1' },
         ]),
-        otherName: plant(dir, 'disk-fill-remove of another file', [{ type: 'disk-fill-remove', containerId: ours.getId(), dir: '/etc', file: 'passwd' }]),
+        otherName: plant(dir, 'disk-fill-remove of another file', [
+          { type: 'disk-fill-remove', containerId: ours.getId(), dir: '/etc', file: 'passwd' },
+        ]),
         tcArgv: plant(dir, 'tc with another handle', [
           { type: 'tc-qdisc-del', containerId: ours.getId(), netns: null, device: 'docker0', handle: '1:' },
         ]),
@@ -164,7 +173,10 @@ describe('the reaper runs only what a run of ours could have journaled', () => {
       expect(readFileSync(oursQuota, 'utf8').trim()).toBe('-1');
     } finally {
       sleeper.kill('SIGKILL');
-      await docker.getContainer(ours.getId()).unpause().catch(() => undefined);
+      await docker
+        .getContainer(ours.getId())
+        .unpause()
+        .catch(() => undefined);
       await foreign.unpause().catch(() => undefined);
     }
     await foreign.unpause().catch(() => undefined);
@@ -187,7 +199,11 @@ describe('the reaper runs only what a run of ours could have journaled', () => {
       plant(theirs, 'container-pause on sec-ours', [{ type: 'docker-unpause', containerId: ours.getId() }]);
       await run('chown', ['65534', theirs]);
       const theirLines = await reapAt(theirs);
-      expect(theirLines).toEqual([expect.stringContaining(`belongs to uid 65534, not to uid 0 that runs vitest-chaos: run \`chown 0 ${theirs} && chmod 700 ${theirs}\``)]);
+      expect(theirLines).toEqual([
+        expect.stringContaining(
+          `belongs to uid 65534, not to uid 0 that runs vitest-chaos: run \`chown 0 ${theirs} && chmod 700 ${theirs}\``,
+        ),
+      ]);
       expect((await state(ours.getId())).Paused).toBe(true);
 
       // The fix the message gives works: the same record then runs.
@@ -195,7 +211,10 @@ describe('the reaper runs only what a run of ours could have journaled', () => {
       expect(await reapAt(open)).toEqual([expect.stringContaining('reverted what a dead run left: container-pause on sec-ours')]);
       expect((await state(ours.getId())).Paused).toBe(false);
     } finally {
-      await docker.getContainer(ours.getId()).unpause().catch(() => undefined);
+      await docker
+        .getContainer(ours.getId())
+        .unpause()
+        .catch(() => undefined);
     }
   });
 

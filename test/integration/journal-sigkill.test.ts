@@ -26,7 +26,10 @@ describe('the reaper, after a SIGKILLed run', () => {
     [target, control] = await Promise.all([startHttpServer('reap-order-target'), startHttpServer('reap-order-control')]);
   });
   afterAll(async () => {
-    await docker.getContainer(target.getId()).unpause().catch(() => undefined);
+    await docker
+      .getContainer(target.getId())
+      .unpause()
+      .catch(() => undefined);
     await stopAll(target, control);
   });
 
@@ -45,7 +48,10 @@ describe('the reaper, after a SIGKILLed run', () => {
     const { reverted, failed } = await journal.reap();
     const name = target.getName().replace(/^\//, '');
     expect(failed.filter((f) => f.entry.pid === child.pid)).toEqual([]);
-    expect(reverted.filter((e) => e.pid === child.pid).map((e) => e.description.replace(/ .*/, ''))).toEqual(['container-pause', 'disk-fill']);
+    expect(reverted.filter((e) => e.pid === child.pid).map((e) => e.description.replace(/ .*/, ''))).toEqual([
+      'container-pause',
+      'disk-fill',
+    ]);
     expect((await state(target)).Paused).toBe(false);
     expect(existsSync(file)).toBe(false);
     expect((await sh(target, `ls /tmp | grep -c vitest-chaos-disk-fill-${child.pid} || true`)).output.trim()).toBe('0');
@@ -79,7 +85,9 @@ describe('the reaper, after a SIGKILLed run', () => {
       const first = await journal.reap();
       expect(first.reverted.filter((e) => e.pid === child.pid)).toEqual([]);
       const mine = first.failed.filter((f) => f.entry.pid === child.pid);
-      expect(mine.map((f) => f.entry.description)).toEqual([expect.stringMatching(/^disk-fill 10485760 bytes at \/tmp\/vitest-chaos-disk-fill-/)]);
+      expect(mine.map((f) => f.entry.description)).toEqual([
+        expect.stringMatching(/^disk-fill 10485760 bytes at \/tmp\/vitest-chaos-disk-fill-/),
+      ]);
       expect(mine[0]!.error).toMatch(/409|paused/i);
       expect(journal.entries().filter((e) => e.pid === child.pid)).toHaveLength(1);
       expect(existsSync(file)).toBe(true);
@@ -90,7 +98,10 @@ describe('the reaper, after a SIGKILLed run', () => {
       expect(existsSync(file)).toBe(false);
       expect(journal.entries().filter((e) => e.pid === child.pid)).toEqual([]);
     } finally {
-      await docker.getContainer(target.getId()).unpause().catch(() => undefined);
+      await docker
+        .getContainer(target.getId())
+        .unpause()
+        .catch(() => undefined);
     }
   });
 });

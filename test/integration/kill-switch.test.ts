@@ -137,7 +137,9 @@ describe('kill switch: vitest-chaos stop | resume | status', () => {
     return (await waitFile(join(sync, `${name}.result-${n}`), 20_000)) as { result: string; active: string[] };
   };
 
-  it('stop reverts every fault of two busy runs within 1 s, measured; injects refuse until resume; status lists them', { timeout: 240_000 }, async () => {
+  it('stop reverts every fault of two busy runs within 1 s, measured; injects refuse until resume; status lists them', {
+    timeout: 240_000,
+  }, async () => {
     const [loss, latency, cpu, pause] = c as [StartedTestContainer, StartedTestContainer, StartedTestContainer, StartedTestContainer];
     const quotaBefore = await quota(cpu);
     const viaProxy = `http://${ipOf(latency)}:8080/proxy?url=${encodeURIComponent(`http://${ipOf(cpu)}:8080/`)}`;
@@ -157,9 +159,11 @@ describe('kill switch: vitest-chaos stop | resume | status', () => {
       ],
       { kind: 'network-loss', target: latency.getId(), percent: 10 },
     );
-    const [readyA, readyB] = await Promise.all([waitFile(join(sync, 'a.ready'), 90_000), waitFile(join(sync, 'b.ready'), 90_000)]).catch((e) => {
-      throw new Error(`${e}\n--- run a:\n${runA.log()}\n--- run b:\n${runB.log()}`);
-    });
+    const [readyA, readyB] = await Promise.all([waitFile(join(sync, 'a.ready'), 90_000), waitFile(join(sync, 'b.ready'), 90_000)]).catch(
+      (e) => {
+        throw new Error(`${e}\n--- run a:\n${runA.log()}\n--- run b:\n${runB.log()}`);
+      },
+    );
     console.info(`runs: a pid ${runA.child.pid} worker ${readyA.pid}, b pid ${runB.child.pid} worker ${readyB.pid}`);
 
     // In force, measured.
@@ -175,7 +179,12 @@ describe('kill switch: vitest-chaos stop | resume | status', () => {
     expect(st.code).toBe(0);
     expect(st.out).toContain(`run ${runA.child.pid}`);
     expect(st.out).toContain(`run ${runB.child.pid}`);
-    for (const [kind, k] of [['network-loss', loss], ['cpu-throttle', cpu], ['network-latency', latency], ['container-pause', pause]] as const) {
+    for (const [kind, k] of [
+      ['network-loss', loss],
+      ['cpu-throttle', cpu],
+      ['network-latency', latency],
+      ['container-pause', pause],
+    ] as const) {
       expect(st.out).toMatch(new RegExp(`${kind} on ${k.getName().replace(/^\//, '')}`));
     }
 
@@ -216,7 +225,9 @@ describe('kill switch: vitest-chaos stop | resume | status', () => {
     // Next injects refused, nothing applied; resume allows them again.
     for (const name of ['a', 'b']) {
       const r = await tryInject(name, 1);
-      expect(r.result).toMatch(/^refused: chaos.inject\(network-loss\): refused: the kill switch is on .*run `npx vitest-chaos resume` to allow faults again\. Nothing was applied\./);
+      expect(r.result).toMatch(
+        /^refused: chaos.inject\(network-loss\): refused: the kill switch is on .*run `npx vitest-chaos resume` to allow faults again\. Nothing was applied\./,
+      );
       expect(r.active).toEqual([]);
     }
     expect((await udpEchoRound(ipOf(loss), 9000, 50)).lost).toBe(0);
@@ -230,16 +241,23 @@ describe('kill switch: vitest-chaos stop | resume | status', () => {
     expect((await vitestChaos('status')).out).toContain('no live runs');
   });
 
-  it('a stuck run (blocked event loop) is SIGKILLed after the grace period and its journal reverted, within 1 s', { timeout: 120_000 }, async () => {
+  it('a stuck run (blocked event loop) is SIGKILLed after the grace period and its journal reverted, within 1 s', {
+    timeout: 120_000,
+  }, async () => {
     await vitestChaos('resume'); // whatever the test before left
     const stuck = c[4]!;
     const quotaBefore = await quota(stuck);
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'test/helpers/stuck-child.ts', JSON.stringify([
-        { kind: 'network-loss', target: stuck.getId(), percent: 100 },
-        { kind: 'cpu-throttle', target: stuck.getId(), cpus: 0.3 },
-      ])],
+      [
+        '--import',
+        'tsx',
+        'test/helpers/stuck-child.ts',
+        JSON.stringify([
+          { kind: 'network-loss', target: stuck.getId(), percent: 100 },
+          { kind: 'cpu-throttle', target: stuck.getId(), cpus: 0.3 },
+        ]),
+      ],
       { env: { ...process.env, VITEST_CHAOS_CONTROL_DIR: CONTROL }, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     children.push(child);
@@ -283,7 +301,9 @@ describe('kill switch: vitest-chaos stop | resume | status', () => {
       ),
     );
     expect(r.code).toBe(1);
-    expect(r.out).toMatch(/the control directory .* is unsafe \(its mode is 755, not 700\); the kill switch must be reachable by root only/);
+    expect(r.out).toMatch(
+      /the control directory .* is unsafe \(its mode is 755, not 700\); the kill switch must be reachable by root only/,
+    );
     rmSync(loose, { recursive: true, force: true });
   });
 });

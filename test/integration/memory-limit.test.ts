@@ -43,7 +43,12 @@ describe('memory-limit', () => {
   });
 
   it('gets a process that allocates past the limit OOM-killed, counts it, and lifts the limit on revert', async () => {
-    const [state, procs, controlState, host] = [await cgroupState(target), await processesIn(target), await cgroupState(control), hostState()];
+    const [state, procs, controlState, host] = [
+      await cgroupState(target),
+      await processesIn(target),
+      await cgroupState(control),
+      hostState(),
+    ];
     expect(state['memory/memory.limit_in_bytes']).toBe(UNLIMITED);
     expect(await allocate(target, 256)).toBe(0);
 
@@ -56,7 +61,9 @@ describe('memory-limit', () => {
     const stats = fault.stats();
     await fault.revert();
     const afterRevert = await allocate(target, 256);
-    console.info(`memory-limit 128 MiB: exit codes ${underLimit} (64 MiB), ${pastLimit} (256 MiB), control ${onControl}, after revert ${afterRevert}; ${JSON.stringify(stats)}`);
+    console.info(
+      `memory-limit 128 MiB: exit codes ${underLimit} (64 MiB), ${pastLimit} (256 MiB), control ${onControl}, after revert ${afterRevert}; ${JSON.stringify(stats)}`,
+    );
 
     expect(underLimit).toBe(0);
     expect(pastLimit).toBe(137);
@@ -88,7 +95,9 @@ describe('memory-limit', () => {
       const exit = await docker.getContainer(grower.getId()).wait();
       const inspected = await docker.getContainer(grower.getId()).inspect();
       await fault.revert();
-      console.info(`memory-limit on a growing main process: exit ${exit.StatusCode}, OOMKilled ${inspected.State.OOMKilled}; ${JSON.stringify(fault.stats())}`);
+      console.info(
+        `memory-limit on a growing main process: exit ${exit.StatusCode}, OOMKilled ${inspected.State.OOMKilled}; ${JSON.stringify(fault.stats())}`,
+      );
       expect(exit.StatusCode).toBe(137);
       expect(inspected.State.OOMKilled).toBe(true);
       expect(fault.stats().targetOomKilled).toBe(1);

@@ -26,8 +26,16 @@ describe('memory-stress', () => {
     bad: [
       ['no bytes', {}, /bytes is missing; expected an integer number of bytes from 1048576/],
       ['too few bytes', { bytes: 1000 }, /bytes is 1000; expected an integer number of bytes from 1048576 \(1 MiB\)/],
-      ['a slow rate', { bytes: 64 * MiB, rateBytesPerSec: 1 }, /rateBytesPerSec is 1; expected an integer number of bytes per second, at least 1048576/],
-      ['more than the host can give', { bytes: 2 ** 45 }, /bytes is 35184372088832; expected at most \d+ \(80% of the host's free memory\)/],
+      [
+        'a slow rate',
+        { bytes: 64 * MiB, rateBytesPerSec: 1 },
+        /rateBytesPerSec is 1; expected an integer number of bytes per second, at least 1048576/,
+      ],
+      [
+        'more than the host can give',
+        { bytes: 2 ** 45 },
+        /bytes is 35184372088832; expected at most \d+ \(80% of the host's free memory\)/,
+      ],
     ],
   });
   let target: StartedTestContainer;
@@ -37,7 +45,12 @@ describe('memory-stress', () => {
   });
 
   it('charges the bytes to the target while in force, and gives them back on revert', async () => {
-    const [state, procs, controlState, host] = [await cgroupState(target), await processesIn(target), await cgroupState(control), hostState()];
+    const [state, procs, controlState, host] = [
+      await cgroupState(target),
+      await processesIn(target),
+      await cgroupState(control),
+      hostState(),
+    ];
     const [before, controlBefore] = [await memoryUsage(target), await memoryUsage(control)];
 
     const fault = await chaos.inject({ kind: 'memory-stress', target, bytes: 256 * MiB });
@@ -69,7 +82,7 @@ describe('memory-stress', () => {
     const samples: { s: number; mib: number }[] = [];
     for (let i = 0; i < 9; i++) {
       await sleep(500);
-      samples.push({ s: (performance.now() - t0) / 1000, mib: (await memoryUsage(target) - before) / MiB });
+      samples.push({ s: (performance.now() - t0) / 1000, mib: ((await memoryUsage(target)) - before) / MiB });
     }
     const stats = fault.stats();
     await fault.revert();

@@ -42,7 +42,11 @@ describe('network-corrupt', () => {
     host: async () => (await round('127.0.0.1', host.port, 100)).distinct,
     bad: [
       ['percent 101', { percent: 101 }, /percent is 101; expected a number from 0 to 100/],
-      ['direction sideways', { percent: 10, direction: 'sideways' }, /direction is "sideways"; expected one of "egress", "ingress", "both"/],
+      [
+        'direction sideways',
+        { percent: 10, direction: 'sideways' },
+        /direction is "sideways"; expected one of "egress", "ingress", "both"/,
+      ],
       ['an unknown field', { percent: 10, bytes: 2 }, /bytes is 2; expected no such field/],
       ['port 0', { percent: 10, port: 0 }, /port is 0; expected an integer port from 1 to 65535/],
     ],

@@ -19,7 +19,9 @@ const UDP = 9000;
 const round = (host: string, port: number, n: number) => udpPayloadRound(host, port, n, 500, 1);
 
 function tcpExt(pid: number, field: string): number {
-  const lines = readFileSync(`/proc/${pid}/net/netstat`, 'utf8').split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const lines = readFileSync(`/proc/${pid}/net/netstat`, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('TcpExt:'));
   const i = (lines[0] ?? '').split(/\s+/).indexOf(field);
   return Number((lines[1] ?? '').split(/\s+/)[i]);
 }
@@ -125,7 +127,14 @@ describe('network-duplicate', () => {
   it('replays the same duplicates with the same seed', async () => {
     const counts = [];
     for (let i = 0; i < 2; i++) {
-      const f = await chaos.inject({ kind: 'network-duplicate', target: env.target, percent: 30, direction: 'ingress', port: UDP, seed: 1234 });
+      const f = await chaos.inject({
+        kind: 'network-duplicate',
+        target: env.target,
+        percent: 30,
+        direction: 'ingress',
+        port: UDP,
+        seed: 1234,
+      });
       await round(ipOf(env.target), UDP, 300);
       counts.push(f.stats().ingressDuplicated);
       await f.revert();

@@ -60,7 +60,9 @@ describe('network-latency', () => {
     const hostDuring = median(await hostTimes(url, ROUNDS));
     const stats = fault.stats();
     await fault.revert();
-    console.info(`latency 100 ms: target median ${base.toFixed(1)} -> ${slow.toFixed(1)} ms; host ${baseHost.toFixed(1)} -> ${hostDuring.toFixed(1)} ms`);
+    console.info(
+      `latency 100 ms: target median ${base.toFixed(1)} -> ${slow.toFixed(1)} ms; host ${baseHost.toFixed(1)} -> ${hostDuring.toFixed(1)} ms`,
+    );
     expect(slow - base).toBeGreaterThanOrEqual(95);
     expect(slow - base).toBeLessThanOrEqual(105);
     expect(stats.connectsRedirected).toBe(ROUNDS);
@@ -72,7 +74,9 @@ describe('network-latency', () => {
     const times = await curlTimes(env.target, url, ROUNDS);
     await fault.revert();
     const spread = quantile(times, 0.9) - quantile(times, 0.1);
-    console.info(`latency 100 +/- 40 ms: p10 ${quantile(times, 0.1).toFixed(1)}, median ${median(times).toFixed(1)}, p90 ${quantile(times, 0.9).toFixed(1)} ms`);
+    console.info(
+      `latency 100 +/- 40 ms: p10 ${quantile(times, 0.1).toFixed(1)}, median ${median(times).toFixed(1)}, p90 ${quantile(times, 0.9).toFixed(1)} ms`,
+    );
     // Uniform +/-40 ms: the 10th-90th percentile range is about 64 ms; no jitter gives about 1 ms.
     expect(spread).toBeGreaterThan(30);
     expect(Math.min(...times)).toBeGreaterThanOrEqual(59);

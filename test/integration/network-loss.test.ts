@@ -47,9 +47,7 @@ describe('network-loss', () => {
       const stats = fault.stats();
       await fault.revert();
 
-      console.info(
-        `loss 30% ${direction}: target lost ${onTarget.lost}/${N}, kernel ${JSON.stringify(stats)}`,
-      );
+      console.info(`loss 30% ${direction}: target lost ${onTarget.lost}/${N}, kernel ${JSON.stringify(stats)}`);
       const [lo, hi] = binomialBounds(N, 0.3);
       expect(onTarget.lost).toBeGreaterThanOrEqual(lo);
       expect(onTarget.lost).toBeLessThanOrEqual(hi);
@@ -140,5 +138,4 @@ describe('network-loss', () => {
     const r = await udpEchoRound(ipOf(target()), UDP, 200);
     expect(r.lost).toBe(0);
   });
-
 });

@@ -44,10 +44,18 @@ describe('network-partition', () => {
     applied: async (c) => attachedPrograms(await cgroupDirOf(c)),
     host: () => hostGet(url),
     bad: [
-      ['action reject with direction ingress', { action: 'reject', direction: 'ingress' }, /direction is "ingress"; expected "egress" or "both" with action "reject"/],
+      [
+        'action reject with direction ingress',
+        { action: 'reject', direction: 'ingress' },
+        /direction is "ingress"; expected "egress" or "both" with action "reject"/,
+      ],
       ['an unknown action', { action: 'cut' }, /action is "cut"; expected one of "drop", "reject"/],
       ['percent', { percent: 50 }, /percent is 50; expected no such field/],
-      ['a bad CIDR', { peer: '10.0.0.0/33' }, /peer is "10.0.0.0\/33"; expected a started container, "container:<id or name>", or an IPv4 address or CIDR/],
+      [
+        'a bad CIDR',
+        { peer: '10.0.0.0/33' },
+        /peer is "10.0.0.0\/33"; expected a started container, "container:<id or name>", or an IPv4 address or CIDR/,
+      ],
     ],
     sigkill: 'nothing left',
   });
@@ -83,8 +91,7 @@ describe('network-partition', () => {
   it('one way (egress): what the target sends is lost, what it receives still arrives', async () => {
     const gateway = await gatewayOf(target());
     const sink = await hostUdpSink(gateway);
-    const send = (n: number) =>
-      sh(target(), `for i in $(seq ${n}); do echo "x$i" > /dev/udp/${gateway}/${sink.port}; done`);
+    const send = (n: number) => sh(target(), `for i in $(seq ${n}); do echo "x$i" > /dev/udp/${gateway}/${sink.port}; done`);
     // A listener inside the target counts what the host sends it.
     await sh(target(), 'rm -f /tmp/got; (timeout 5 nc -u -l -p 5000 > /tmp/got &) ; sleep 0.2');
     await send(20);

@@ -34,7 +34,11 @@ describe('network-reset', () => {
     applied: async (c) => attachedPrograms(await cgroupDirOf(c)),
     host: () => hostGet(big),
     bad: [
-      ['both afterBytes and afterMs', { afterBytes: 10, afterMs: 10 }, /afterBytes is 10; expected exactly one of afterBytes .* and afterMs/],
+      [
+        'both afterBytes and afterMs',
+        { afterBytes: 10, afterMs: 10 },
+        /afterBytes is 10; expected exactly one of afterBytes .* and afterMs/,
+      ],
       ['neither afterBytes nor afterMs', {}, /afterBytes is missing; expected exactly one of afterBytes/],
       ['negative afterBytes', { afterBytes: -1 }, /afterBytes is -1; expected an integer number of bytes from 0 to 2147483647/],
       ['afterMs too large', { afterMs: 1e9 }, /afterMs is 1000000000; expected a number of milliseconds from 0 to 600000/],

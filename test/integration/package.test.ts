@@ -6,7 +6,20 @@
 // Installed projects are cached per version in .cache/pack-test/ (hard-linked into the fresh
 // one), so a second run only replaces vitest-chaos itself.
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -91,7 +104,9 @@ async function userProject(version: string, testcontainers: string): Promise<str
   }
   const t0 = performance.now();
   await npm(dir, ['install', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', '--save-dev', tarball]);
-  console.info(`vitest ${version}: npm install --ignore-scripts of the tarball took ${((performance.now() - t0) / 1000).toFixed(1)} s (${fromCache ? 'over the cached project' : 'first time: every package'})`);
+  console.info(
+    `vitest ${version}: npm install --ignore-scripts of the tarball took ${((performance.now() - t0) / 1000).toFixed(1)} s (${fromCache ? 'over the cached project' : 'first time: every package'})`,
+  );
   if (!fromCache) {
     const tmp = `${cached}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
@@ -131,7 +146,10 @@ beforeAll(async () => {
   bin = bareBin();
   // The PATH the installs and runs get: no compiler, no make, no clang, no bpftool.
   for (const tool of ['clang', 'bpftool', 'make', 'cc', 'gcc', 'g++', 'python3']) {
-    expect(bin.split(delimiter).some((d) => existsSync(join(d, tool))), tool).toBe(false);
+    expect(
+      bin.split(delimiter).some((d) => existsSync(join(d, tool))),
+      tool,
+    ).toBe(false);
   }
   const dest = tempDir('vc-pack-');
   const t0 = performance.now();
@@ -162,51 +180,55 @@ it('packs built JavaScript and types, the CO-RE objects, the linux-x64 N-API add
   expect(packed.filter((p) => p.startsWith('prebuilds/'))).toEqual(['prebuilds/linux-x64/vitest-chaos.glibc.node']);
   expect(packed.filter((p) => /vmlinux\.h$/.test(p))).toEqual([]);
   // Not needed by a user: TypeScript sources, tests, the eBPF C sources (objects are shipped), maps, build trees.
-  expect(packed.filter((p) => /^(src|test|bench|examples|fixtures|build|\.cache)\//.test(p) || /\.bpf\.c$|\.map$|\.ts$(?<!\.d\.ts)/.test(p))).toEqual([]);
+  expect(
+    packed.filter((p) => /^(src|test|bench|examples|fixtures|build|\.cache)\//.test(p) || /\.bpf\.c$|\.map$|\.ts$(?<!\.d\.ts)/.test(p)),
+  ).toEqual([]);
 });
 
 describe.each(PROJECTS)('a user project on vitest $vitest, testcontainers $testcontainers', ({ vitest: version, testcontainers }) => {
-  it(
-    'installs with --ignore-scripts and no compiler, and its chaos test passes: loss measured, reverted before the next test',
-    async () => {
-      const dir = await userProject(version, testcontainers);
-      const installed = JSON.parse(readFileSync(join(dir, 'node_modules', 'vitest', 'package.json'), 'utf8')).version;
-      expect(installed).toBe(version);
-      // one vitest, one runner, one testcontainers: the user's
-      expect(copiesOf(dir, 'vitest')).toHaveLength(1);
-      expect(copiesOf(dir, '@vitest/runner')).toHaveLength(1);
-      expect(copiesOf(dir, 'testcontainers')).toHaveLength(1);
-      expect(existsSync(join(dir, 'node_modules', 'vitest-chaos', 'build'))).toBe(false); // nothing was compiled
+  it('installs with --ignore-scripts and no compiler, and its chaos test passes: loss measured, reverted before the next test', async () => {
+    const dir = await userProject(version, testcontainers);
+    const installed = JSON.parse(readFileSync(join(dir, 'node_modules', 'vitest', 'package.json'), 'utf8')).version;
+    expect(installed).toBe(version);
+    // one vitest, one runner, one testcontainers: the user's
+    expect(copiesOf(dir, 'vitest')).toHaveLength(1);
+    expect(copiesOf(dir, '@vitest/runner')).toHaveLength(1);
+    expect(copiesOf(dir, 'testcontainers')).toHaveLength(1);
+    expect(existsSync(join(dir, 'node_modules', 'vitest-chaos', 'build'))).toBe(false); // nothing was compiled
 
-      let out = '';
-      try {
-        const r = await run(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', '--reporter=default', '--reporter=json', '--outputFile.json=report.json'], {
+    let out = '';
+    try {
+      const r = await run(
+        process.execPath,
+        ['node_modules/vitest/vitest.mjs', 'run', '--reporter=default', '--reporter=json', '--outputFile.json=report.json'],
+        {
           cwd: dir,
           env: bareEnv({ VC_RUN_ID: inject('testRunId') }),
           timeout: 180_000,
           maxBuffer: 64 << 20,
-        });
-        out = r.stdout + r.stderr;
-      } catch (err) {
-        out = `${(err as { stdout?: string }).stdout ?? ''}${(err as { stderr?: string }).stderr ?? ''}`;
-      }
-      const report = existsSync(join(dir, 'report.json')) ? JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) : null;
-      const results = (report?.testResults?.[0]?.assertionResults ?? []) as { title: string; status: string; failureMessages: string[] }[];
-      const line = <T>(tag: string) => {
-        const m = new RegExp(`USER-RESULT ${tag} (\\{.*\\})`).exec(out);
-        return m ? (JSON.parse(m[1]!) as T) : null;
-      };
-      const during = line<Record<string, number>>('during');
-      const after = line<{ rounds: number[]; sent: number; active: number }>('after');
-      console.info(`vitest ${version}: ${results.map((r) => `${r.title}: ${r.status}`).join('; ')}\n  during the fault ${JSON.stringify(during)}\n  next test ${JSON.stringify(after)}`);
-      if (results.some((r) => r.status !== 'passed') || results.length !== 2) console.info(out);
-      expect(results.map((r) => r.status)).toEqual(['passed', 'passed']);
-      expect(during?.ingressDropped).toBeGreaterThan(400 * 0.9 * 0.4);
-      expect(during?.lost).toBeGreaterThanOrEqual(during?.ingressDropped ?? Number.NaN);
-      expect(after?.active).toBe(0);
-      // 50% loss left over would lose about 200 of 400 in every round
-      expect(Math.min(...(after?.rounds ?? [Number.NaN]))).toBeLessThan(40);
-    },
-    300_000,
-  );
+        },
+      );
+      out = r.stdout + r.stderr;
+    } catch (err) {
+      out = `${(err as { stdout?: string }).stdout ?? ''}${(err as { stderr?: string }).stderr ?? ''}`;
+    }
+    const report = existsSync(join(dir, 'report.json')) ? JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) : null;
+    const results = (report?.testResults?.[0]?.assertionResults ?? []) as { title: string; status: string; failureMessages: string[] }[];
+    const line = <T>(tag: string) => {
+      const m = new RegExp(`USER-RESULT ${tag} (\\{.*\\})`).exec(out);
+      return m ? (JSON.parse(m[1]!) as T) : null;
+    };
+    const during = line<Record<string, number>>('during');
+    const after = line<{ rounds: number[]; sent: number; active: number }>('after');
+    console.info(
+      `vitest ${version}: ${results.map((r) => `${r.title}: ${r.status}`).join('; ')}\n  during the fault ${JSON.stringify(during)}\n  next test ${JSON.stringify(after)}`,
+    );
+    if (results.some((r) => r.status !== 'passed') || results.length !== 2) console.info(out);
+    expect(results.map((r) => r.status)).toEqual(['passed', 'passed']);
+    expect(during?.ingressDropped).toBeGreaterThan(400 * 0.9 * 0.4);
+    expect(during?.lost).toBeGreaterThanOrEqual(during?.ingressDropped ?? Number.NaN);
+    expect(after?.active).toBe(0);
+    // 50% loss left over would lose about 200 of 400 in every round
+    expect(Math.min(...(after?.rounds ?? [Number.NaN]))).toBeLessThan(40);
+  }, 300_000);
 });

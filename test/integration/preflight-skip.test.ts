@@ -13,8 +13,18 @@ it('skips a test that injects when privileges are missing, saying why and what t
   const caps = '-bpf,-net_admin,-sys_admin';
   const { stdout } = await promisify(execFile)(
     'setpriv',
-    [`--bounding-set=${caps}`, `--inh-caps=${caps}`, process.execPath, 'node_modules/vitest/vitest.mjs', 'run',
-      '--config', 'test/child-runs/vitest.config.ts', '--reporter=verbose', '--reporter=json', `--outputFile.json=${out}`],
+    [
+      `--bounding-set=${caps}`,
+      `--inh-caps=${caps}`,
+      process.execPath,
+      'node_modules/vitest/vitest.mjs',
+      'run',
+      '--config',
+      'test/child-runs/vitest.config.ts',
+      '--reporter=verbose',
+      '--reporter=json',
+      `--outputFile.json=${out}`,
+    ],
     { env: { ...process.env, VC_FIXTURE: 'needs-privileges.fixture.ts', NO_COLOR: '1', FORCE_COLOR: '0' }, timeout: 60_000 },
   );
   const report = JSON.parse(readFileSync(out, 'utf8'));

@@ -58,7 +58,9 @@ describe('process-kill', () => {
   };
 
   it('SIGKILL to the main process: the container exits 137; a control container and the host live on', async () => {
-    const [target, control] = await Promise.all([startHttpServer('kill-target'), startHttpServer('kill-control')]).then((cs) => cs.map(track));
+    const [target, control] = await Promise.all([startHttpServer('kill-target'), startHttpServer('kill-control')]).then((cs) =>
+      cs.map(track),
+    );
     const host = hostSleeper();
     expect((await httpGet(`http://${ipOf(target!)}:8080/`)).status).toBe(200);
     const controlPid = (await state(control!)).Pid;
@@ -128,8 +130,14 @@ describe('process-kill', () => {
         expect(await Promise.all(controlExecs.map((e) => execExitCode(e, 0)))).toEqual([null, null, null]);
       }
       // Again without count: the last one; then there is nothing left to kill, quietly.
-      expect((await chaos.inject({ kind: 'process-kill', target: target!, processes: { name: 'sleep' } })).stats()).toMatchObject({ matched: 1, signalled: 1 });
-      expect((await chaos.inject({ kind: 'process-kill', target: target!, processes: { name: 'sleep' } })).stats()).toMatchObject({ matched: 0, signalled: 0 });
+      expect((await chaos.inject({ kind: 'process-kill', target: target!, processes: { name: 'sleep' } })).stats()).toMatchObject({
+        matched: 1,
+        signalled: 1,
+      });
+      expect((await chaos.inject({ kind: 'process-kill', target: target!, processes: { name: 'sleep' } })).stats()).toMatchObject({
+        matched: 0,
+        signalled: 0,
+      });
     }
     // Same seed, same positions: the draw replays.
     expect(survivorIndex[1]).toBe(survivorIndex[0]);

@@ -16,7 +16,10 @@ describe('a process holding a process fault, killed with SIGKILL', () => {
     [target, control] = await Promise.all([startHttpServer('proc-kill-target'), startHttpServer('proc-kill-control')]);
   });
   afterAll(async () => {
-    await docker.getContainer(target.getId()).unpause().catch(() => undefined);
+    await docker
+      .getContainer(target.getId())
+      .unpause()
+      .catch(() => undefined);
     await stopAll(target, control);
   });
 

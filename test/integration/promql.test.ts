@@ -47,9 +47,16 @@ describe.skipIf(!hasPrometheus())('PromQL probe and SLO', () => {
 
   it('holds on a healthy app (a mild fault that causes no error)', async () => {
     const before = await app.counts();
-    const r: ExperimentResult = await experiment('backend +20 ms', { kind: 'network-latency', target: demo.api, peer: demo.backend, latencyMs: 20 });
+    const r: ExperimentResult = await experiment('backend +20 ms', {
+      kind: 'network-latency',
+      target: demo.api,
+      peer: demo.backend,
+      latencyMs: 20,
+    });
     const after = await app.counts();
-    console.info(`healthy: ${after.ok - before.ok} ok, ${after.error - before.error} errors; probes ${r.phases.observe!.probes} (${r.phases.observe!.probeFailures} failed); promql samples ${r.phases.observe!.gauges['promql:fixture errors/s']?.samples}`);
+    console.info(
+      `healthy: ${after.ok - before.ok} ok, ${after.error - before.error} errors; probes ${r.phases.observe!.probes} (${r.phases.observe!.probeFailures} failed); promql samples ${r.phases.observe!.gauges['promql:fixture errors/s']?.samples}`,
+    );
     expect(r.verdict).toBe('validated');
     // a loaded machine may fail a rare call; what the SLO judges is the rate Prometheus saw
     expect(after.ok - before.ok).toBeGreaterThan(50);

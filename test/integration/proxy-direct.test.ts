@@ -22,7 +22,11 @@ describe('the proxy, reached directly', () => {
   let target: StartedTestContainer;
   let other: StartedTestContainer;
   beforeAll(async () => {
-    [server, target, other] = await Promise.all([startHttpServer('direct-server'), startClient('direct-target'), startClient('direct-other')]);
+    [server, target, other] = await Promise.all([
+      startHttpServer('direct-server'),
+      startClient('direct-target'),
+      startClient('direct-other'),
+    ]);
   });
   afterAll(() => stopAll(server, target, other));
 
@@ -36,10 +40,15 @@ describe('the proxy, reached directly', () => {
     const through = await sh(target, `curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://${ipOf(server)}:8080/`);
     // Another container on the bridge, straight to the proxy's port: an HTTP request and raw bytes.
     const direct = await sh(other, `curl -s -w '%{http_code}' --max-time 5 http://${gateway}:${port}/; echo " exit=$?"`);
-    const raw = await sh(other, `exec 3<>/dev/tcp/${gateway}/${port}; (printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3) 2>/dev/null; timeout 3 cat <&3 2>/dev/null | wc -c`);
+    const raw = await sh(
+      other,
+      `exec 3<>/dev/tcp/${gateway}/${port}; (printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3) 2>/dev/null; timeout 3 cat <&3 2>/dev/null | wc -c`,
+    );
     const stats = fault.stats();
     await fault.revert();
-    console.log(`proxy direct: curl "${direct.output.trim()}", raw bytes back ${raw.output.trim()}, stats connections=${stats.connections} unknownConnections=${stats.unknownConnections}`);
+    console.log(
+      `proxy direct: curl "${direct.output.trim()}", raw bytes back ${raw.output.trim()}, stats connections=${stats.connections} unknownConnections=${stats.unknownConnections}`,
+    );
     expect(through.output).toBe('200');
     expect(direct.output.trim()).toMatch(/^000 exit=(52|56)$/); // empty reply or reset: nothing came back
     expect(raw.output.trim()).toBe('0');

@@ -51,9 +51,19 @@ describe.skipIf(!hasPrometheus() || !hasChromium())('reports of a sharded run', 
     ports[0] = await freePort();
     ports[1] = await freePort();
     prom = await startPrometheus({ 'shard-1': `127.0.0.1:${ports[0]}`, 'shard-2': `127.0.0.1:${ports[1]}` });
-    const env = { VC_URL: demo.url, VC_URL_PATIENT: demo.url.replace('timeoutMs=1000', 'timeoutMs=5000'), VC_TARGET: demo.api.getId(), VC_PEER: demo.backend.getId() };
+    const env = {
+      VC_URL: demo.url,
+      VC_URL_PATIENT: demo.url.replace('timeoutMs=1000', 'timeoutMs=5000'),
+      VC_TARGET: demo.api.getId(),
+      VC_PEER: demo.backend.getId(),
+    };
     for (const i of [1, 2]) {
-      shards.push(await vitest([`--shard=${i}/2`, '--reporter=blob', `--outputFile.blob=${join(dir, 'blob', `shard-${i}.json`)}`], { ...env, VC_METRICS_PORT: String(ports[i - 1]) }));
+      shards.push(
+        await vitest([`--shard=${i}/2`, '--reporter=blob', `--outputFile.blob=${join(dir, 'blob', `shard-${i}.json`)}`], {
+          ...env,
+          VC_METRICS_PORT: String(ports[i - 1]),
+        }),
+      );
     }
     merged = await vitest([`--merge-reports=${join(dir, 'blob')}`], { VC_REPORT_DIR: dir });
     experiments = JSON.parse(readFileSync(join(dir, 'chaos.json'), 'utf8')).experiments;
@@ -84,25 +94,39 @@ describe.skipIf(!hasPrometheus() || !hasChromium())('reports of a sharded run', 
     // The verdicts each fixture meant (its own test asserts it, so a shard fails otherwise).
     // The other tests check the reports against whatever the experiments returned.
     const verdicts = experiments.map((e) => `${e.result.name}: ${e.result.verdict} (${e.result.reason})`).join('; ');
-    expect([byName['backend +30 ms']!.result.verdict, byName['backend +1500 ms']!.result.verdict, byName['backend cut']!.result.verdict], verdicts).toEqual(['validated', 'rejected', 'aborted']);
-    expect(shards.map((s) => s.code), shards.map((s) => s.output.slice(-3000)).join('\n')).toEqual([0, 0]);
+    expect(
+      [byName['backend +30 ms']!.result.verdict, byName['backend +1500 ms']!.result.verdict, byName['backend cut']!.result.verdict],
+      verdicts,
+    ).toEqual(['validated', 'rejected', 'aborted']);
+    expect(
+      shards.map((s) => s.code),
+      shards.map((s) => s.output.slice(-3000)).join('\n'),
+    ).toEqual([0, 0]);
     expect(merged.code, merged.output.slice(-3000)).toBe(0);
   });
 
   it('JUnit output carries each verdict as a property', () => {
     const xml = readFileSync(join(dir, 'junit.xml'), 'utf8');
-    for (const { result: r } of experiments) expect(xml).toContain(`<property name="vitest-chaos.verdict" value="${r.name}: ${r.verdict}">`);
+    for (const { result: r } of experiments)
+      expect(xml).toContain(`<property name="vitest-chaos.verdict" value="${r.name}: ${r.verdict}">`);
     expect(xml.match(/<property name="vitest-chaos" value="[^"]*\| seed \d+">/g)).toHaveLength(3);
   });
 
-  it('Prometheus scraped each shard\'s /metrics during its run: experiments by verdict', async () => {
+  it("Prometheus scraped each shard's /metrics during its run: experiments by verdict", async () => {
     const q = 'sum by (verdict) (last_over_time(chaos_experiments_total[10m]))';
     const byVerdict = Object.fromEntries((await prom.query(q)).map((s) => [s.metric.verdict, s.value]));
     console.info(`PromQL ${q}: ${JSON.stringify(byVerdict)}`);
     // what the experiments returned (the merged JSON) is what Prometheus scraped
-    expect(byVerdict).toEqual(count(experiments.map((e) => e.result.verdict), ['validated', 'rejected', 'aborted']));
+    expect(byVerdict).toEqual(
+      count(
+        experiments.map((e) => e.result.verdict),
+        ['validated', 'rejected', 'aborted'],
+      ),
+    );
     // per run: a shard that ran two files (two workers) served the sum of both
-    const byJob = Object.fromEntries((await prom.query('sum by (job) (last_over_time(chaos_experiments_total[10m]))')).map((s) => [s.metric.job, s.value]));
+    const byJob = Object.fromEntries(
+      (await prom.query('sum by (job) (last_over_time(chaos_experiments_total[10m]))')).map((s) => [s.metric.job, s.value]),
+    );
     console.info(`experiments by shard: ${JSON.stringify(byJob)}; files by shard: ${JSON.stringify(ran)}`);
     expect(byJob).toEqual({ 'shard-1': ran[0]!.length, 'shard-2': ran[1]!.length });
     const kinds = Object.fromEntries(
@@ -115,7 +139,12 @@ describe.skipIf(!hasPrometheus() || !hasChromium())('reports of a sharded run', 
     console.info(`chaos_active_faults: max ${maxActive[0]?.value}, last ${lastActive[0]?.value}`);
     expect(lastActive[0]!.value).toBe(0);
     const rollbacks = await prom.query('sum by (reason) (last_over_time(chaos_rollbacks_total[10m]))');
-    expect(Object.fromEntries(rollbacks.map((s) => [s.metric.reason, s.value]))).toEqual(count(experiments.filter((e) => e.result.rollbackMs !== null).map(() => 'breach'), []));
+    expect(Object.fromEntries(rollbacks.map((s) => [s.metric.reason, s.value]))).toEqual(
+      count(
+        experiments.filter((e) => e.result.rollbackMs !== null).map(() => 'breach'),
+        [],
+      ),
+    );
     const applied = await prom.query('sum(last_over_time(chaos_fault_apply_seconds_count[10m]))');
     expect(applied[0]!.value).toBe(3);
   });
@@ -123,11 +152,18 @@ describe.skipIf(!hasPrometheus() || !hasChromium())('reports of a sharded run', 
   it('the metrics file holds the final values in Prometheus text format', () => {
     const text = readFileSync(join(dir, 'chaos.prom'), 'utf8');
     expect(text).toContain('# TYPE chaos_experiments_total counter');
-    for (const [verdict, n] of Object.entries(count(experiments.map((e) => e.result.verdict), ['validated', 'rejected', 'aborted']))) {
+    for (const [verdict, n] of Object.entries(
+      count(
+        experiments.map((e) => e.result.verdict),
+        ['validated', 'rejected', 'aborted'],
+      ),
+    )) {
       expect(text).toContain(`chaos_experiments_total{verdict="${verdict}"} ${n}`);
     }
     expect(text).toContain('chaos_fault_injections_total{kind="network-latency"} 2');
-    expect(text).toContain(`chaos_slo_violations_total{slo="errorRate"} ${experiments.filter((e) => e.result.breaches.some((b) => b.slo === 'errorRate')).length}`);
+    expect(text).toContain(
+      `chaos_slo_violations_total{slo="errorRate"} ${experiments.filter((e) => e.result.breaches.some((b) => b.slo === 'errorRate')).length}`,
+    );
     expect(text).toContain('chaos_active_faults{kind="network-latency"} 0');
     expect(text).toContain('chaos_fault_apply_seconds_count{kind="network-partition"} 1');
     if (experiments.some((e) => e.result.rollbackMs !== null)) expect(text).toMatch(/chaos_rollbacks_total\{reason="breach"\} [1-9]/);
@@ -142,7 +178,11 @@ describe.skipIf(!hasPrometheus() || !hasChromium())('reports of a sharded run', 
       await page.click('#expand-all');
       await page.waitForFunction(`document.querySelectorAll('.chart[data-drawn="1"]').length === 3`, undefined, { timeout: 10_000 });
       const charts = await page.$$eval('.chart', (els) =>
-        els.map((e) => ({ uplot: e.querySelectorAll('.uplot canvas').length, faults: Number(e.getAttribute('data-fault-bands')), breaches: Number(e.getAttribute('data-breach-marks')) })),
+        els.map((e) => ({
+          uplot: e.querySelectorAll('.uplot canvas').length,
+          faults: Number(e.getAttribute('data-fault-bands')),
+          breaches: Number(e.getAttribute('data-breach-marks')),
+        })),
       );
       const marks = await page.$$eval('details.exp', (els) =>
         els.map((d) => ({
@@ -153,9 +193,13 @@ describe.skipIf(!hasPrometheus() || !hasChromium())('reports of a sharded run', 
           recovery: d.querySelectorAll('li.recovery-marker').length,
         })),
       );
-      const summary = await page.$$eval('.card', (els) => els.map((e) => `${e.firstElementChild!.textContent} ${e.lastElementChild!.textContent}`));
+      const summary = await page.$$eval('.card', (els) =>
+        els.map((e) => `${e.firstElementChild!.textContent} ${e.lastElementChild!.textContent}`),
+      );
       const formula = await page.textContent('#score-formula');
-      console.info(`HTML ${(size / 1024).toFixed(0)} KB; charts ${JSON.stringify(charts)}; marks ${JSON.stringify(marks)}; cards ${JSON.stringify(summary)}; ${formula}`);
+      console.info(
+        `HTML ${(size / 1024).toFixed(0)} KB; charts ${JSON.stringify(charts)}; marks ${JSON.stringify(marks)}; cards ${JSON.stringify(summary)}; ${formula}`,
+      );
       expect(consoleErrors).toEqual([]);
       expect(blockedRequests).toEqual([]);
       expect(charts).toHaveLength(3);
@@ -164,7 +208,11 @@ describe.skipIf(!hasPrometheus() || !hasChromium())('reports of a sharded run', 
         const injected = r.faults.filter((f) => f.injectedAtMs !== null).length;
         expect(charts[i]!.uplot).toBeGreaterThan(0);
         expect(charts[i]!.faults).toBe(injected);
-        expect(by[r.name]).toMatchObject({ faults: injected, rollback: r.rollbackMs === null ? 0 : 1, recovery: r.recoveryMs === null ? 0 : 1 });
+        expect(by[r.name]).toMatchObject({
+          faults: injected,
+          rollback: r.rollbackMs === null ? 0 : 1,
+          recovery: r.recoveryMs === null ? 0 : 1,
+        });
         expect(by[r.name]!.breaches > 0).toBe(r.breaches.length > 0);
         expect(charts[i]!.breaches > 0).toBe(r.breaches.length > 0);
       });
@@ -173,8 +221,16 @@ describe.skipIf(!hasPrometheus() || !hasChromium())('reports of a sharded run', 
       // weights: +30 ms high 3, +1500 ms medium 2, cut critical 5
       const weight: Record<string, number> = { 'backend +30 ms': 3, 'backend +1500 ms': 2, 'backend cut': 5 };
       const validated = experiments.filter((e) => e.result.verdict === 'validated').reduce((n, e) => n + weight[e.result.name]!, 0);
-      const verdicts = count(experiments.map((e) => e.result.verdict), ['validated', 'rejected', 'aborted']);
-      expect(summary).toEqual([`${verdicts.validated} validated`, `${verdicts.rejected} rejected`, `${verdicts.aborted} aborted`, `${((100 * validated) / 10).toFixed(0)} resilience score`]);
+      const verdicts = count(
+        experiments.map((e) => e.result.verdict),
+        ['validated', 'rejected', 'aborted'],
+      );
+      expect(summary).toEqual([
+        `${verdicts.validated} validated`,
+        `${verdicts.rejected} rejected`,
+        `${verdicts.aborted} aborted`,
+        `${((100 * validated) / 10).toFixed(0)} resilience score`,
+      ]);
       expect(formula).toContain(`= 100 × ${validated} / 10 = ${((100 * validated) / 10).toFixed(1)}`);
       mkdirSync(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: join(ARTIFACTS, 'report.png'), fullPage: true });
@@ -187,7 +243,9 @@ describe.skipIf(!hasPrometheus() || !hasChromium())('reports of a sharded run', 
   });
 
   it('stays readable with 51 experiments: collapsed when validated, each chart drawn on opening', async () => {
-    const many = Array.from({ length: 17 }, (_, k) => experiments.map((e) => ({ ...e, result: { ...e.result, name: `${e.result.name} #${k + 1}` } }))).flat();
+    const many = Array.from({ length: 17 }, (_, k) =>
+      experiments.map((e) => ({ ...e, result: { ...e.result, name: `${e.result.name} #${k + 1}` } })),
+    ).flat();
     const file = join(dir, 'many.html');
     writeFileSync(file, renderHtmlReport(many));
     const { page, consoleErrors, close } = await openOffline(pathToFileURL(file).href);
@@ -199,7 +257,9 @@ describe.skipIf(!hasPrometheus() || !hasChromium())('reports of a sharded run', 
       const t0 = Date.now();
       await page.click('#expand-all');
       await page.waitForFunction(`document.querySelectorAll('.chart[data-drawn="1"]').length === 51`, undefined, { timeout: 20_000 });
-      console.info(`51 experiments: ${rows} summary rows, ${before} charts drawn at open (the non-validated ones), all 51 drawn ${Date.now() - t0} ms after "expand all"`);
+      console.info(
+        `51 experiments: ${rows} summary rows, ${before} charts drawn at open (the non-validated ones), all 51 drawn ${Date.now() - t0} ms after "expand all"`,
+      );
       expect(rows).toBe(51);
       expect(before).toBe(17 * experiments.filter((e) => e.result.verdict !== 'validated').length);
       expect(consoleErrors).toEqual([]);

@@ -14,9 +14,13 @@ import { cgroupDirOf } from '../helpers/target-info.js';
 
 async function startInjector(target: StartedTestContainer, spec: Record<string, unknown>): Promise<ChildProcess> {
   const { kind, ...params } = spec;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/inject-child.ts', kind as string, target.getId(), JSON.stringify(params)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'test/helpers/inject-child.ts', kind as string, target.getId(), JSON.stringify(params)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const lines = createInterface({ input: child.stdout! });
   await new Promise<void>((resolve, reject) => {
     lines.on('line', (l) => l.startsWith('READY') && resolve());

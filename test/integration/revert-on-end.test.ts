@@ -23,7 +23,14 @@ it('reverts the faults of a test that failed and of one that timed out', async (
   const run = new Promise<void>((resolve) => {
     execFile(
       process.execPath,
-      ['node_modules/vitest/vitest.mjs', 'run', '--config', 'test/child-runs/vitest.config.ts', '--reporter=json', `--outputFile.json=${out}`],
+      [
+        'node_modules/vitest/vitest.mjs',
+        'run',
+        '--config',
+        'test/child-runs/vitest.config.ts',
+        '--reporter=json',
+        `--outputFile.json=${out}`,
+      ],
       { env: { ...process.env, VC_FIXTURE: 'ends-badly.fixture.ts', VC_TARGET: target.getId() }, timeout: 60_000 },
       () => resolve(), // exits 1: its tests fail on purpose
     );

@@ -10,7 +10,13 @@ import { startDemoSystem, type DemoSystem } from '../../examples/demo-system.js'
 describe('rollout and dry-run experiments', () => {
   let demo: DemoSystem;
   const served = async () =>
-    Promise.all(demo.backends.map(async (b) => ((await (await fetch(`http://${b.getIpAddress(demo.network.getName())}:8080/stats`)).json()) as { httpRequests: number }).httpRequests));
+    Promise.all(
+      demo.backends.map(
+        async (b) =>
+          ((await (await fetch(`http://${b.getIpAddress(demo.network.getName())}:8080/stats`)).json()) as { httpRequests: number })
+            .httpRequests,
+      ),
+    );
 
   beforeAll(async () => {
     demo = await startDemoSystem(5, { backendReplicas: 3 });
@@ -43,8 +49,16 @@ describe('rollout and dry-run experiments', () => {
     const steps = r.rollout!.steps;
     console.info(
       `rollout: ${r.verdict}; ${r.reason}\n` +
-        steps.map((s, k) => `  step ${k + 1} (${s.step}): ${s.targets.flat().join(', ')}; ${s.windows} windows, ${s.breachedWindows} breached, ${(s.startMs / 1000).toFixed(2)}-${(s.endMs / 1000).toFixed(2)} s`).join('\n') +
-        `\n  error rate per window: ${r.timeline.filter((p) => p.phase === 'observe').map((p) => p.errorRate?.toFixed(2)).join(' ')}`,
+        steps
+          .map(
+            (s, k) =>
+              `  step ${k + 1} (${s.step}): ${s.targets.flat().join(', ')}; ${s.windows} windows, ${s.breachedWindows} breached, ${(s.startMs / 1000).toFixed(2)}-${(s.endMs / 1000).toFixed(2)} s`,
+          )
+          .join('\n') +
+        `\n  error rate per window: ${r.timeline
+          .filter((p) => p.phase === 'observe')
+          .map((p) => p.errorRate?.toFixed(2))
+          .join(' ')}`,
     );
     expect(r.verdict).toBe('aborted');
     expect(r.rollout).toMatchObject({ reached: 2, reachedStep: 2, breachedAt: 2 });

@@ -23,7 +23,10 @@ describe('safety: many targets, limits, dry run', () => {
     for (const c of cs) rounds.push(await udpEchoRound(ipOf(c), UDP, N));
     return Object.fromEntries(cs.map((c, i) => [c.getName().replace(/^\//, ''), rounds[i]!.lost]));
   };
-  const faulted = (lost: Record<string, number>) => Object.keys(lost).filter((k) => lost[k] === N).sort();
+  const faulted = (lost: Record<string, number>) =>
+    Object.keys(lost)
+      .filter((k) => lost[k] === N)
+      .sort();
   const noBpfLeft = async () => {
     for (const c of replicas) expect(await attachedPrograms(await cgroupDirOf(c))).toEqual([]);
   };
@@ -61,7 +64,9 @@ describe('safety: many targets, limits, dry run', () => {
     const byTarget = fault.statsByTarget();
     await fault.revert();
     const after = await lostPerReplica();
-    console.info(`fixed-percent 50: reported ${fault.targets.map((t) => t.name)}, lost ${JSON.stringify(lost)}, kernel ${JSON.stringify(byTarget)}`);
+    console.info(
+      `fixed-percent 50: reported ${fault.targets.map((t) => t.name)}, lost ${JSON.stringify(lost)}, kernel ${JSON.stringify(byTarget)}`,
+    );
     expect(fault.targets).toHaveLength(2);
     expect(faulted(lost)).toEqual(fault.targets.map((t) => t.name).sort());
     expect(Object.values(lost).filter((l) => l === 0)).toHaveLength(2);

@@ -22,8 +22,7 @@ describe('network-latency and http on the same peer', () => {
 
   beforeAll(async () => {
     network = await new Network().start();
-    const client = (name: string) =>
-      new GenericContainer(IMAGES.client).withNetwork(network).withLabels(testLabels(name)).start();
+    const client = (name: string) => new GenericContainer(IMAGES.client).withNetwork(network).withLabels(testLabels(name)).start();
     [server, target, control] = await Promise.all([
       new GenericContainer(IMAGES.httpServer)
         .withNetwork(network)
@@ -41,17 +40,18 @@ describe('network-latency and http on the same peer', () => {
   });
 
   const latency = () => chaos.inject({ kind: 'network-latency', target, latencyMs: LATENCY_MS, peer: server });
-  const abort = () =>
-    chaos.inject({ kind: 'http', target, peer: server, path: '/delay', abort: { status: 503, body: 'injected' } });
+  const abort = () => chaos.inject({ kind: 'http', target, peer: server, path: '/delay', abort: { status: 503, body: 'injected' } });
 
   for (const order of ['latency first', 'http first'] as const) {
     it(`applies both, whichever is injected first (${order}); nothing after revert`, async () => {
       const base = median((await curlRuns(target, `${B}/status/200`, ROUNDS)).map((r) => r.ms));
       const [lat, http] =
-        order === 'latency first' ? [await latency(), await abort()] : await (async () => {
-          const h = await abort();
-          return [await latency(), h];
-        })();
+        order === 'latency first'
+          ? [await latency(), await abort()]
+          : await (async () => {
+              const h = await abort();
+              return [await latency(), h];
+            })();
       const passed = await curlRuns(target, `${B}/status/200`, ROUNDS);
       const aborted = await curlRuns(target, `${B}/delay?ms=1`, ROUNDS);
       const controlDuring = await curlRuns(control, `${B}/delay?ms=1`, ROUNDS);

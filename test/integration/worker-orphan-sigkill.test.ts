@@ -18,7 +18,10 @@ beforeAll(async () => {
   [target, control] = await Promise.all([startHttpServer('orphan-target'), startHttpServer('orphan-control')]);
 });
 afterAll(async () => {
-  await docker.getContainer(target.getId()).unpause().catch(() => undefined);
+  await docker
+    .getContainer(target.getId())
+    .unpause()
+    .catch(() => undefined);
   await stopAll(target, control);
 });
 
@@ -59,7 +62,9 @@ it('a worker whose Vitest main process was SIGKILLed reverts its faults and exit
       await new Promise((r) => setTimeout(r, 20));
     }
     if (stderr) console.info(`child run's stderr: ${stderr}`);
-    console.info(`after SIGKILL of the main process: unpaused in ${unpausedMs?.toFixed(0)} ms, quota ${quotaBefore} again in ${quotaMs?.toFixed(0)} ms, worker gone in ${goneMs?.toFixed(0)} ms`);
+    console.info(
+      `after SIGKILL of the main process: unpaused in ${unpausedMs?.toFixed(0)} ms, quota ${quotaBefore} again in ${quotaMs?.toFixed(0)} ms, worker gone in ${goneMs?.toFixed(0)} ms`,
+    );
     expect(unpausedMs).not.toBeNull();
     expect(quotaMs).not.toBeNull();
     expect(goneMs).not.toBeNull();

@@ -23,13 +23,16 @@ function injector(): Injector<Spec> & { reverted: string[] } {
     async inject(spec) {
       const id = `f${++n}`;
       const on = new AppliedTargets<object>();
-      on.add({ id, name: 'fake' }, {
-        stats: () => ({ matched: 1 }),
-        async revert() {
-          if (spec.failRevert) throw new Error(`${spec.kind} could not be undone`);
-          reverted.push(spec.kind);
+      on.add(
+        { id, name: 'fake' },
+        {
+          stats: () => ({ matched: 1 }),
+          async revert() {
+            if (spec.failRevert) throw new Error(`${spec.kind} could not be undone`);
+            reverted.push(spec.kind);
+          },
         },
-      });
+      );
       return new ActiveFault(id, spec.kind, on, spec.seed ?? 0, {}, () => undefined);
     },
   };
@@ -98,8 +101,14 @@ describe('default window', () => {
   });
 
   it('still names a window the user gave that does not fit', () => {
-    const opts = options({ steadyState: { probes: [ok], slos: { availability: { min: 0.5 } }, windowMs: 800 }, baselineMs: 500, durationMs: 2000 });
-    expect(() => validateExperiment(opts, injector())).toThrow(/steadyState\.windowMs is 800; expected a window no longer than baselineMs \(500 ms\)/);
+    const opts = options({
+      steadyState: { probes: [ok], slos: { availability: { min: 0.5 } }, windowMs: 800 },
+      baselineMs: 500,
+      durationMs: 2000,
+    });
+    expect(() => validateExperiment(opts, injector())).toThrow(
+      /steadyState\.windowMs is 800; expected a window no longer than baselineMs \(500 ms\)/,
+    );
   });
 
   it('runs an experiment with baselineMs 500 and no window', async () => {
@@ -153,7 +162,10 @@ describe('checks that need only the parameters run in validation', () => {
 
   it('an experiment with such a fault is refused before its baseline starts', async () => {
     const t0 = performance.now();
-    const opts = options({ baselineMs: 2000, faults: [{ kind: 'network-partition', target: 'x', action: 'reject', direction: 'ingress' } as Spec] });
+    const opts = options({
+      baselineMs: 2000,
+      faults: [{ kind: 'network-partition', target: 'x', action: 'reject', direction: 'ingress' } as Spec],
+    });
     await expect(runExperiment(opts, { injector: chaos as unknown as Injector<Spec>, seed: 1 })).rejects.toThrow(/direction is "ingress"/);
     expect(performance.now() - t0).toBeLessThan(1000);
   });

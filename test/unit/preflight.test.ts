@@ -13,7 +13,12 @@ import {
 import { faultKinds } from '../../src/faults/kinds.js';
 
 const linux = { platform: 'linux' as const, kernelRelease: '6.1.0-18-amd64' };
-const docker = { operatingSystem: 'Debian GNU/Linux 12 (bookworm)', kernelVersion: '6.1.0-18-amd64', securityOptions: ['name=seccomp,profile=default'], components: ['Engine'] };
+const docker = {
+  operatingSystem: 'Debian GNU/Linux 12 (bookworm)',
+  kernelVersion: '6.1.0-18-amd64',
+  securityOptions: ['name=seccomp,profile=default'],
+  components: ['Engine'],
+};
 
 describe('preflight: the engine', () => {
   it('accepts a rootful Docker Engine on this kernel', () => {
@@ -21,7 +26,12 @@ describe('preflight: the engine', () => {
   });
 
   it('names Docker Desktop on macOS and Windows: the engine is in a VM', () => {
-    const desktop = { operatingSystem: 'Docker Desktop', kernelVersion: '6.10.14-linuxkit', securityOptions: ['name=seccomp,profile=unconfined', 'name=cgroupns'], components: ['Engine'] };
+    const desktop = {
+      operatingSystem: 'Docker Desktop',
+      kernelVersion: '6.10.14-linuxkit',
+      securityOptions: ['name=seccomp,profile=unconfined', 'name=cgroupns'],
+      components: ['Engine'],
+    };
     for (const platform of ['darwin', 'win32'] as const) {
       const p = checkEngine(desktop, { platform, kernelRelease: platform === 'darwin' ? '24.1.0' : '10.0.22631' });
       expect(p?.detail).toContain('Docker Desktop runs its engine in a VM');
@@ -31,7 +41,9 @@ describe('preflight: the engine', () => {
   });
 
   it('names Docker Desktop for Linux (also a VM), by its OperatingSystem or its linuxkit kernel', () => {
-    expect(checkEngine({ ...docker, operatingSystem: 'Docker Desktop' }, linux)?.detail).toContain('Docker Desktop runs its engine in a VM');
+    expect(checkEngine({ ...docker, operatingSystem: 'Docker Desktop' }, linux)?.detail).toContain(
+      'Docker Desktop runs its engine in a VM',
+    );
     expect(checkEngine({ ...docker, kernelVersion: '6.6.32-linuxkit' }, linux)?.requirement).toBe('Docker engine on this kernel');
   });
 
@@ -40,7 +52,15 @@ describe('preflight: the engine', () => {
     expect(rootless?.requirement).toBe('rootful container engine');
     expect(rootless?.detail).toMatch(/^the Docker engine is rootless/);
     expect(rootless?.fix).toContain('systemctl start docker');
-    const podman = checkEngine({ ...docker, operatingSystem: 'fedora', components: ['Podman Engine'], securityOptions: ['name=rootless', 'name=seccomp,profile=/usr/share/containers/seccomp.json'] }, linux);
+    const podman = checkEngine(
+      {
+        ...docker,
+        operatingSystem: 'fedora',
+        components: ['Podman Engine'],
+        securityOptions: ['name=rootless', 'name=seccomp,profile=/usr/share/containers/seccomp.json'],
+      },
+      linux,
+    );
     expect(podman?.detail).toMatch(/^the Podman engine is rootless/);
     expect(podman?.fix).toContain('podman.socket');
     // rootful Podman on this kernel: nothing in the way
@@ -56,7 +76,9 @@ describe('preflight: the engine', () => {
 
 describe('preflight: privileges', () => {
   it('tells a user who is not root to use sudo or capabilities, and root without capabilities what dropped them', () => {
-    expect(checkCapabilities(0n, 1000)?.fix).toMatch(/^run the tests as root \(sudo -E npx vitest run\), or grant the capabilities: sudo setcap cap_bpf,cap_net_admin,cap_sys_admin\+ep/);
+    expect(checkCapabilities(0n, 1000)?.fix).toMatch(
+      /^run the tests as root \(sudo -E npx vitest run\), or grant the capabilities: sudo setcap cap_bpf,cap_net_admin,cap_sys_admin\+ep/,
+    );
     const root = checkCapabilities(1n << 21n, 0);
     expect(root?.detail).toMatch(/^this process lacks CAP_BPF, CAP_NET_ADMIN \(root without every capability/);
     expect(root?.fix).toContain('--privileged');
@@ -81,7 +103,9 @@ describe('preflight: the kernel', () => {
   it('lists, per kernel, the kinds that cannot run and the ones that still can', () => {
     expect(kindsUnavailableOn('6.6.0')).toEqual({});
     expect(Object.keys(kindsUnavailableOn('6.1.0-18-amd64')).sort()).toEqual(['network-corrupt', 'network-duplicate']);
-    expect(kindsUnavailableOn('6.1.0-18-amd64')['network-corrupt']).toBe('kernel 6.1.0-18-amd64 predates TCX links on the host-side veth (Linux 6.6)');
+    expect(kindsUnavailableOn('6.1.0-18-amd64')['network-corrupt']).toBe(
+      'kernel 6.1.0-18-amd64 predates TCX links on the host-side veth (Linux 6.6)',
+    );
     const old = kindsUnavailableOn('5.4.0-150-generic');
     expect(Object.keys(old)).toContain('network-loss');
     expect(Object.keys(old)).toContain('crash-on-syscall');

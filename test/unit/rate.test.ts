@@ -54,7 +54,10 @@ describe('parseRate (tc units -> bytes per second)', () => {
 
   it('is what network-bandwidth validates with, and its error says what is expected', () => {
     const chaos = new Chaos({ seed: 1 });
-    expect(chaos.validate({ kind: 'network-bandwidth', target: 'x', rate: '2mbps' }).params).toEqual({ rate: 2_000_000, direction: 'both' });
+    expect(chaos.validate({ kind: 'network-bandwidth', target: 'x', rate: '2mbps' }).params).toEqual({
+      rate: 2_000_000,
+      direction: 'both',
+    });
     expect(chaos.validate({ kind: 'network-bandwidth', target: 'x', rate: 125000, direction: 'egress' }).params).toEqual({
       rate: 125000,
       direction: 'egress',

@@ -89,6 +89,8 @@ describe('report logic', () => {
     expect(evaluate(slos, rec.window(rec.now() + 100, 1000), null)[0]!.ok).toBe(false);
     expect(outOfBounds([0.1, 2], 0, 1)).toBe('2 > max 1');
     expect(outOfBounds([0.5], 1)).toBe('0.5 < min 1');
-    expect(sloSchema.safeParse({ promql: [{ name: 'n', url: 'http://x', query: 'up' }] }).error?.issues[0]?.message).toBe('at least one of min or max');
+    expect(sloSchema.safeParse({ promql: [{ name: 'n', url: 'http://x', query: 'up' }] }).error?.issues[0]?.message).toBe(
+      'at least one of min or max',
+    );
   });
 });

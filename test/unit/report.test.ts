@@ -45,12 +45,29 @@ describe('reports', () => {
   it('tabulate experiments', () => {
     const t = formatTable([{ test: 't', file: 'f', result }]);
     expect(t).toContain('db +200 ms  aborted  p99 812.0 ms > 500.0 ms (max 500 ms)  3.2 ms    150 ms    -        42');
-    const fault = { kind: 'network-loss', target: 'api-1', targets: ['api-1', 'api-3'], seed: 1, params: {}, injectedAtMs: 1, revertedAtMs: 2, applyMs: 1, stats: {} };
+    const fault = {
+      kind: 'network-loss',
+      target: 'api-1',
+      targets: ['api-1', 'api-3'],
+      seed: 1,
+      params: {},
+      injectedAtMs: 1,
+      revertedAtMs: 2,
+      applyMs: 1,
+      stats: {},
+    };
     expect(formatTable([{ test: 't', file: 'f', result: { ...result, faults: [fault] } }])).toMatch(/150 ms {4}api-1\+api-3 {2}42/);
     expect(formatTable([])).toBe('');
   });
   it('say "never" for a recovery that did not happen', () => {
-    const b = { ...result.breaches[0]!, slo: 'recovery' as const, actual: null, threshold: 2000, stated: 'within 2000 ms', activeFaults: [] };
+    const b = {
+      ...result.breaches[0]!,
+      slo: 'recovery' as const,
+      actual: null,
+      threshold: 2000,
+      stated: 'within 2000 ms',
+      activeFaults: [],
+    };
     expect(describeBreach(b)).toBe('recovery never within 2000.0 ms (within 2000 ms) in window 12.00-13.00 s (observe)');
   });
 });

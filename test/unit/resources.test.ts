@@ -45,7 +45,7 @@ describe('block devices', () => {
     expect(majorMinor(65024n)).toBe('254:0');
     expect(majorMinor(2049n)).toBe('8:1');
     // major 259 (NVMe), minor 300: glibc's makedev encoding
-    const dev = (259n & 0xfffn) << 8n | (300n & 0xffn) | ((300n & ~0xffn) << 12n);
+    const dev = ((259n & 0xfffn) << 8n) | (300n & 0xffn) | ((300n & ~0xffn) << 12n);
     expect(majorMinor(dev)).toBe('259:300');
   });
 
@@ -90,11 +90,17 @@ describe('cgroup controllers: v1 or v2, and what each resource kind can use', ()
 
   it('says why a kind cannot work when its controller is in neither version', () => {
     const host = hostControllers(pureV2, 'cpu memory pids');
-    expect(host.controllers.io).toEqual({ missing: expect.stringMatching(/no cgroup v1 "blkio" hierarchy .* does not offer "io" \(\/sys\/fs\/cgroup\/cgroup.controllers: "cpu memory pids"\)/) });
+    expect(host.controllers.io).toEqual({
+      missing: expect.stringMatching(
+        /no cgroup v1 "blkio" hierarchy .* does not offer "io" \(\/sys\/fs\/cgroup\/cgroup.controllers: "cpu memory pids"\)/,
+      ),
+    });
     const support = resourceSupport(host);
     expect(support.kinds.find((k) => k.kind === 'io-throttle')).toMatchObject({ works: false });
     expect(support.kinds.find((k) => k.kind === 'cpu-throttle')).toEqual({ kind: 'cpu-throttle', works: true, how: 'cgroup v2 cpu.max' });
-    expect(formatResourceSupport(support)).toMatch(/^pure cgroup v2: cpu-throttle, cpu-stress, memory-stress, memory-limit, disk-fill work; io-throttle cannot: no cgroup v1 "blkio"/);
+    expect(formatResourceSupport(support)).toMatch(
+      /^pure cgroup v2: cpu-throttle, cpu-stress, memory-stress, memory-limit, disk-fill work; io-throttle cannot: no cgroup v1 "blkio"/,
+    );
     expect(formatResourceSupport(resourceSupport(hostControllers(hybrid, '')))).toBe(
       'hybrid cgroups (v1 controllers, a v2 tree): cpu-throttle, cpu-stress, memory-stress, memory-limit, io-throttle, disk-fill work',
     );

@@ -41,18 +41,36 @@ describe('validating target, mode and value', () => {
     return 'accepted';
   };
   it('refuses bad modes and values, naming field, value and expectation', () => {
-    expect(refused({ kind: 'network-loss', target: ['a', 'b'], mode: 'some' })).toMatch(/mode is "some"; expected one of "one", "all", "fixed"/);
-    expect(refused({ kind: 'network-loss', target: ['a', 'b'], mode: 'fixed', value: 1.5 })).toMatch(/value is 1.5; expected with mode "fixed", an integer count/);
-    expect(refused({ kind: 'network-loss', target: ['a', 'b'], mode: 'fixed-percent' })).toMatch(/value is missing; expected with mode "fixed-percent", a percent greater than 0 and at most 100/);
-    expect(refused({ kind: 'network-loss', target: ['a', 'b', 'c'], mode: 'fixed-percent', value: 20 })).toMatch(/20% of 3 rounds down to none/);
-    expect(refused({ kind: 'network-loss', target: ['a'], mode: 'one', value: 1 })).toMatch(/value is 1; expected no value with mode "one"/);
+    expect(refused({ kind: 'network-loss', target: ['a', 'b'], mode: 'some' })).toMatch(
+      /mode is "some"; expected one of "one", "all", "fixed"/,
+    );
+    expect(refused({ kind: 'network-loss', target: ['a', 'b'], mode: 'fixed', value: 1.5 })).toMatch(
+      /value is 1.5; expected with mode "fixed", an integer count/,
+    );
+    expect(refused({ kind: 'network-loss', target: ['a', 'b'], mode: 'fixed-percent' })).toMatch(
+      /value is missing; expected with mode "fixed-percent", a percent greater than 0 and at most 100/,
+    );
+    expect(refused({ kind: 'network-loss', target: ['a', 'b', 'c'], mode: 'fixed-percent', value: 20 })).toMatch(
+      /20% of 3 rounds down to none/,
+    );
+    expect(refused({ kind: 'network-loss', target: ['a'], mode: 'one', value: 1 })).toMatch(
+      /value is 1; expected no value with mode "one"/,
+    );
     expect(refused({ kind: 'network-loss', target: [] })).toMatch(/target is \[\]; expected at least one container/);
-    expect(refused({ kind: 'network-loss', target: ['a', 'a'] })).toMatch(/target.1 is "a"; expected a container not already listed \(it is target.0\)/);
+    expect(refused({ kind: 'network-loss', target: ['a', 'a'] })).toMatch(
+      /target.1 is "a"; expected a container not already listed \(it is target.0\)/,
+    );
     expect(refused({ kind: 'network-loss', target: ['a', 3] })).toMatch(/target.1 is 3; expected a started container/);
     expect(refused({ kind: 'network-loss', target: ['a', 'b'], mode: 'random-max-percent', value: 50 })).toBe('accepted');
   });
   it("still reads network-partition's old `mode: 'reject'` as its action", () => {
-    expect(c.validate({ kind: 'network-partition', target: 'x', mode: 'reject' } as never)).toMatchObject({ mode: 'all', params: { action: 'reject' } });
-    expect(c.validate({ kind: 'network-partition', target: ['x', 'y'], mode: 'one', action: 'reject' })).toMatchObject({ mode: 'one', params: { action: 'reject' } });
+    expect(c.validate({ kind: 'network-partition', target: 'x', mode: 'reject' } as never)).toMatchObject({
+      mode: 'all',
+      params: { action: 'reject' },
+    });
+    expect(c.validate({ kind: 'network-partition', target: ['x', 'y'], mode: 'one', action: 'reject' })).toMatchObject({
+      mode: 'one',
+      params: { action: 'reject' },
+    });
   });
 });

@@ -53,7 +53,7 @@ it('loses half the packets the server receives under network-loss', async () => 
   // no revert: the fault ends with this test
 });
 
-it('starts with the previous test\'s fault gone', async () => {
+it("starts with the previous test's fault gone", async () => {
   const active = chaos.activeFaults().length;
   // A fault left active loses about half of every round; a busy machine may drop some
   // datagrams of a round, so up to three rounds, and the best must lose under 10%.

@@ -53,9 +53,13 @@ describe('resource kinds on cgroup v2 (systemd driver)', () => {
   });
 
   it('cpu-throttle: a process killed with SIGKILL leaves cpu.max, the reaper restores it', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/inject-child.ts', 'cpu-throttle', target.getId(), '{"cpus":0.3}'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'test/helpers/inject-child.ts', 'cpu-throttle', target.getId(), '{"cpus":0.3}'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     await new Promise<void>((resolve, reject) => {
       createInterface({ input: child.stdout! }).on('line', (l) => l.startsWith('READY') && resolve());
       child.once('exit', (code) => reject(new Error(`injector exited with ${code} before it was ready`)));
@@ -66,7 +70,12 @@ describe('resource kinds on cgroup v2 (systemd driver)', () => {
     await exited;
     expect(await v2Value(target, 'cpu.max')).toBe('30000 100000'); // nothing undid it
     const { reverted, failed } = await new Journal().reap();
-    console.info(`v2 reaped: ${reverted.filter((e) => e.pid === child.pid).map((e) => e.description).join('; ')}`);
+    console.info(
+      `v2 reaped: ${reverted
+        .filter((e) => e.pid === child.pid)
+        .map((e) => e.description)
+        .join('; ')}`,
+    );
     expect(reverted.some((e) => e.pid === child.pid)).toBe(true);
     expect(failed).toEqual([]);
     expect(await v2Value(target, 'cpu.max')).toBe('max 100000');
@@ -83,7 +92,9 @@ describe('resource kinds on cgroup v2 (systemd driver)', () => {
     const chargedMs = (((await v2Keyed(target, 'cpu.stat')).usage_usec ?? 0) - usage0) / 1000;
     const after = await v2Processes(target);
     const added = during.filter((p) => !before.includes(p));
-    console.info(`v2 cpu-stress: added to the target's cgroup ${JSON.stringify(added)}; charged ${chargedMs.toFixed(0)} ms; ${JSON.stringify(stats)}`);
+    console.info(
+      `v2 cpu-stress: added to the target's cgroup ${JSON.stringify(added)}; charged ${chargedMs.toFixed(0)} ms; ${JSON.stringify(stats)}`,
+    );
     expect(added).toHaveLength(2);
     for (const p of added) expect(p).toMatch(/^\d+ .*node -e/);
     expect(stats.burnCpuMs).toBeGreaterThan(0);

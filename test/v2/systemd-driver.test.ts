@@ -35,7 +35,10 @@ describe('targets under the systemd cgroup driver', () => {
     // also settles ARP, whose queue drops the first packets to a new neighbour
     const before = await Promise.all([udpEchoRound(ipOf(target), 9000, N, 2000), udpEchoRound(ipOf(control), 9000, N, 2000)]);
     const fault = await chaos.inject({ kind: 'network-loss', target, percent: 100 });
-    const [onTarget, onControl] = await Promise.all([udpEchoRound(ipOf(target), 9000, N, 2000), udpEchoRound(ipOf(control), 9000, N, 2000)]);
+    const [onTarget, onControl] = await Promise.all([
+      udpEchoRound(ipOf(target), 9000, N, 2000),
+      udpEchoRound(ipOf(control), 9000, N, 2000),
+    ]);
     const stats = fault.stats();
     await fault.revert();
     const after = await udpEchoRound(ipOf(target), 9000, N, 2000);

@@ -36,7 +36,12 @@ export async function v2Keyed(c: StartedTestContainer, file: string): Promise<Re
 export async function v2Limits(c: StartedTestContainer): Promise<Record<string, string>> {
   const files = ['cpu.max', 'memory.max', 'memory.swap.max', 'io.max'];
   const { output } = await sh(c, `cd /sys/fs/cgroup; for f in ${files.join(' ')}; do echo "$f=$(cat $f 2>/dev/null | tr '\\n' ' ')"; done`);
-  return Object.fromEntries(output.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()]));
+  return Object.fromEntries(
+    output
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()]),
+  );
 }
 
 /** Busy-loops `ms` of wall time in the container: the loop's iterations, and the CPUs its cgroup used meanwhile. */
@@ -55,7 +60,10 @@ export async function v2BusyLoop(c: StartedTestContainer, ms: number): Promise<{
 
 /** The processes of the container's cgroup, as "pid command line" in its own pid namespace. */
 export async function v2Processes(c: StartedTestContainer): Promise<string[]> {
-  const { output } = await sh(c, 'for p in $(cat /sys/fs/cgroup/cgroup.procs); do echo "$p $(tr "\\0" " " < /proc/$p/cmdline | cut -c1-40)"; done');
+  const { output } = await sh(
+    c,
+    'for p in $(cat /sys/fs/cgroup/cgroup.procs); do echo "$p $(tr "\\0" " " < /proc/$p/cmdline | cut -c1-40)"; done',
+  );
   return output
     .trim()
     .split('\n')

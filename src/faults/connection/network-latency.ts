@@ -73,10 +73,7 @@ export const networkLatency: FaultKind<'network-latency', typeof schema, Network
   schema,
   async apply(p, target, ctx) {
     const rng = xoroshiro128plus(ctx.seed);
-    const delayMs =
-      p.jitterMs > 0
-        ? () => Math.max(0, p.latencyMs + (uniformFloat64(rng) * 2 - 1) * p.jitterMs)
-        : () => p.latencyMs;
+    const delayMs = p.jitterMs > 0 ? () => Math.max(0, p.latencyMs + (uniformFloat64(rng) * 2 - 1) * p.jitterMs) : () => p.latencyMs;
     const scope = { peers: await resolvePeer(p.peer, ctx), port: p.port };
     return applyProxied('network-latency', target, ctx, scope, delayPolicy(delayMs));
   },

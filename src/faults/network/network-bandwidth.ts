@@ -62,7 +62,13 @@ export const networkBandwidth: FaultKind<'network-bandwidth', typeof schema, Net
       if (p.direction !== 'egress') {
         devices.push({
           dir: 'ingress',
-          d: { key: `host:${v.hostIfname}`, containerId: target.id, netns: null, dev: v.hostIfname, label: `${v.hostIfname} (host side of ${target.name})` },
+          d: {
+            key: `host:${v.hostIfname}`,
+            containerId: target.id,
+            netns: null,
+            dev: v.hostIfname,
+            label: `${v.hostIfname} (host side of ${target.name})`,
+          },
         });
       }
       if (p.direction !== 'ingress') {

@@ -44,7 +44,6 @@ export const networkDuplicate: FaultKind<'network-duplicate', typeof schema, Net
         ingressDuplicated: s.ingressHit,
         egressSeen: s.egressSeen,
         egressDuplicated: s.egressHit,
-
       }),
     ),
 };

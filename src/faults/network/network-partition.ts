@@ -55,7 +55,13 @@ export const networkPartition: FaultKind<'network-partition', typeof schema, Net
         parts.push(applyConnectRules(ctx.kernel, target.cgroup, { action: 'reject', peers, port: p.port, tcpOnly: p.protocol === 'tcp' }));
       }
       parts.push(
-        applyPacketRules(ctx.kernel, target.cgroup, ctx.seed, { direction: p.direction, peers, port: p.port, protocol: p.protocol, percent: 100 }),
+        applyPacketRules(ctx.kernel, target.cgroup, ctx.seed, {
+          direction: p.direction,
+          peers,
+          port: p.port,
+          protocol: p.protocol,
+          percent: 100,
+        }),
       );
     } catch (err) {
       for (const part of parts) await part.revert();

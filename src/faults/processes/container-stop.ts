@@ -47,10 +47,14 @@ export const containerStop: FaultKind<'container-stop', typeof schema, Container
         enter: () => ignoreStatus(() => container.stop(p.timeoutSec === undefined ? {} : { t: p.timeoutSec }), [304]),
         async afterUndo() {
           ctx.resolver.forget(target.id);
-          const ok = await waitUntil(async () => {
-            const info = await inspectOrNull(ctx.docker, target.id);
-            return !info || info.State.Running;
-          }, START_WAIT_MS, 50);
+          const ok = await waitUntil(
+            async () => {
+              const info = await inspectOrNull(ctx.docker, target.id);
+              return !info || info.State.Running;
+            },
+            START_WAIT_MS,
+            50,
+          );
           if (!ok) throw new Error(`container-stop: ${target.name} did not run again within ${START_WAIT_MS} ms of docker start`);
         },
       },

@@ -22,9 +22,7 @@ const schema = z
     /** The signal: a name ('SIGKILL', 'SIGTERM'; SIG may be left out) or a number 1-64. Default 'SIGKILL'. */
     signal,
     /** 'main': the container's pid 1; { name }: processes whose comm or argv[0] is `name`; 'all'. Default 'main'. */
-    processes: z
-      .union([z.literal('main'), z.literal('all'), z.strictObject({ name: processName })], { error: PROCESSES })
-      .default('main'),
+    processes: z.union([z.literal('main'), z.literal('all'), z.strictObject({ name: processName })], { error: PROCESSES }).default('main'),
     /** At most this many of the matching processes (1-100000), chosen with the fault's seed; not with 'main'. Default: all. */
     count: z
       .number({ error: 'an integer from 1 to 100000' })

@@ -14,7 +14,11 @@ const PATH = 'an absolute path of a directory in the container';
 
 const schema = z.strictObject({
   /** Bytes taken from the filesystem, 1 to 2^50. Required. */
-  bytes: z.number({ error: BYTES }).int({ error: BYTES }).min(1, { error: BYTES }).max(2 ** 50, { error: BYTES }),
+  bytes: z
+    .number({ error: BYTES })
+    .int({ error: BYTES })
+    .min(1, { error: BYTES })
+    .max(2 ** 50, { error: BYTES }),
   /** Absolute path of a directory in the container; the fault writes its own file there. Default '/tmp'. */
   path: z
     .string({ error: PATH })
@@ -53,9 +57,11 @@ export const diskFill: FaultKind<'disk-fill', typeof schema, DiskFillStats> = {
     const dir = posix.normalize(p.path).replace(/(.)\/+$/, '$1');
     const name = `vitest-chaos-disk-fill-${process.pid}-${++files}`;
     const file = posix.join(dir, name);
-    const entry = ctx.journal().record(`disk-fill ${p.bytes} bytes at ${file} in ${target.name}`, [
-      { type: 'disk-fill-remove', containerId: target.id, dir, file: name },
-    ]);
+    const entry = ctx
+      .journal()
+      .record(`disk-fill ${p.bytes} bytes at ${file} in ${target.name}`, [
+        { type: 'disk-fill-remove', containerId: target.id, dir, file: name },
+      ]);
     const w = await execIn(ctx.docker, target.id, [
       'sh',
       '-c',

@@ -13,7 +13,11 @@ const BYTES = 'an integer number of bytes from 4194304 (4 MiB) to 2^62';
 
 const schema = z.strictObject({
   /** The target's memory limit in bytes, 4 MiB to 2^62. Required. */
-  bytes: z.number({ error: BYTES }).int({ error: BYTES }).min(4 << 20, { error: BYTES }).max(2 ** 62, { error: BYTES }),
+  bytes: z
+    .number({ error: BYTES })
+    .int({ error: BYTES })
+    .min(4 << 20, { error: BYTES })
+    .max(2 ** 62, { error: BYTES }),
 });
 
 export type MemoryLimitParams = z.input<typeof schema>;

@@ -14,9 +14,18 @@ const RATE = 'an integer number of bytes per second, at least 1048576 (1 MiB/s)'
 
 const schema = z.strictObject({
   /** Bytes allocated and written, 1 MiB to 2^46. Required. */
-  bytes: z.number({ error: BYTES }).int({ error: BYTES }).min(1 << 20, { error: BYTES }).max(2 ** 46, { error: BYTES }),
+  bytes: z
+    .number({ error: BYTES })
+    .int({ error: BYTES })
+    .min(1 << 20, { error: BYTES })
+    .max(2 ** 46, { error: BYTES }),
   /** Allocate at this pace, in bytes per second (at least 1 MiB/s). Default: at once. */
-  rateBytesPerSec: z.number({ error: RATE }).int({ error: RATE }).min(1 << 20, { error: RATE }).max(2 ** 46, { error: RATE }).optional(),
+  rateBytesPerSec: z
+    .number({ error: RATE })
+    .int({ error: RATE })
+    .min(1 << 20, { error: RATE })
+    .max(2 ** 46, { error: RATE })
+    .optional(),
 });
 
 export type MemoryStressParams = z.input<typeof schema>;
