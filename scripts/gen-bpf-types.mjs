@@ -6,15 +6,16 @@
 // headers stay the only declaration. The output is committed, so that typecheck
 // needs no clang; `node scripts/gen-bpf-types.mjs --check` fails when it is stale.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'src', 'kernel', 'bpf-types.ts');
 const bpftool = process.env.BPFTOOL ?? 'bpftool';
+// Only objects of a source that still exists: a renamed program leaves its old .bpf.o behind.
 const objects = readdirSync(join(root, 'bpf'))
-  .filter((f) => f.endsWith('.bpf.o'))
+  .filter((f) => f.endsWith('.bpf.o') && existsSync(join(root, 'bpf', f.replace(/\.o$/, '.c'))))
   .sort();
 if (objects.length === 0) throw new Error('gen-bpf-types: no bpf/*.bpf.o: run `make -C bpf` first');
 

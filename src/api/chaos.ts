@@ -115,14 +115,11 @@ export class Chaos implements ControlMember {
 
   /** Reverts every fault in force; errors are collected, every revert is tried. */
   async revertAll(): Promise<void> {
-    const results = await Promise.allSettled([...this.active].map((f) => f.revert()));
-    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed.length) {
-      throw new AggregateError(
-        failed.map((f) => f.reason),
-        `${failed.length} fault(s) failed to revert`,
-      );
-    }
+    // Newest first, one at a time: a fault may depend on the state an older one
+    // left (disk-fill's file cannot be removed from a container that is still paused).
+    const failed: unknown[] = [];
+    for (const f of [...this.active].reverse()) await f.revert().catch((err: unknown) => failed.push(err));
+    if (failed.length) throw new AggregateError(failed, `${failed.length} fault(s) failed to revert`);
   }
 
   /**
@@ -145,6 +142,7 @@ export class Chaos implements ControlMember {
     if (!this.dryRun) await this.gate.require(test);
     const seed = opts.seed ?? this.seeds.next(test, 'experiment');
     await this.checkExperimentLimits(opts, seed);
+    if (!this.dryRun) this.loadPrograms(opts.faults);
     const result = await runExperiment(opts, {
       injector: this,
       seed,
@@ -193,6 +191,15 @@ export class Chaos implements ControlMember {
           expected: `at most ${this.maxTargets} per experiment (the plugin option maxTargets is ${this.maxTargets})`,
         },
       ]);
+    }
+  }
+
+  /** Loads the eBPF objects the faults need now, before any traffic is measured. */
+  private loadPrograms(faults: ExperimentOptions<FaultSpec>['faults']): void {
+    const k = kernel();
+    for (const step of faults) {
+      const spec = (step && typeof step === 'object' && 'fault' in step ? step.fault : step) as { kind?: unknown };
+      for (const p of faultKinds.get(String(spec.kind))?.programs ?? []) void k[p];
     }
   }
 

@@ -7,7 +7,7 @@ import type Docker from 'dockerode';
 import type { z } from 'zod';
 import type { AppliedFault, FaultStats } from '../contracts/applied-fault.js';
 import type { Journal } from '../journal/journal.js';
-import type { Kernel } from '../kernel/kernel.js';
+import type { Kernel, ProgramSet } from '../kernel/kernel.js';
 import type { ContainerRef, ResolvedTarget, TargetResolver, TargetState } from '../targets/resolve-target.js';
 
 export interface FaultContext {
@@ -39,6 +39,12 @@ export interface FaultKind<K extends string = string, S extends z.ZodType = z.Zo
    * pausing a paused container. A stopped target comes with pid 0 and no cgroup.
    */
   readonly targetStates?: readonly TargetState[];
+  /**
+   * The eBPF objects apply() uses. Loading one takes the event loop for up to a few
+   * hundred ms, so an experiment loads them before its baseline: the observe phase
+   * then measures the fault, not our loading.
+   */
+  readonly programs?: readonly ProgramSet[];
   /** Applies the fault; checks that need the resolved target throw ChaosSpecError. */
   apply(params: z.output<S>, target: ResolvedTarget, ctx: FaultContext): Promise<AppliedFault<St>>;
 }

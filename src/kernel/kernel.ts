@@ -124,6 +124,9 @@ export class Kernel {
 let shared: Kernel | undefined;
 
 /** The process's Kernel, created on first use. */
+/** The program objects a Kernel loads on first use, by getter name. */
+export type ProgramSet = 'packetDrop' | 'connect' | 'dns' | 'veth' | 'syscallSignal';
+
 export function kernel(): Kernel {
   shared ??= new Kernel();
   return shared;

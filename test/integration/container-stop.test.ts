@@ -41,6 +41,9 @@ describe('container-stop', () => {
   );
 
   it('stops the target until revert, which starts it again (new pid); the control runs throughout', async () => {
+    // The contract's last case started the target again: wait until its server (and its
+    // SIGTERM handler) is up, or pid 1 ignores SIGTERM and docker stop ends in SIGKILL.
+    expect(await serverAnswers(await currentIp(target))).toBe(true);
     const before = await state(target);
     const controlBefore = await state(control);
     const fault = await chaos.inject({ kind: 'container-stop', target });

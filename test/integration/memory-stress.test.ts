@@ -65,7 +65,8 @@ describe('memory-stress', () => {
 
     expect(stats.allocatedBytes).toBe(256 * MiB);
     // Every page written, so resident and charged to the target; the hog's own runtime adds a little.
-    expect(during - before).toBeGreaterThanOrEqual(256 * MiB);
+    // The kernel charges a cgroup in per-CPU batches: its count may trail the bytes touched by a few pages.
+    expect(during - before).toBeGreaterThanOrEqual(256 * MiB - 1 * MiB);
     expect(during - before).toBeLessThan(256 * MiB + 48 * MiB);
     expect(Math.abs(after - before)).toBeLessThan(16 * MiB);
     expect(Math.abs(controlDuring - controlBefore)).toBeLessThan(16 * MiB);

@@ -31,7 +31,8 @@ describe('network-bandwidth', () => {
     measure: (c) => downloadRate(ipOf(c), R),
     affected: (rate) => {
       expect(rate).toBeGreaterThan(0.9 * R);
-      expect(rate).toBeLessThan(1.1 * R);
+      // HTB lets its burst through at the start of each transfer: a short measurement reads a little over the rate.
+      expect(rate).toBeLessThan(1.15 * R);
     },
     normal: (rate) => expect(rate).toBeGreaterThan(FULL),
     counts: (s) => {

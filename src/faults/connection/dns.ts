@@ -35,6 +35,7 @@ export type DnsStats = DnsCounters & Record<string, number> & { dnsLookupsFailed
 export const dns: FaultKind<'dns', typeof schema, DnsStats> = {
   kind: 'dns',
   schema,
+  programs: ['dns'],
   async apply(p, target, ctx) {
     const matches = nameMatcher(p.names);
     const chosen = seededChance(ctx.seed, p.percent);

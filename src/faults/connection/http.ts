@@ -61,6 +61,7 @@ export type HttpStats = ProxiedStats<HttpPolicyCounters>;
 export const http: FaultKind<'http', typeof schema, HttpStats> = {
   kind: 'http',
   schema,
+  programs: ['connect'],
   async apply(p, target, ctx) {
     const host = p.host === undefined ? () => true : nameMatcher([p.host]);
     const path = p.path;

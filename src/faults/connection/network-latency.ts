@@ -71,6 +71,7 @@ function delayPolicy(delayMs: () => number): ProxyPolicy<LatencyCounters> {
 export const networkLatency: FaultKind<'network-latency', typeof schema, NetworkLatencyStats> = {
   kind: 'network-latency',
   schema,
+  programs: ['connect'],
   async apply(p, target, ctx) {
     const rng = xoroshiro128plus(ctx.seed);
     const delayMs = p.jitterMs > 0 ? () => Math.max(0, p.latencyMs + (uniformFloat64(rng) * 2 - 1) * p.jitterMs) : () => p.latencyMs;

@@ -78,6 +78,7 @@ function resetPolicy(p: { afterBytes?: number; afterMs?: number; chosen: () => b
 export const networkReset: FaultKind<'network-reset', typeof schema, NetworkResetStats> = {
   kind: 'network-reset',
   schema,
+  programs: ['connect'],
   apply: async (p, target, ctx) =>
     applyProxied(
       'network-reset',

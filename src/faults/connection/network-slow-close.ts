@@ -42,6 +42,7 @@ function slowClosePolicy(delayMs: number): ProxyPolicy<SlowCloseCounters> {
 export const networkSlowClose: FaultKind<'network-slow-close', typeof schema, NetworkSlowCloseStats> = {
   kind: 'network-slow-close',
   schema,
+  programs: ['connect'],
   apply: async (p, target, ctx) =>
     applyProxied('network-slow-close', target, ctx, { peers: await resolvePeer(p.peer, ctx), port: p.port }, slowClosePolicy(p.delayMs)),
 };

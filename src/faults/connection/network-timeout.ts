@@ -75,6 +75,7 @@ function stallPolicy(p: { afterBytes: number; closeAfterMs?: number }): ProxyPol
 export const networkTimeout: FaultKind<'network-timeout', typeof schema, NetworkTimeoutStats> = {
   kind: 'network-timeout',
   schema,
+  programs: ['connect'],
   apply: async (p, target, ctx) =>
     applyProxied(
       'network-timeout',

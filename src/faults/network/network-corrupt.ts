@@ -34,6 +34,7 @@ export interface NetworkCorruptStats {
 export const networkCorrupt: FaultKind<'network-corrupt', typeof schema, NetworkCorruptStats> = {
   kind: 'network-corrupt',
   schema,
+  programs: ['veth'],
   apply: async (p, target, ctx) =>
     mapStats(
       applyVethRules(ctx.kernel, hostVethsOf('network-corrupt', target), ctx.seed, {

@@ -30,6 +30,7 @@ export interface NetworkDuplicateStats {
 export const networkDuplicate: FaultKind<'network-duplicate', typeof schema, NetworkDuplicateStats> = {
   kind: 'network-duplicate',
   schema,
+  programs: ['veth'],
   apply: async (p, target, ctx) =>
     mapStats(
       applyVethRules(ctx.kernel, hostVethsOf('network-duplicate', target), ctx.seed, {

@@ -21,6 +21,7 @@ export type NetworkLossStats = PacketRuleStats;
 export const networkLoss: FaultKind<'network-loss', typeof schema, NetworkLossStats> = {
   kind: 'network-loss',
   schema,
+  programs: ['packetDrop'],
   apply: async (p, target, ctx) =>
     applyPacketRules(ctx.kernel, target.cgroup, ctx.seed, {
       direction: p.direction,

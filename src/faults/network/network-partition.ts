@@ -47,6 +47,7 @@ export type NetworkPartitionStats = PacketRuleStats & Partial<ConnectRuleStats>;
 export const networkPartition: FaultKind<'network-partition', typeof schema, NetworkPartitionStats> = {
   kind: 'network-partition',
   schema,
+  programs: ['packetDrop', 'connect'],
   async apply(p, target, ctx) {
     const peers = await resolvePeer(p.peer, ctx);
     const parts: AppliedFault<object>[] = [];

@@ -49,6 +49,7 @@ export interface CrashOnSyscallStats {
 export const crashOnSyscall: FaultKind<'crash-on-syscall', typeof schema, CrashOnSyscallStats> = {
   kind: 'crash-on-syscall',
   schema,
+  programs: ['syscallSignal'],
   async apply(p, target, ctx) {
     const sc = ctx.kernel.syscallSignal;
     return holdSlots(
