@@ -154,6 +154,14 @@ function maskOf(bits: number): number {
 }
 
 /** The address matches a peer stands for: one per IPv4 of a container, or the CIDR. */
+/** The resolved `connectionScope` of a data-path fault: the peers' addresses and the port. */
+export async function resolveConnectionScope(
+  p: { peer?: ContainerRef; port?: number },
+  ctx: FaultContext,
+): Promise<{ peers: PeerMatch[]; port?: number }> {
+  return { peers: await resolvePeer(p.peer, ctx), port: p.port };
+}
+
 export async function resolvePeer(p: ContainerRef | undefined, ctx: FaultContext): Promise<PeerMatch[]> {
   if (p === undefined) return [ANY_PEER];
   if (typeof p === 'string' && !p.startsWith('container:')) {

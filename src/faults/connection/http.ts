@@ -9,7 +9,7 @@ import { httpPolicy, type HttpPolicyCounters } from '../../datapath/http-policy.
 import { nameMatcher, seededChance } from '../../datapath/match.js';
 import { applyProxied, type ProxiedStats } from '../../datapath/proxied-fault.js';
 import type { FaultKind } from '../fault-kind.js';
-import { connectionScope, millis, namePattern, percent, resolvePeer } from '../params.js';
+import { connectionScope, millis, namePattern, percent, resolveConnectionScope } from '../params.js';
 
 const STATUS = 'an integer HTTP status from 200 to 599';
 const PATH = 'a path prefix starting with "/" (e.g. "/api/") or a RegExp tested against path and query';
@@ -79,6 +79,6 @@ export const http: FaultKind<'http', typeof schema, HttpStats> = {
       delayMs: p.delayMs,
       body: p.body,
     });
-    return applyProxied('http', target, ctx, { peers: await resolvePeer(p.peer, ctx), port: p.port }, policy);
+    return applyProxied('http', target, ctx, await resolveConnectionScope(p, ctx), policy);
   },
 };

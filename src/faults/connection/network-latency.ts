@@ -8,7 +8,7 @@ import type { ProxyPolicy } from '../../datapath/proxy-policy.js';
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import type { FaultKind } from '../fault-kind.js';
-import { connectionScope, resolvePeer } from '../params.js';
+import { connectionScope, resolveConnectionScope } from '../params.js';
 
 const MS = 'a number of milliseconds from 0 to 60000';
 const ms = () => z.number({ error: MS }).min(0, { error: MS }).max(60_000, { error: MS });
@@ -75,7 +75,7 @@ export const networkLatency: FaultKind<'network-latency', typeof schema, Network
   async apply(p, target, ctx) {
     const rng = xoroshiro128plus(ctx.seed);
     const delayMs = p.jitterMs > 0 ? () => Math.max(0, p.latencyMs + (uniformFloat64(rng) * 2 - 1) * p.jitterMs) : () => p.latencyMs;
-    const scope = { peers: await resolvePeer(p.peer, ctx), port: p.port };
+    const scope = await resolveConnectionScope(p, ctx);
     return applyProxied('network-latency', target, ctx, scope, delayPolicy(delayMs));
   },
 };

@@ -7,7 +7,7 @@ import { applyProxied, type ProxiedStats } from '../../datapath/proxied-fault.js
 import type { ProxyPolicy } from '../../datapath/proxy-policy.js';
 import { seededChance } from '../../datapath/match.js';
 import type { FaultKind } from '../fault-kind.js';
-import { byteCount, connectionScope, millis, percent, resolvePeer } from '../params.js';
+import { byteCount, connectionScope, millis, percent, resolveConnectionScope } from '../params.js';
 
 const ONE_OF = 'exactly one of afterBytes (bytes through the connection, both ways) and afterMs (ms after it opened)';
 
@@ -84,7 +84,7 @@ export const networkReset: FaultKind<'network-reset', typeof schema, NetworkRese
       'network-reset',
       target,
       ctx,
-      { peers: await resolvePeer(p.peer, ctx), port: p.port },
+      await resolveConnectionScope(p, ctx),
       resetPolicy({ afterBytes: p.afterBytes, afterMs: p.afterMs, chosen: seededChance(ctx.seed, p.percent) }),
     ),
 };

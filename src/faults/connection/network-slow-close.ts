@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { applyProxied, type ProxiedStats } from '../../datapath/proxied-fault.js';
 import type { ProxyPolicy } from '../../datapath/proxy-policy.js';
 import type { FaultKind } from '../fault-kind.js';
-import { connectionScope, millis, resolvePeer } from '../params.js';
+import { connectionScope, millis, resolveConnectionScope } from '../params.js';
 
 const schema = z.strictObject({
   /** How long a close (FIN) from either side is held before it is passed on, in ms (0-600000). Required. */
@@ -44,5 +44,5 @@ export const networkSlowClose: FaultKind<'network-slow-close', typeof schema, Ne
   schema,
   programs: ['connect'],
   apply: async (p, target, ctx) =>
-    applyProxied('network-slow-close', target, ctx, { peers: await resolvePeer(p.peer, ctx), port: p.port }, slowClosePolicy(p.delayMs)),
+    applyProxied('network-slow-close', target, ctx, await resolveConnectionScope(p, ctx), slowClosePolicy(p.delayMs)),
 };

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { applyProxied, type ProxiedStats } from '../../datapath/proxied-fault.js';
 import type { ProxyPolicy } from '../../datapath/proxy-policy.js';
 import type { FaultKind } from '../fault-kind.js';
-import { byteCount, connectionScope, millis, resolvePeer } from '../params.js';
+import { byteCount, connectionScope, millis, resolveConnectionScope } from '../params.js';
 
 const schema = z.strictObject({
   /** Stall once this many bytes went through, both ways together (0 to 2^31-1). Default 0: at once. */
@@ -81,7 +81,7 @@ export const networkTimeout: FaultKind<'network-timeout', typeof schema, Network
       'network-timeout',
       target,
       ctx,
-      { peers: await resolvePeer(p.peer, ctx), port: p.port },
+      await resolveConnectionScope(p, ctx),
       stallPolicy({ afterBytes: p.afterBytes, closeAfterMs: p.closeAfterMs }),
     ),
 };
