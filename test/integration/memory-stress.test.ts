@@ -66,7 +66,7 @@ describe('memory-stress', () => {
     expect(stats.allocatedBytes).toBe(256 * MiB);
     // Every page written, so resident and charged to the target; the hog's own runtime adds a little.
     // The kernel charges a cgroup in per-CPU batches: its count may trail the bytes touched by a few pages.
-    expect(during - before).toBeGreaterThanOrEqual(256 * MiB - 1 * MiB);
+    expect(during - before).toBeGreaterThanOrEqual(256 * MiB - 4 * MiB);
     expect(during - before).toBeLessThan(256 * MiB + 48 * MiB);
     expect(Math.abs(after - before)).toBeLessThan(16 * MiB);
     expect(Math.abs(controlDuring - controlBefore)).toBeLessThan(16 * MiB);
@@ -95,7 +95,9 @@ describe('memory-stress', () => {
         expect(mib).toBeGreaterThan(64 * (s - 0.6) - 16);
       }
     }
-    expect(samples.at(-1)!.mib).toBeGreaterThanOrEqual(192);
+    // The delta is against the cgroup's usage before: what else it held may shrink meanwhile (page
+    // cache reclaimed, per-CPU charge batches not yet flushed). CI once saw 190.9 of 192 MiB.
+    expect(samples.at(-1)!.mib).toBeGreaterThanOrEqual(192 - 4);
     expect(stats.allocatedBytes).toBe(192 * MiB);
   });
 
