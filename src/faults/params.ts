@@ -149,6 +149,18 @@ export const connectionScope = {
   port: port.optional(),
 };
 
+/**
+ * Which of the target's TCP connections a connection-level fault applies to: those it
+ * ACCEPTS (`'inbound'`: from the test process through a mapped port, from other
+ * containers, from the host), those it OPENS (`'outbound'`), or both (`'all'`, default).
+ * For inbound connections `peer` is the client's address and `port` the target's own port.
+ */
+export const connections = z
+  .enum(['inbound', 'outbound', 'all'], { error: 'one of "inbound", "outbound", "all"' })
+  .default('all');
+
+export type Connections = z.output<typeof connections>;
+
 function maskOf(bits: number): number {
   return bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
 }
