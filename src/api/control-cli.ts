@@ -23,6 +23,7 @@ import {
   type StatusReply,
   type StopReply,
 } from './control-channel.js';
+import { reapDeadRates } from './injection-rate.js';
 
 /** How long a process may take to answer before it is taken for stuck. Default 300 ms (stop must finish within 1 s). */
 const DEFAULT_GRACE_MS = 300;
@@ -99,6 +100,7 @@ export async function stop(opts: { graceMs?: number; dir?: string } = {}): Promi
   const dir = ensureControlDir(opts.dir ?? controlDir());
   const grace = opts.graceMs ?? DEFAULT_GRACE_MS;
   const flag = writeStopFlag(dir);
+  reapDeadRates(dir);
   const lines = [`kill switch ON since ${flag.since}: new injects are refused until \`vitest-chaos resume\``];
   let ok = true;
   const all = records(dir);
@@ -143,6 +145,7 @@ export function resume(opts: { dir?: string } = {}): { lines: string[] } {
 
 export async function status(opts: { dir?: string } = {}): Promise<{ lines: string[]; runs: StatusReply[] }> {
   const dir = ensureControlDir(opts.dir ?? controlDir());
+  reapDeadRates(dir);
   const flag = readStopFlag(dir);
   const lines = [flag ? `kill switch ON since ${flag.since} (pid ${flag.pid})` : 'kill switch off'];
   const runs: StatusReply[] = [];
