@@ -6,7 +6,7 @@
 // but root out, and they are checked (not assumed) before listening.
 // `vitest-chaos stop` also leaves a flag file there; every inject checks it
 // first, so nothing new is applied until `vitest-chaos resume` removes it.
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
@@ -33,6 +33,13 @@ export function ensureControlDir(dir = controlDir()): string {
   if (problem) {
     throw new Error(
       `vitest-chaos: the control directory ${dir} is unsafe (${problem}); the kill switch must be reachable by root only. Remove it or fix it (chown root, chmod 700).`,
+    );
+  }
+  try {
+    accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK);
+  } catch {
+    throw new Error(
+      `vitest-chaos: the control directory ${dir} is reachable by root only, and this process runs as uid ${process.getuid?.()}: run the kill switch as root (e.g. sudo npx vitest-chaos stop).`,
     );
   }
   return dir;

@@ -139,7 +139,7 @@ export async function stop(opts: { graceMs?: number; dir?: string } = {}): Promi
 }
 
 export function resume(opts: { dir?: string } = {}): { lines: string[] } {
-  const was = clearStopFlag(opts.dir ?? controlDir());
+  const was = clearStopFlag(ensureControlDir(opts.dir ?? controlDir()));
   return { lines: [was ? 'kill switch OFF: injects are allowed again' : 'kill switch was not on'] };
 }
 
