@@ -41,29 +41,19 @@ static __always_inline int filter(struct __sk_buff *skb, __u32 dir)
 		return 1;
 	vc_parse_ipv4(skb, 0, &p, false);
 	for (__u32 slot = 0; slot < VC_MAX_SLOTS; slot++) {
-		struct vc_slot_key key = { .cgroup_id = cgid, .slot = slot };
 		struct vc_pkt_rule *r;
-		struct vc_drop_stats *s;
+		struct vc_drop_stats *s =
+		        vc_slot_matching(&drop_rules, &drop_stats, cgid, *mask, slot, &p, dir, &r);
 
-		if (!(*mask & (1u << slot)))
+		if (!s)
 			continue;
-		r = bpf_map_lookup_elem(&drop_rules, &key);
-		s = bpf_map_lookup_elem(&drop_stats, &key);
-		if (!r || !s || !vc_pkt_matches(r, &p, dir))
-			continue;
-		if (dir == VC_PKT_EGRESS)
-			__sync_fetch_and_add(&s->egress_seen, 1);
-		else
-			__sync_fetch_and_add(&s->ingress_seen, 1);
+		VC_COUNT(s, dir, seen);
 		/* A packet already dropped by an earlier slot is seen but not drawn for. */
 		if (!verdict)
 			continue;
 		if ((r->flags & VC_PKT_ALL) || vc_draw(&s->rng) < r->threshold) {
 			verdict = 0;
-			if (dir == VC_PKT_EGRESS)
-				__sync_fetch_and_add(&s->egress_dropped, 1);
-			else
-				__sync_fetch_and_add(&s->ingress_dropped, 1);
+			VC_COUNT(s, dir, dropped);
 		}
 	}
 	/* An egress drop returns 2 (drop + NET_XMIT_CN): the sender sees no

@@ -102,6 +102,30 @@ static __always_inline bool vc_pkt_matches(const struct vc_pkt_rule *r, const st
 	}
 	return true;
 }
+
+/* Counts one packet in a slot's stats: field `ingress_<name>` or `egress_<name>`
+ * by the direction (in the container's view). */
+#define VC_COUNT(s, dir, name)                                                                     \
+	__sync_fetch_and_add((dir) == VC_PKT_EGRESS ? &(s)->egress_##name : &(s)->ingress_##name, 1)
+
+/* A packet program's slot loop step: the stats of slot `slot` of `id` (a cgroup
+ * id or an ifindex) when the slot is in use and its rule matches the packet
+ * (its rule in *rule), or NULL. `rules` and `stats` are the program's maps. */
+static __always_inline void *vc_slot_matching(void *rules, void *stats, __u64 id, __u32 mask,
+                                              __u32 slot, const struct vc_pkt *p, __u32 dir,
+                                              struct vc_pkt_rule **rule)
+{
+	struct vc_slot_key key = { .cgroup_id = id, .slot = slot };
+	void *s;
+
+	if (!(mask & (1u << slot)))
+		return NULL;
+	*rule = bpf_map_lookup_elem(rules, &key);
+	s = bpf_map_lookup_elem(stats, &key);
+	if (!*rule || !s || !vc_pkt_matches(*rule, p, dir))
+		return NULL;
+	return s;
+}
 #endif
 
 #endif

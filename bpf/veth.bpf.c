@@ -94,43 +94,28 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 	else
 		__builtin_memset(&p, 0, sizeof(p));
 	for (__u32 slot = 0; slot < VC_MAX_SLOTS; slot++) {
-		struct vc_slot_key key = { .cgroup_id = ifindex, .slot = slot };
 		struct vc_pkt_rule *r;
-		struct vc_veth_stats *s;
+		struct vc_veth_stats *s = vc_slot_matching(&veth_rules, &veth_stats, ifindex, *mask,
+		                                           slot, &p, dir, &r);
 		bool hit = false;
 
-		if (!(*mask & (1u << slot)))
+		if (!s)
 			continue;
-		r = bpf_map_lookup_elem(&veth_rules, &key);
-		s = bpf_map_lookup_elem(&veth_stats, &key);
-		if (!r || !s || !vc_pkt_matches(r, &p, dir))
-			continue;
-		if (dir == VC_PKT_EGRESS)
-			__sync_fetch_and_add(&s->egress_seen, 1);
-		else
-			__sync_fetch_and_add(&s->ingress_seen, 1);
+		VC_COUNT(s, dir, seen);
 		/* Draw only for packets this slot can act on, so a seed replays. */
 		if ((r->flags & VC_PKT_CORRUPT) && !corrupted && p.payload_len > 0 &&
 		    ((r->flags & VC_PKT_ALL) || vc_draw(&s->rng) < r->threshold)) {
 			bool partial = offloaded(skb);
 
 			hit = corrupted = corrupt(skb, &p, s);
-			if (hit && partial) {
-				if (dir == VC_PKT_EGRESS)
-					__sync_fetch_and_add(&s->egress_offloaded, 1);
-				else
-					__sync_fetch_and_add(&s->ingress_offloaded, 1);
-			}
+			if (hit && partial)
+				VC_COUNT(s, dir, offloaded);
 		} else if ((r->flags & VC_PKT_DUPLICATE) && !duplicated &&
 		           ((r->flags & VC_PKT_ALL) || vc_draw(&s->rng) < r->threshold)) {
 			hit = duplicated = duplicate(skb, dir);
 		}
-		if (hit) {
-			if (dir == VC_PKT_EGRESS)
-				__sync_fetch_and_add(&s->egress_hit, 1);
-			else
-				__sync_fetch_and_add(&s->ingress_hit, 1);
-		}
+		if (hit)
+			VC_COUNT(s, dir, hit);
 	}
 	return TC_ACT_UNSPEC_;
 }

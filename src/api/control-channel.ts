@@ -6,7 +6,18 @@
 // but root out, and they are checked (not assumed) before listening.
 // `vitest-chaos stop` also leaves a flag file there; every inject checks it
 // first, so nothing new is applied until `vitest-chaos resume` removes it.
-import { accessSync, chmodSync, constants, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';

@@ -11,6 +11,9 @@ import type { TargetMode } from '../targets/choose-targets.js';
 import type { FaultContext } from './fault-kind.js';
 import { ANY_PEER, type PeerMatch } from '../kernel/peer-match.js';
 import { signalNumber } from '../kernel/signals.js';
+import { applyVethRules, type VethRuleSpec, type VethRuleStats } from '../kernel/veth-rules.js';
+import type { AppliedFault } from '../contracts/applied-fault.js';
+import type { Direction } from '../kernel/peer-match.js';
 
 export const direction = z.enum(['egress', 'ingress', 'both'], { error: 'one of "egress", "ingress", "both"' }).default('both');
 
@@ -155,9 +158,7 @@ export const connectionScope = {
  * containers, from the host), those it OPENS (`'outbound'`), or both (`'all'`, default).
  * For inbound connections `peer` is the client's address and `port` the target's own port.
  */
-export const connections = z
-  .enum(['inbound', 'outbound', 'all'], { error: 'one of "inbound", "outbound", "all"' })
-  .default('all');
+export const connections = z.enum(['inbound', 'outbound', 'all'], { error: 'one of "inbound", "outbound", "all"' }).default('all');
 
 export type Connections = z.output<typeof connections>;
 
@@ -204,6 +205,27 @@ export function hostVethsOf(kind: string, target: ResolvedTarget): number[] {
   }
   if (veths.length === 0) refuse('it has no veth with a peer on the host');
   return veths.map((v) => v.hostIfindex);
+}
+
+/**
+ * apply() of a kind acting on the target's packets on its host-side veths (network-corrupt,
+ * network-duplicate): its veths, its peers, port, direction and percent. Each kind names the
+ * counters' `hit` after its action.
+ */
+export async function applyVethAction(
+  kind: string,
+  action: VethRuleSpec['action'],
+  p: { direction: Direction; peer?: ContainerRef; port?: number; percent: number },
+  target: ResolvedTarget,
+  ctx: FaultContext,
+): Promise<AppliedFault<VethRuleStats>> {
+  return applyVethRules(ctx.kernel, hostVethsOf(kind, target), ctx.seed, {
+    action,
+    direction: p.direction,
+    peers: await resolvePeer(p.peer, ctx),
+    port: p.port,
+    percent: p.percent,
+  });
 }
 
 /** The attributes every fault spec has besides `kind` and the kind's own parameters. */

@@ -27,7 +27,9 @@ const PAD = 'abcdefghijklmnopqrstuvwxyz0123456789'.repeat(3);
  */
 export async function udpPayloadRound(host: string, port: number, count: number, waitMs = 500, perMs = 5): Promise<PayloadResult> {
   const tag = Math.random().toString(36).slice(2, 8);
-  const payload = (i: number) => `${tag}:${i}:${PAD}`;
+  // The sequence number twice: one flipped digit cannot turn a datagram into another valid one
+  // (with it once, "tag:13:" with its 1 flipped to 5 read as datagram 53, intact).
+  const payload = (i: number) => `${tag}:${i}:${PAD}:${i}`;
   const sock = dgram.createSocket('udp4');
   const copies = new Map<number, number>();
   let received = 0;

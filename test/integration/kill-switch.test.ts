@@ -323,11 +323,16 @@ describe('kill switch: vitest-chaos stop | resume | status', () => {
       '-e',
       `const s = require('net').connect(${JSON.stringify(socket)}); s.on('connect', () => { s.write('{"cmd":"stop"}\\n'); console.log('connected'); s.end(); }); s.on('error', (e) => console.log(e.code));`,
     ]);
-    const list = await asNobody(['-e', `try { console.log(require('fs').readdirSync(${JSON.stringify(CONTROL)}).length) } catch (e) { console.log(e.code) }`]);
+    const list = await asNobody([
+      '-e',
+      `try { console.log(require('fs').readdirSync(${JSON.stringify(CONTROL)}).length) } catch (e) { console.log(e.code) }`,
+    ]);
     console.info(`as nobody: ${JSON.stringify(tries)}; raw connect: ${raw.out.trim()}; list: ${list.out.trim()}`);
     for (const cmd of ['stop', 'status', 'resume']) {
       expect(tries[cmd]!.code).toBe(1);
-      expect(tries[cmd]!.out).toMatch(/the control directory .* is reachable by root only, and this process runs as uid 65534: run the kill switch as root/);
+      expect(tries[cmd]!.out).toMatch(
+        /the control directory .* is reachable by root only, and this process runs as uid 65534: run the kill switch as root/,
+      );
     }
     expect(raw.out.trim()).toBe('EACCES');
     expect(list.out.trim()).toBe('EACCES');

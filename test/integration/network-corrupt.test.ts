@@ -35,10 +35,11 @@ describe('network-corrupt', () => {
       const r = await round(ipOf(c), UDP, 100);
       return { intact: r.distinct, corrupted: r.corrupted };
     },
-    // Seen once in CI: 1 of 100 datagrams came back intact right after a SECOND fault was
-    // stacked on the first (a transient while its slot is enabled?). Noted for a closer look.
+    // Every datagram flipped (none intact: "1 of 100 intact", seen in CI, and 2 of 100 here, were
+    // datagrams whose flipped sequence digit made them read as another one; packets.ts now
+    // carries the number twice); a receiver that checked its checksum may drop a few.
     affected: (m) => {
-      expect(m.intact).toBeLessThanOrEqual(1);
+      expect(m.intact).toBe(0);
       expect(m.corrupted).toBeGreaterThanOrEqual(99);
     },
     normal: (m) => expect(m).toEqual({ intact: 100, corrupted: 0 }),
