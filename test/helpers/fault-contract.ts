@@ -104,7 +104,10 @@ export function faultContract<M>(def: FaultContractDef<M>): ContractContainers {
   beforeAll(async () => {
     [target, control] = await Promise.all([def.start(`${def.kind}-target`), (def.startControl ?? def.start)(`${def.kind}-control`)]);
   });
-  afterAll(() => (killInjectors(), stopAll(target, control)));
+  afterAll(async () => {
+    killInjectors();
+    await stopAll(target, control);
+  });
 
   describe(`${def.kind} contract`, () => {
     it.each(def.bad)('refuses %s with a clear error and applies nothing', async (_name, params, message) => {

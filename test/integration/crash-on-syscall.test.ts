@@ -34,7 +34,10 @@ async function startWriter(c: StartedTestContainer, n = N, file = '/tmp/n') {
   const exec = await execDetached(c, ['bash', '-c', writer(n, file)]);
   let pid: number | undefined;
   const mine = (argv: string[]) => !!argv[2]?.includes(MARK) && argv[2].includes(`>> ${file};`);
-  await eventually(async () => ((pid = (await processesIn(c)).find((p) => mine(p.argv))?.pid), pid !== undefined));
+  await eventually(async () => {
+    pid = (await processesIn(c)).find((p) => mine(p.argv))?.pid;
+    return pid !== undefined;
+  });
   // Its traps are set once /proc shows USR1 (bit 10) and USR2 (bit 12) caught.
   const caught = () => BigInt('0x' + (/SigCgt:\s*([0-9a-f]+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '0'));
   expect(await eventually(() => (caught() & 0xa00n) === 0xa00n)).toBe(true);

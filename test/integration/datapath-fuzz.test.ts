@@ -6,7 +6,6 @@
 // fails the run), keep answering well-formed requests, and its heap must not
 // grow with the number of cases; a peer that trickles headers or sits idle on
 // a DNS connection is cut.
-import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import http from 'node:http';
@@ -24,7 +23,7 @@ import { httpPolicy } from '../../src/datapath/http-policy.js';
 import { routeThrough } from '../../src/datapath/proxy-chain.js';
 import { TcpProxy } from '../../src/datapath/tcp-proxy.js';
 import { ipOf, startHttpServer, stopAll } from '../helpers/containers.js';
-import { gatewayOf } from '../helpers/target-info.js';
+import { gatewayOf, listeningPorts } from '../helpers/target-info.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -443,15 +442,6 @@ async function one(c) {
 })();
 `;
 
-/** The ports this process listens on at `address` (TCP or UDP). */
-function ourPorts(proto: 't' | 'u', address: string): number[] {
-  const out = execFileSync('ss', [`-Hl${proto}np`, 'src', address], { encoding: 'utf8' });
-  return out
-    .split('\n')
-    .filter((l) => l.includes(`pid=${process.pid},`))
-    .map((l) => Number(l.trim().split(/\s+/)[3]?.split(':').pop()));
-}
-
 describe('a hostile container against the proxy and the fake resolver on its gateway', () => {
   let backend: StartedTestContainer;
   let nameserver: StartedTestContainer;
@@ -473,7 +463,7 @@ describe('a hostile container against the proxy and the fake resolver on its gat
 
   it('sends 4000 generated malformed, huge, truncated and split requests and DNS messages from inside the container: the process stays up, its heap flat, the faults still apply', async () => {
     const gateway = await gatewayOf(hostile);
-    const [tcpBefore, udpBefore] = [ourPorts('t', gateway), ourPorts('u', gateway)];
+    const [tcpBefore, udpBefore] = [listeningPorts(gateway), listeningPorts(gateway, 'udp')];
     const http = await chaos.inject({
       kind: 'http',
       target: hostile,
@@ -482,9 +472,9 @@ describe('a hostile container against the proxy and the fake resolver on its gat
       path: '/fault',
       abort: { status: 503, body: 'injected' },
     });
-    const proxyPorts = ourPorts('t', gateway).filter((p) => !tcpBefore.includes(p));
+    const proxyPorts = listeningPorts(gateway).filter((p) => !tcpBefore.includes(p));
     const dns = await chaos.inject({ kind: 'dns', target: hostile, names: ['*.fault'] });
-    const [dnsPort] = ourPorts('u', gateway).filter((p) => !udpBefore.includes(p));
+    const [dnsPort] = listeningPorts(gateway, 'udp').filter((p) => !udpBefore.includes(p));
     expect(proxyPorts).toHaveLength(2); // redirected connections, and hops from our other proxies
     expect(dnsPort).toBeGreaterThan(0);
     const health = async () => {
@@ -501,9 +491,9 @@ describe('a hostile container against the proxy and the fake resolver on its gat
     const b64 = (chunks: Buffer[]) => chunks.map((c) => c.toString('base64'));
     const batch = (seed: number, n: number) => {
       const lines: string[] = [];
-      fc.sample(httpCaseOf([0, 0, 0, 0, 0, 0, 0, 70_000]), { seed, numRuns: n }).forEach((c, i) =>
-        lines.push(JSON.stringify({ to: i % 8 === 3 ? 'proxy' : i % 8 === 7 ? 'hop' : 'http', chunks: b64(c.chunks), end: c.end })),
-      );
+      fc.sample(httpCaseOf([0, 0, 0, 0, 0, 0, 0, 70_000]), { seed, numRuns: n }).forEach((c, i) => {
+        lines.push(JSON.stringify({ to: i % 8 === 3 ? 'proxy' : i % 8 === 7 ? 'hop' : 'http', chunks: b64(c.chunks), end: c.end }));
+      });
       fc.sample(dnsCase, { seed: seed + 1, numRuns: n }).forEach((c, i) => {
         if (c.tcp) {
           const len = Buffer.alloc(2);

@@ -51,7 +51,7 @@ describe('the reaper, after a SIGKILLed run', () => {
   });
 
   it('chaos.revertAll() in the living process undoes newest first too', async () => {
-    const { target, control } = env;
+    const { target } = env;
     const chaos = createChaos({ seed: 4, progress: false });
     await chaos.inject({ kind: 'disk-fill', target, bytes: 10 * MiB, path: '/tmp' });
     await chaos.inject({ kind: 'container-pause', target });
@@ -66,7 +66,7 @@ describe('the reaper, after a SIGKILLed run', () => {
   });
 
   it('keeps the record of an undo that failed (the container paused by someone else: 409) and reports it, until it can run', async () => {
-    const { target, control } = env;
+    const { target } = env;
     const child = await startInjector('disk-fill', target, { bytes: 10 * MiB, path: '/tmp' });
     const file = `${await tmpOnHost(target)}/vitest-chaos-disk-fill-${child.pid}-1`;
     expect(existsSync(file)).toBe(true);

@@ -9,7 +9,7 @@ import { expect, it } from 'vitest';
 import { Journal } from '../../src/journal/journal.js';
 import { cgroupV1Dir, readCgroupFile } from '../../src/targets/cgroup-v1.js';
 import { sigkillTargets } from '../helpers/injector.js';
-import { docker, state } from '../helpers/processes.js';
+import { state } from '../helpers/processes.js';
 
 const env = sigkillTargets('orphan');
 
