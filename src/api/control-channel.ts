@@ -1,9 +1,10 @@
 // The kill switch's channel into each run. Every process that injects listens
 // on a unix socket in one directory (default /run/vitest-chaos, or
 // VITEST_CHAOS_CONTROL_DIR) that must be root-owned and 0700; the socket itself
-// is 0600. Node cannot read SO_PEERCRED, so the peer's uid is not checked on
-// the connection: the directory and file permissions are what keep everyone
-// but root out, and they are checked (not assumed) before listening.
+// is 0600. Those permissions keep everyone but root out, and they are checked
+// (not assumed) before listening; behind them, each connection's peer uid
+// (SO_PEERCRED, read by the addon) must be root's or ours, or it is closed
+// unanswered.
 // `vitest-chaos stop` also leaves a flag file there; every inject checks it
 // first, so nothing new is applied until `vitest-chaos resume` removes it.
 import {
@@ -18,13 +19,16 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { processStartTicks } from '../journal/process-start.js';
+import { loadAddon } from '../kernel/addon.js';
 
 export const DEFAULT_CONTROL_DIR = '/run/vitest-chaos';
 const STOP_FLAG = 'stopped';
+/** A request is one short JSON line. */
+const MAX_REQUEST = 4096;
 
 export function controlDir(): string {
   return process.env.VITEST_CHAOS_CONTROL_DIR ?? DEFAULT_CONTROL_DIR;
@@ -149,6 +153,23 @@ interface ChannelState {
 const KEY = Symbol.for('vitest-chaos.control-channel');
 type WithChannel = { [KEY]?: ChannelState };
 
+/** The uid of the process at the other end of a connection to a unix socket, or null when it cannot be read. */
+export function peerUid(conn: Socket): number | null {
+  const fd = (conn as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return null;
+  try {
+    return loadAddon().peerCredentials(fd).uid;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a connection to the channel may be answered: its peer is root, or runs as this process's uid. */
+export function peerAllowed(conn: Socket): boolean {
+  const uid = peerUid(conn);
+  return uid !== null && (uid === 0 || uid === process.getuid?.());
+}
+
 /** Joins this Chaos instance to the process's channel, starting it on first use. */
 export async function joinControlChannel(member: ControlMember, info: { runPid: number; journalDir: string }): Promise<void> {
   const g = globalThis as WithChannel;
@@ -168,13 +189,21 @@ export async function joinControlChannel(member: ControlMember, info: { runPid: 
     };
     const members = new Set<ControlMember>();
     const server = createServer((conn) => {
+      // Behind the directory's mode: another uid's connection is closed unanswered.
+      if (!peerAllowed(conn)) {
+        conn.destroy();
+        return;
+      }
       let buf = '';
       conn.setEncoding('utf8');
       conn.on('error', () => undefined);
       conn.on('data', (chunk) => {
         buf += chunk;
         const nl = buf.indexOf('\n');
-        if (nl < 0) return;
+        if (nl < 0) {
+          if (buf.length > MAX_REQUEST) conn.end(`${JSON.stringify({ error: 'request too long' })}\n`);
+          return;
+        }
         let req: ControlRequest;
         try {
           req = JSON.parse(buf.slice(0, nl)) as ControlRequest;

@@ -40,6 +40,8 @@ export interface NativeAddon {
   BpfObject: new (path: string) => NativeObject;
   libbpfVersion(): string;
   liveLinks(): number;
+  /** SO_PEERCRED of a connected unix socket's file descriptor. */
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
 }
 
 /** The package root: two levels up from src/kernel or dist/kernel. */

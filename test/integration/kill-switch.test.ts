@@ -6,7 +6,7 @@
 // directory of their own, so the kill switch never touches other runs here.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,7 +14,7 @@ import type { StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cgroupV1Dir } from '../../src/targets/cgroup-v1.js';
 import { ipOf, startHttpServer, stopAll } from '../helpers/containers.js';
-import { sigkill, startInjector } from '../helpers/injector.js';
+import { killInjectors, sigkill, startInjector } from '../helpers/injector.js';
 import { httpGet, state } from '../helpers/processes.js';
 import { udpEchoRound } from '../helpers/udp.js';
 
@@ -101,6 +101,7 @@ describe('kill switch: vitest-chaos stop | resume | status', () => {
     expect((await udpEchoRound(ipOf(c[0]!), 9000, 50)).lost).toBe(0);
   });
   afterAll(async () => {
+    killInjectors();
     for (const ch of children) if (ch.exitCode === null) ch.kill('SIGKILL');
     await vitestChaos('resume');
     await stopAll(...c);
@@ -292,7 +293,7 @@ describe('kill switch: vitest-chaos stop | resume | status', () => {
     expect((await vitestChaos('resume')).code).toBe(0);
   });
 
-  it('refuses a non-root user: stop, status and resume as nobody fail and change nothing, the socket refuses them; root is answered', {
+  it('refuses a non-root user: stop, status and resume as nobody fail and change nothing, the socket refuses them (by its modes, and by the peer uid behind them); root is answered', {
     timeout: 60_000,
   }, async () => {
     await vitestChaos('resume');
@@ -336,6 +337,25 @@ describe('kill switch: vitest-chaos stop | resume | status', () => {
     }
     expect(raw.out.trim()).toBe('EACCES');
     expect(list.out.trim()).toBe('EACCES');
+    // Behind the modes, the peer's uid (SO_PEERCRED): with the directory and the socket opened
+    // to everyone, as a mistaken chmod would, nobody's stop is still closed unanswered.
+    chmodSync(CONTROL, 0o711);
+    chmodSync(socket, 0o666);
+    let loose: { code: number; out: string };
+    try {
+      loose = await asNobody([
+        '-e',
+        `const s = require('net').connect(${JSON.stringify(socket)}); let n = 0, err = '';
+         const end = (how) => { console.log(how + ' after ' + n + ' bytes' + (err && ' (' + err + ')')); process.exit(0); };
+         s.on('connect', () => s.write('{"cmd":"stop"}\\n')); s.on('data', (d) => (n += d.length));
+         s.on('error', (e) => (err = e.code)); s.on('close', () => end('closed')); setTimeout(() => end('still open'), 5000);`,
+      ]);
+    } finally {
+      chmodSync(CONTROL, 0o700);
+      chmodSync(socket, 0o600);
+    }
+    console.info(`as nobody, modes opened: ${loose.out.trim()}`);
+    expect(loose.out.trim()).toMatch(/^closed after 0 bytes/); // connected, then closed: no ack, no stop
     // Nothing changed: no flag, the run alive with its fault in force.
     expect(existsSync(join(CONTROL, 'stopped'))).toBe(false);
     expect(child.exitCode).toBe(null);
