@@ -155,7 +155,7 @@ describe.skipIf(!hasPrometheus() || !hasChromium())('reports of a sharded run', 
     for (const [verdict, n] of Object.entries(
       count(
         experiments.map((e) => e.result.verdict),
-        ['validated', 'rejected', 'aborted'],
+        ['validated', 'rejected', 'aborted', 'inconclusive'],
       ),
     )) {
       expect(text).toContain(`chaos_experiments_total{verdict="${verdict}"} ${n}`);
