@@ -26,6 +26,8 @@ export interface ContainerRestartStats {
 
 export const containerRestart: FaultKind<'container-restart', typeof schema, ContainerRestartStats> = {
   kind: 'container-restart',
+  matched: () => 1,
+  matchedWhat: 'the target container (always reached)',
   schema,
   async apply(p, target, ctx) {
     const t0 = performance.now();

@@ -32,6 +32,8 @@ const START_WAIT_MS = 30_000;
 
 export const containerStop: FaultKind<'container-stop', typeof schema, ContainerStopStats> = {
   kind: 'container-stop',
+  matched: () => 1,
+  matchedWhat: 'the target container (always reached)',
   schema,
   targetStates: ['running', 'stopped'],
   async apply(p, target, ctx) {
