@@ -107,14 +107,18 @@ export async function startTradingStack(opts: StackOptions = {}): Promise<Tradin
         .withCommand([
           'postgres',
           ...['listen_addresses=*', 'fsync=off', 'synchronous_commit=off', 'full_page_writes=off', 'max_connections=100']
-            .filter((s) => !(s.split('=')[0] as string in pgSettings))
+            .filter((s) => !((s.split('=')[0] as string) in pgSettings))
             .flatMap((s) => ['-c', s]),
           ...Object.entries(pgSettings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
         ])
         .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/))
         .start()
         .then(keep),
-      base('redis', 'redis').withExposedPorts(6379).withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/)).start().then(keep),
+      base('redis', 'redis')
+        .withExposedPorts(6379)
+        .withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/))
+        .start()
+        .then(keep),
       // The API waits for the database itself ("listening" once its schema exists).
       base('trading-api', 'api')
         .withEnvironment(opts.apiEnv ?? {})
