@@ -109,7 +109,17 @@ export async function startOnSamePorts(docker: Docker, id: string, before: Docke
         ),
       );
     try {
-      await start({ ...before.HostConfig, PortBindings: bindings });
+      // The stopped container's docker-proxy may hold the port for a moment after the stop returns.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await start({ ...before.HostConfig, PortBindings: bindings });
+          break;
+        } catch (err) {
+          const msg = (err as { json?: { message?: string } }).json?.message ?? '';
+          if (attempt >= 20 || !/already allocated|address already in use/i.test(msg)) throw err;
+          await sleep(100);
+        }
+      }
     } catch (err) {
       fallback = (err as { json?: { message?: string } }).json?.message ?? (err as Error).message;
       // A refused version changed nothing; a taken port left the pinned HostConfig: put the original back.
@@ -117,11 +127,14 @@ export async function startOnSamePorts(docker: Docker, id: string, before: Docke
     }
   }
   if (pinned === 0 || fallback !== undefined) await ignoreStatus(() => docker.getContainer(id).start(), [304]);
-  const now = hostPorts(await inspectOrNull(docker, id));
+  // Per published port and host port (0.0.0.0 and :: carry the same one; right after a start
+  // the engine may list only one of them).
+  const pairs = (m: Map<string, string>) => new Set([...m].map(([k, port]) => `${k.split(' ')[0]} ${port}`));
+  const now = pairs(hostPorts(await inspectOrNull(docker, id)));
   let kept = 0;
   let changed = 0;
-  for (const [k, port] of hostPorts(before)) {
-    if (now.get(k) === port) kept++;
+  for (const pair of pairs(hostPorts(before))) {
+    if (now.has(pair)) kept++;
     else changed++;
   }
   return fallback === undefined ? { kept, changed } : { kept, changed, fallback };
