@@ -100,7 +100,10 @@ export async function startTradingStack(opts: StackOptions = {}): Promise<Tradin
       .withLabels({ 'vitest-chaos.test': `trading-${service}`, 'vitest-chaos.run': String(process.pid) });
   const pgSettings = { ...opts.postgresSettings };
   const started: StartedTestContainer[] = [];
-  const keep = (c: StartedTestContainer) => (started.push(c), c);
+  const keep = (c: StartedTestContainer) => {
+    started.push(c);
+    return c;
+  };
   try {
     const [postgres, redis, api] = await Promise.all([
       base('postgres', 'postgres')

@@ -48,13 +48,15 @@ export function pinnedPortBindings(info: Docker.ContainerInspectInfo): { binding
   const bindings: Docker.PortMap = {};
   let pinned = 0;
   for (const [key, list] of Object.entries((info.HostConfig.PortBindings ?? {}) as Docker.PortMap)) {
-    bindings[key] = ((list ?? []) as { HostIp?: string; HostPort?: string }[]).map((b) => {
-      if (b.HostPort && b.HostPort !== '0') return b;
+    bindings[key] = ((list ?? []) as { HostIp?: string; HostPort?: string }[]).flatMap((b) => {
+      if (b.HostPort && b.HostPort !== '0') return [b];
       const mapped = current[key] ?? [];
-      const got = mapped.find((m) => b.HostIp && m.HostIp === b.HostIp) ?? mapped[0];
-      if (!got?.HostPort) return b;
-      pinned++;
-      return { HostIp: b.HostIp ?? '', HostPort: got.HostPort };
+      // No HostIp: Docker published it on 0.0.0.0 and on :: (20.10 may give them different
+      // ports): one pinned binding per address, each with the port it had.
+      const got = b.HostIp ? mapped.filter((m) => m.HostIp === b.HostIp) : mapped;
+      if (!got.length || got.some((m) => !m.HostPort)) return [b];
+      pinned += got.length;
+      return got.map((m) => ({ HostIp: m.HostIp, HostPort: m.HostPort }));
     });
   }
   return { bindings, pinned };
@@ -127,13 +129,22 @@ export async function startOnSamePorts(docker: Docker, id: string, before: Docke
     }
   }
   if (pinned === 0 || fallback !== undefined) await ignoreStatus(() => docker.getContainer(id).start(), [304]);
-  // Per published port and host port (0.0.0.0 and :: carry the same one; right after a start
-  // the engine may list only one of them).
+  // Per published port and host port (0.0.0.0 and :: may carry different ones).
   const pairs = (m: Map<string, string>) => new Set([...m].map(([k, port]) => `${k.split(' ')[0]} ${port}`));
-  const now = pairs(hostPorts(await inspectOrNull(docker, id)));
+  const want = pairs(hostPorts(before));
+  let now = new Set<string>();
+  // Right after a start the engine may not list every binding yet: ask again for up to 1 s.
+  await waitUntil(
+    async () => {
+      now = pairs(hostPorts(await inspectOrNull(docker, id)));
+      return [...want].every((p) => now.has(p));
+    },
+    1000,
+    50,
+  );
   let kept = 0;
   let changed = 0;
-  for (const pair of pairs(hostPorts(before))) {
+  for (const pair of want) {
     if (now.has(pair)) kept++;
     else changed++;
   }
