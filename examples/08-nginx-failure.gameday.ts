@@ -44,7 +44,9 @@ describe('08 nginx failure', () => {
     const { from, to } = faultWindow(result);
     const front = summarize(flow.between(from + 300, to - 1000)); // `to` is after the start and its wait
     const back = flow.firstSuccessAfter(to);
-    const portAfter = (await new Docker().getContainer(stack.nginx.getId()).inspect()).NetworkSettings.Ports['80/tcp']?.[0]?.HostPort;
+    const portAfter = (await new Docker().getContainer(stack.nginx.getId()).inspect()).NetworkSettings.Ports['80/tcp']?.find(
+      (b) => b.HostIp === '0.0.0.0',
+    )?.HostPort;
     report('08 nginx failure', {
       verdict: result.verdict,
       stop: result.faults[0]?.stats,
