@@ -2,7 +2,7 @@
 // machine and printed as a table. No pass/fail: the goals are printed beside.
 import autocannon from 'autocannon';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
 import { createChaos } from '../src/index.js';
@@ -93,6 +93,22 @@ async function withBpfStats<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Bytes the kernel charges for the BPF maps this process holds (fdinfo memlock). */
+function mapMemoryBytes(): number {
+  let sum = 0;
+  for (const fd of readdirSync('/proc/self/fdinfo')) {
+    let info = '';
+    try {
+      info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+    } catch {
+      continue;
+    }
+    const m = /^memlock:\s+(\d+)/m.exec(info);
+    if (m && /^map_type:/m.test(info)) sum += Number(m[1]);
+  }
+  return sum;
+}
+
 async function main(): Promise<void> {
   try {
     await run();
@@ -122,8 +138,32 @@ async function run(): Promise<void> {
     containers.push(target);
 
     const chaos = createChaos({ seed: 1, progress: false });
+    const mem0 = mapMemoryBytes();
     const t0 = performance.now();
     await (await chaos.inject({ kind: 'network-loss', target, percent: 10 })).revert();
+    const mem1 = mapMemoryBytes();
+    const held = [];
+    for (let i = 0; i < 64; i++) held.push(await chaos.inject({ kind: 'network-loss', target, percent: 0, port: 9 }));
+    const mem64 = mapMemoryBytes();
+    for (const f of held) await f.revert();
+    const k = kernel();
+    void k.connect;
+    const mem2 = mapMemoryBytes();
+    void k.veth;
+    void k.dns;
+    void k.syscallSignal;
+    const mem3 = mapMemoryBytes();
+    const mb = (b: number) => (b / 1e6).toFixed(2);
+    rows.push({
+      what: 'BPF map memory: loss object / + connect object / all objects, MB',
+      value: `${mb(mem1 - mem0)} / ${mb(mem2 - mem0)} / ${mb(mem3 - mem0)}`,
+      goal: 'small (with 8 preallocated slots a target: 1.92 / 11.64 / 17.20)',
+    });
+    rows.push({
+      what: 'BPF map memory added by 64 loss faults on one target, KB',
+      value: ((mem64 - mem1) / 1e3).toFixed(1),
+      goal: '-',
+    });
     rows.push({
       what: 'first inject+revert of the process (loads the BPF object), ms',
       value: (performance.now() - t0).toFixed(1),

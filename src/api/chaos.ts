@@ -305,9 +305,12 @@ export class Chaos implements ControlMember {
       () => {
         this.active.delete(fault);
         if (!fault.dryRun) void sendChaosEvent(this.metricsSocket, { type: 'revert', kind });
+        warnIfUnmatched(fault, test);
       },
       {
         dryRun: this.dryRun,
+        matched: (s) => impl.matched(s),
+        matchedWhat: impl.matchedWhat,
         chosen: plan.chosen.map(info),
         widen: this.dryRun
           ? undefined
@@ -372,3 +375,21 @@ export function createChaos(options?: ChaosOptions): Chaos {
 }
 
 export type { Kernel, RunningLoad };
+
+/**
+ * A fault that reached nothing by the time it was reverted did not test
+ * anything: say so (console and the test's annotations), naming the fault.
+ * An experiment says it in its verdict ('inconclusive') as well.
+ */
+function warnIfUnmatched(fault: ActiveFault<object>, test: ReturnType<typeof currentTest>): void {
+  let matched: number | null;
+  try {
+    matched = fault.matched();
+  } catch {
+    return;
+  }
+  if (matched !== 0) return;
+  const message = `vitest-chaos: ${fault} matched nothing while in force (0 ${fault.matchedWhat ?? 'things it counts'}): it had no effect to test`;
+  console.warn(message);
+  void test?.context.annotate(message, 'warning').catch(() => undefined);
+}

@@ -26,14 +26,34 @@ export interface Measured {
   error?: string;
 }
 
+/** "network-partition(peer=db) on app": a fault as the verdict's reason names it. */
+export function faultLabel(f: FaultRecord, index: number): string {
+  const params = Object.entries(f.params)
+    .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+    .join(' ');
+  return `fault ${index} ${f.kind}(${params}) on ${(f.targets ?? [f.target]).join(', ')}`;
+}
+
+/** The applied faults that matched nothing (no packet, no connection, ...), as reasons. */
+export function unmatchedFaults(faults: readonly FaultRecord[]): string[] {
+  return faults.flatMap((f, i) =>
+    f.matched === 0 && f.injectedAtMs !== null && !f.dryRun && !f.error
+      ? [`${faultLabel(f, i)} matched nothing: 0 ${f.matchedWhat ?? 'things it counts'} while in force`]
+      : [],
+  );
+}
+
 export function buildResult(m: Measured): ExperimentResult {
-  const verdict = m.error || m.aborted ? 'aborted' : m.breaches.length ? 'rejected' : 'validated';
+  const unmatched = unmatchedFaults(m.faults);
+  const verdict = m.error || m.aborted ? 'aborted' : m.breaches.length ? 'rejected' : unmatched.length ? 'inconclusive' : 'validated';
   const first = m.breaches[0];
   const reason = m.error
     ? m.error
     : first
       ? `${first.slo} ${first.actual === null ? 'never recovered' : first.actual.toFixed(2)} against ${first.stated} (${first.phase})`
-      : 'every SLO held in every window';
+      : unmatched.length
+        ? `every SLO held, but nothing was tested: ${unmatched.join('; ')}`
+        : 'every SLO held in every window';
   return {
     name: m.name,
     hypothesis: m.hypothesis,

@@ -159,6 +159,15 @@ export class FaultSchedule<S extends { seed?: number }> {
     }
     r.revertedAtMs = this.rec.now();
     r.stats = f.stats() as Record<string, number>;
+    try {
+      const matched = f.matched();
+      if (matched !== null) {
+        r.matched = matched;
+        r.matchedWhat = f.matchedWhat;
+      }
+    } catch {
+      // counters are best effort once the target is gone
+    }
     this.lastRevertMs = Math.max(this.lastRevertMs, r.revertedAtMs);
   }
 

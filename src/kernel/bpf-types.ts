@@ -4,14 +4,15 @@
 
 /** The value of each struct shared with the BPF programs, by its C name. */
 export interface BpfStructs {
-  vc_conn_rule: { action: number; peer_addr: number; peer_mask: number; port: number; redirect_port: number; redirect_addr: number; tcp_only: number; rank: number };
+  vc_conn_rule: { action: number; peer_addr: number; peer_mask: number; port: number; redirect_port: number; redirect_addr: number; tcp_only: number; rank: number; family: number; peer_addr6: Buffer; peer_mask6: Buffer; redirect_addr6: Buffer };
   vc_conn_stats: { matched: bigint; rejected: bigint; redirected: bigint };
   vc_dns_rule: { ns_addr: number; ns_port: number; redirect_port: number; redirect_addr: number; pad: number };
   vc_dns_stats: { connects_redirected: bigint; sends_redirected: bigint; replies_rewritten: bigint };
   vc_drop_stats: { ingress_seen: bigint; ingress_dropped: bigint; egress_seen: bigint; egress_dropped: bigint; rng: bigint };
-  vc_flow: { cgroup_id: bigint; slot: number; orig_addr: number; orig_port: number; pad: number; slots: number };
+  vc_flow: { cgroup_id: bigint; slot: number; orig_addr: number; orig_port: number; pad: number; pad2: number; slots: bigint; orig_addr6: Buffer };
+  vc_flow6_key: { addr: Buffer; port: number };
   vc_flow_key: { addr: number; port: number };
-  vc_pkt_rule: { flags: number; threshold: number; peer_addr: number; peer_mask: number; port: number; protocol: number; pad: number; pad2: number };
+  vc_pkt_rule: { flags: number; threshold: number; port: number; protocol: number; family: number; pad: number; peer_addr: Buffer; peer_mask: Buffer };
   vc_sig_rule: { nr: number; signal: number; threshold: number; flags: number; after_count: bigint };
   vc_sig_stats: { matched: bigint; signaled: bigint; rng: bigint };
   vc_slot_key: { cgroup_id: bigint; slot: number; pad: number };
@@ -20,14 +21,15 @@ export interface BpfStructs {
 
 /** Field names in declaration order, to check the loaded objects against this file. */
 export const BPF_STRUCT_FIELDS: { readonly [S in keyof BpfStructs]: readonly (keyof BpfStructs[S])[] } = {
-  vc_conn_rule: ['action', 'peer_addr', 'peer_mask', 'port', 'redirect_port', 'redirect_addr', 'tcp_only', 'rank'],
+  vc_conn_rule: ['action', 'peer_addr', 'peer_mask', 'port', 'redirect_port', 'redirect_addr', 'tcp_only', 'rank', 'family', 'peer_addr6', 'peer_mask6', 'redirect_addr6'],
   vc_conn_stats: ['matched', 'rejected', 'redirected'],
   vc_dns_rule: ['ns_addr', 'ns_port', 'redirect_port', 'redirect_addr', 'pad'],
   vc_dns_stats: ['connects_redirected', 'sends_redirected', 'replies_rewritten'],
   vc_drop_stats: ['ingress_seen', 'ingress_dropped', 'egress_seen', 'egress_dropped', 'rng'],
-  vc_flow: ['cgroup_id', 'slot', 'orig_addr', 'orig_port', 'pad', 'slots'],
+  vc_flow: ['cgroup_id', 'slot', 'orig_addr', 'orig_port', 'pad', 'pad2', 'slots', 'orig_addr6'],
+  vc_flow6_key: ['addr', 'port'],
   vc_flow_key: ['addr', 'port'],
-  vc_pkt_rule: ['flags', 'threshold', 'peer_addr', 'peer_mask', 'port', 'protocol', 'pad', 'pad2'],
+  vc_pkt_rule: ['flags', 'threshold', 'port', 'protocol', 'family', 'pad', 'peer_addr', 'peer_mask'],
   vc_sig_rule: ['nr', 'signal', 'threshold', 'flags', 'after_count'],
   vc_sig_stats: ['matched', 'signaled', 'rng'],
   vc_slot_key: ['cgroup_id', 'slot', 'pad'],
@@ -39,8 +41,13 @@ export const BPF_CONSTANTS = {
   // enum vc_conn_action
   VC_CONN_REJECT: 1,
   VC_CONN_REDIRECT: 2,
+  // enum vc_family
+  VC_FAMILY_ANY: 0,
+  VC_FAMILY_IPV4: 4,
+  VC_FAMILY_IPV6: 6,
   // enum vc_limits
-  VC_MAX_SLOTS: 8,
+  VC_MAX_SLOTS: 64,
+  VC_MAX_RULES: 4096,
   // enum vc_pkt_flags
   VC_PKT_INGRESS: 1,
   VC_PKT_EGRESS: 2,

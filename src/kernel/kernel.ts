@@ -4,6 +4,7 @@
 import { endianness } from 'node:os';
 import { loadAddon } from './addon.js';
 import { BPF_CONSTANTS, type BpfConstant } from './bpf-types.js';
+import { ipv6Bytes, ipv6Text } from './peer-match.js';
 import { SlottedPrograms } from './slotted-programs.js';
 import { structCodec, type StructCodec } from './struct-codec.js';
 import { SyscallSignalPrograms } from './syscall-signal-programs.js';
@@ -18,7 +19,7 @@ export interface FlowRecord {
   slot: number;
   /** Every redirect slot that matched the connection, ascending (slot among them). */
   slots: number[];
-  /** Dotted IPv4 the connection was going to. */
+  /** The address the connection was going to: dotted IPv4, or IPv6 text. */
   address: string;
   port: number;
 }
@@ -29,7 +30,7 @@ export class Kernel {
   private dnsPrograms?: DnsPrograms;
   private vethPrograms?: VethPrograms;
   private syscallSignalPrograms?: SyscallSignalPrograms;
-  private flowCodecs?: { key: StructCodec<'vc_flow_key'>; flow: StructCodec<'vc_flow'> };
+  private flowCodecs?: { key: StructCodec<'vc_flow_key'>; key6: StructCodec<'vc_flow6_key'>; flow: StructCodec<'vc_flow'> };
 
   constructor() {
     if (endianness() !== 'LE') throw new Error('vitest-chaos: only little-endian hosts are supported');
@@ -52,11 +53,11 @@ export class Kernel {
     return this.packetDropPrograms;
   }
 
-  /** cgroup/connect4 + sockops: reject and redirect the target's connections. */
+  /** cgroup/connect4 + connect6 + sockops: reject and redirect the target's connections. */
   get connect(): ConnectPrograms {
     this.connectPrograms ??= new SlottedPrograms(
       'connect',
-      ['vc_connect4', 'vc_sockops'],
+      ['vc_connect4', 'vc_connect6', 'vc_sockops'],
       { slots: 'conn_slots', rules: 'conn_rules', stats: 'conn_stats' },
       'vc_conn_rule',
       'vc_conn_stats',
@@ -98,21 +99,27 @@ export class Kernel {
     return this.dnsPrograms;
   }
 
-  /** The original destination of a connection the connect4 program redirected. */
+  /** The original destination of a connection the connect4 / connect6 program redirected (client as seen on accept()). */
   lookupFlow(clientAddress: string, clientPort: number): FlowRecord | null {
     // Called for every proxied connection: the codecs are built once.
     this.flowCodecs ??= {
       key: structCodec(this.connect.object, 'vc_flow_key'),
+      key6: structCodec(this.connect.object, 'vc_flow6_key'),
       flow: structCodec(this.connect.object, 'vc_flow'),
     };
-    const key = this.flowCodecs.key.encode({ addr: ipv4ToInt(clientAddress), port: clientPort });
-    const buf = this.connect.object.mapLookup('flows', key);
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(clientAddress);
+    const v6 = mapped ? null : ipv6Bytes(clientAddress);
+    const [map, key] = v6
+      ? ['flows6', this.flowCodecs.key6.encode({ addr: v6, port: clientPort })]
+      : ['flows', this.flowCodecs.key.encode({ addr: ipv4ToInt(mapped?.[1] ?? clientAddress), port: clientPort })];
+    const buf = this.connect.object.mapLookup(map, key);
     if (!buf) return null;
     const f = this.flowCodecs.flow.decode(buf);
-    this.connect.object.mapDelete('flows', key);
+    this.connect.object.mapDelete(map, key);
     const slots: number[] = [];
-    for (let slot = 0; slot < 32; slot++) if (f.slots & (1 << slot)) slots.push(slot);
-    return { cgroupId: f.cgroup_id, slot: f.slot, slots, address: intToIpv4(f.orig_addr), port: f.orig_port };
+    for (let slot = 0; slot < 64; slot++) if (f.slots & (1n << BigInt(slot))) slots.push(slot);
+    const address = v6 ? ipv6Text(f.orig_addr6) : intToIpv4(f.orig_addr);
+    return { cgroupId: f.cgroup_id, slot: f.slot, slots, address, port: f.orig_port };
   }
 
   /** Live links this process holds (all of them die with the process). */

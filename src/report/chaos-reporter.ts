@@ -51,7 +51,7 @@ export function formatTable(entries: ChaosReportEntry[]): string {
   const rows = entries.map(({ result: r }) => [
     r.name,
     r.verdict,
-    r.breaches[0] ? describeBreach(r.breaches[0]).split(' in window')[0]! : '-',
+    r.breaches[0] ? describeBreach(r.breaches[0]).split(' in window')[0]! : r.verdict === 'inconclusive' ? r.reason : '-',
     r.rollbackMs === null ? '-' : `${r.rollbackMs.toFixed(1)} ms`,
     r.recoveryMs === null ? 'never' : `${r.recoveryMs.toFixed(0)} ms`,
     r.faults.map((f) => (f.targets ?? [f.target]).filter(Boolean).join('+') || '-').join(', ') || '-',

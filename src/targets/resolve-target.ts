@@ -11,6 +11,9 @@ export interface TargetNetwork {
   name: string;
   ipv4: string;
   gateway: string;
+  /** On a network with IPv6 enabled: the container's global IPv6 address and its gateway. */
+  ipv6?: string;
+  gateway6?: string;
 }
 
 /** What Docker says the container is doing. */
@@ -82,7 +85,13 @@ export class TargetResolver {
     }
     const networks: TargetNetwork[] = Object.entries(info.NetworkSettings.Networks ?? {})
       .filter(([, n]) => n.IPAddress)
-      .map(([name, n]) => ({ name, ipv4: n.IPAddress, gateway: n.Gateway }));
+      .map(([name, n]) => ({
+        name,
+        ipv4: n.IPAddress,
+        gateway: n.Gateway,
+        ...(n.GlobalIPv6Address ? { ipv6: n.GlobalIPv6Address } : {}),
+        ...(n.IPv6Gateway ? { gateway6: n.IPv6Gateway } : {}),
+      }));
     const target: ResolvedTarget = {
       id: info.Id,
       name,

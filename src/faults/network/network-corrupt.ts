@@ -32,6 +32,8 @@ export interface NetworkCorruptStats {
 
 export const networkCorrupt: FaultKind<'network-corrupt', typeof schema, NetworkCorruptStats> = {
   kind: 'network-corrupt',
+  matched: (s) => s.ingressSeen + s.egressSeen,
+  matchedWhat: "packets on the target's veth that fit direction, peer and port",
   schema,
   programs: ['veth'],
   apply: async (p, target, ctx) =>

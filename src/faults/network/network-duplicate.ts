@@ -28,6 +28,8 @@ export interface NetworkDuplicateStats {
 
 export const networkDuplicate: FaultKind<'network-duplicate', typeof schema, NetworkDuplicateStats> = {
   kind: 'network-duplicate',
+  matched: (s) => s.ingressSeen + s.egressSeen,
+  matchedWhat: "packets on the target's veth that fit direction, peer and port",
   schema,
   programs: ['veth'],
   apply: async (p, target, ctx) =>
