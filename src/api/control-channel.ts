@@ -14,6 +14,7 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -153,6 +154,39 @@ interface ChannelState {
 const KEY = Symbol.for('vitest-chaos.control-channel');
 type WithChannel = { [KEY]?: ChannelState };
 
+/** The records of the processes listening in the control directory (their sockets beside them). */
+export function processRecords(dir: string): ProcessRecord[] {
+  const out: ProcessRecord[] = [];
+  for (const name of readdirSync(dir)) {
+    if (!/^\d+-\d+\.json$/.test(name)) continue;
+    try {
+      out.push(JSON.parse(readFileSync(join(dir, name), 'utf8')) as ProcessRecord);
+    } catch {
+      // being written
+    }
+  }
+  return out;
+}
+
+/** Whether the process of a record still runs (same pid, same start time). */
+export const recordAlive = (r: ProcessRecord): boolean => processStartTicks(r.pid) === r.pidStart;
+
+/** Removes a record and its socket. */
+export function forgetRecord(dir: string, r: ProcessRecord): void {
+  rmSync(join(dir, `${r.pid}-${r.threadId}.sock`), { force: true });
+  rmSync(join(dir, `${r.pid}-${r.threadId}.json`), { force: true });
+}
+
+/**
+ * Removes the sockets and records of processes that died without removing them (SIGKILL):
+ * done by each process that starts listening, and by `vitest-chaos status | stop`. Returns them.
+ */
+export function forgetDeadRecords(dir: string): ProcessRecord[] {
+  const dead = processRecords(dir).filter((r) => !recordAlive(r));
+  for (const r of dead) forgetRecord(dir, r);
+  return dead;
+}
+
 /** The uid of the process at the other end of a connection to a unix socket, or null when it cannot be read. */
 export function peerUid(conn: Socket): number | null {
   const fd = (conn as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -175,6 +209,7 @@ export async function joinControlChannel(member: ControlMember, info: { runPid: 
   const g = globalThis as WithChannel;
   if (!g[KEY]) {
     const dir = ensureControlDir();
+    forgetDeadRecords(dir);
     const base = `${process.pid}-${threadId}`;
     const socket = join(dir, `${base}.sock`);
     const record: ProcessRecord = {
