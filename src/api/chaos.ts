@@ -28,6 +28,7 @@ import { PreflightGate } from './preflight-gate.js';
 import type { PreflightResult } from './preflight.js';
 import { TestSeeds } from './test-seeds.js';
 import { experimentEvent } from '../report/chaos-metrics.js';
+import { KernelObserver } from '../observe/kernel-observer.js';
 import { sendChaosEvent } from '../report/metrics-channel.js';
 
 export type { FaultSpec } from '../faults/kinds.js';
@@ -203,6 +204,45 @@ export class Chaos implements ControlMember {
     }
   }
 
+  /**
+   * Watches what the kernel does to a container (TCP retransmits, connects and their
+   * errors, runqueue delay, block I/O waits and bytes, OOM kills, process exits), from
+   * now until `stop()` or the end of the test: `obs.snapshot()` is what it saw so far.
+   * Read-only: any running container may be observed (a restarted one is followed).
+   */
+  async observe(container: ContainerRef): Promise<KernelObserver> {
+    const where = 'chaos.observe()';
+    const test = currentTest();
+    await this.gate.require(test);
+    const t = await this.radius.resolve(container, 'container', where, { readOnly: true });
+    const obs = new KernelObserver(kernel(), t, () => this.resolver.resolve(t.id).catch(() => null));
+    test?.context.onTestFinished(() => void obs.stop());
+    return obs;
+  }
+
+  /**
+   * Observers on every target the experiment's faults choose (with the seeds the
+   * experiment will inject them with), started now; the experiment stops them.
+   */
+  async observeTargets(specs: readonly { spec: FaultSpec; seed: number }[]): Promise<KernelObserver[]> {
+    if (this.dryRun) return [];
+    const targets = new Map<string, ResolvedTarget>();
+    for (const { spec, seed } of specs) {
+      const plan = await this.plan(spec, seed);
+      for (const t of plan.chosen) if (t.state !== 'stopped' && !targets.has(t.id)) targets.set(t.id, t);
+    }
+    const observers: KernelObserver[] = [];
+    try {
+      for (const t of targets.values()) {
+        observers.push(new KernelObserver(kernel(), t, () => this.resolver.resolve(t.id).catch(() => null)));
+      }
+    } catch (err) {
+      for (const o of observers) o.stop();
+      throw err;
+    }
+    return observers;
+  }
+
   /** Starts steady traffic now and records every request; `stop()` ends it and returns the totals. */
   load(opts: LoadOptions & { windowMs?: number }): RunningLoad {
     return startLoad(opts);
@@ -372,3 +412,4 @@ export function createChaos(options?: ChaosOptions): Chaos {
 }
 
 export type { Kernel, RunningLoad };
+export type { KernelObserver };

@@ -1,6 +1,7 @@
 // What an experiment is given: its options (the public shape of
 // chaos.experiment()), and the injector and environment it runs with.
 import type { ActiveFault } from '../faults/fault-handle.js';
+import type { KernelObserver } from '../observe/kernel-observer.js';
 import type { Severity } from './result.js';
 import type { LoadOptions } from '../steady-state/load-generator.js';
 import type { ProbeSpec } from '../steady-state/probes.js';
@@ -56,6 +57,8 @@ export interface Injector<S> {
   inject(spec: S): Promise<ActiveFault<object>>;
   /** Inject on only the first `count` chosen targets (a rollout widens it later). */
   injectOn?(spec: S, count: number): Promise<ActiveFault<object>>;
+  /** Kernel observers on every target these faults choose (with these seeds); none in a dry run. */
+  observeTargets?(faults: readonly { spec: S; seed: number }[]): Promise<KernelObserver[]>;
 }
 
 export interface ExperimentEnv<S> {

@@ -11,6 +11,9 @@ export interface BpfStructs {
   vc_drop_stats: { ingress_seen: bigint; ingress_dropped: bigint; egress_seen: bigint; egress_dropped: bigint; rng: bigint };
   vc_flow: { cgroup_id: bigint; slot: number; orig_addr: number; orig_port: number; pad: number; slots: number };
   vc_flow_key: { addr: number; port: number };
+  vc_obs_event: { seq: bigint; kind: number; target: number; pid: number; exit_code: number; comm: Buffer };
+  vc_obs_since: { ts: bigint; target: number; pad: number };
+  vc_obs_stats: { tcp_retransmits: bigint; connect_attempts: bigint; connects_established: bigint; connect_errors_total: bigint; block_io_bytes: bigint; block_io_ops: bigint; io_waits: bigint; runq_samples: bigint; oom_kills: bigint; process_exits: bigint; rtt_samples: bigint; connect_errors: Buffer; runq_hist: Buffer; io_hist: Buffer; rtt_hist: Buffer };
   vc_pkt_rule: { flags: number; threshold: number; peer_addr: number; peer_mask: number; port: number; protocol: number; pad: number; pad2: number };
   vc_sig_rule: { nr: number; signal: number; threshold: number; flags: number; after_count: bigint };
   vc_sig_stats: { matched: bigint; signaled: bigint; rng: bigint };
@@ -27,6 +30,9 @@ export const BPF_STRUCT_FIELDS: { readonly [S in keyof BpfStructs]: readonly (ke
   vc_drop_stats: ['ingress_seen', 'ingress_dropped', 'egress_seen', 'egress_dropped', 'rng'],
   vc_flow: ['cgroup_id', 'slot', 'orig_addr', 'orig_port', 'pad', 'slots'],
   vc_flow_key: ['addr', 'port'],
+  vc_obs_event: ['seq', 'kind', 'target', 'pid', 'exit_code', 'comm'],
+  vc_obs_since: ['ts', 'target', 'pad'],
+  vc_obs_stats: ['tcp_retransmits', 'connect_attempts', 'connects_established', 'connect_errors_total', 'block_io_bytes', 'block_io_ops', 'io_waits', 'runq_samples', 'oom_kills', 'process_exits', 'rtt_samples', 'connect_errors', 'runq_hist', 'io_hist', 'rtt_hist'],
   vc_pkt_rule: ['flags', 'threshold', 'peer_addr', 'peer_mask', 'port', 'protocol', 'pad', 'pad2'],
   vc_sig_rule: ['nr', 'signal', 'threshold', 'flags', 'after_count'],
   vc_sig_stats: ['matched', 'signaled', 'rng'],
@@ -41,6 +47,14 @@ export const BPF_CONSTANTS = {
   VC_CONN_REDIRECT: 2,
   // enum vc_limits
   VC_MAX_SLOTS: 8,
+  // enum vc_obs_event_kind
+  VC_OBS_EXIT: 1,
+  VC_OBS_OOM: 2,
+  // enum vc_obs_limits
+  VC_OBS_MAX_TARGETS: 64,
+  VC_OBS_ERRNOS: 136,
+  VC_OBS_BUCKETS: 160,
+  VC_OBS_EVENTS: 1024,
   // enum vc_pkt_flags
   VC_PKT_INGRESS: 1,
   VC_PKT_EGRESS: 2,

@@ -6,6 +6,7 @@ import { loadAddon } from './addon.js';
 import { BPF_CONSTANTS, type BpfConstant } from './bpf-types.js';
 import { SlottedPrograms } from './slotted-programs.js';
 import { structCodec, type StructCodec } from './struct-codec.js';
+import { ObservePrograms } from './observe-programs.js';
 import { SyscallSignalPrograms } from './syscall-signal-programs.js';
 
 export type PacketDropPrograms = SlottedPrograms<'vc_pkt_rule', 'vc_drop_stats'>;
@@ -29,6 +30,7 @@ export class Kernel {
   private dnsPrograms?: DnsPrograms;
   private vethPrograms?: VethPrograms;
   private syscallSignalPrograms?: SyscallSignalPrograms;
+  private observePrograms?: ObservePrograms;
   private flowCodecs?: { key: StructCodec<'vc_flow_key'>; flow: StructCodec<'vc_flow'> };
 
   constructor() {
@@ -68,6 +70,12 @@ export class Kernel {
   get syscallSignal(): SyscallSignalPrograms {
     this.syscallSignalPrograms ??= new SyscallSignalPrograms();
     return this.syscallSignalPrograms;
+  }
+
+  /** Tracepoints of bpf/observe.bpf.c: what the kernel saw of observed containers. */
+  get observe(): ObservePrograms {
+    this.observePrograms ??= new ObservePrograms();
+    return this.observePrograms;
   }
 
   /**
@@ -125,7 +133,7 @@ let shared: Kernel | undefined;
 
 /** The process's Kernel, created on first use. */
 /** The program objects a Kernel loads on first use, by getter name. */
-export type ProgramSet = 'packetDrop' | 'connect' | 'dns' | 'veth' | 'syscallSignal';
+export type ProgramSet = 'packetDrop' | 'connect' | 'dns' | 'veth' | 'syscallSignal' | 'observe';
 
 export function kernel(): Kernel {
   shared ??= new Kernel();
