@@ -4,6 +4,8 @@
 
 /** The value of each struct shared with the BPF programs, by its C name. */
 export interface BpfStructs {
+  vc_climit_rule: { max: number; flags: number; port: number; npeers: number; peer0_addr: number; peer0_mask: number; peer1_addr: number; peer1_mask: number; peer2_addr: number; peer2_mask: number; peer3_addr: number; peer3_mask: number };
+  vc_climit_stats: { accepted: bigint; rejected: bigint; current: bigint };
   vc_conn_rule: { action: number; peer_addr: number; peer_mask: number; port: number; redirect_port: number; redirect_addr: number; tcp_only: number; rank: number };
   vc_conn_stats: { matched: bigint; rejected: bigint; redirected: bigint };
   vc_dns_rule: { ns_addr: number; ns_port: number; redirect_port: number; redirect_addr: number; pad: number };
@@ -23,6 +25,8 @@ export interface BpfStructs {
 
 /** Field names in declaration order, to check the loaded objects against this file. */
 export const BPF_STRUCT_FIELDS: { readonly [S in keyof BpfStructs]: readonly (keyof BpfStructs[S])[] } = {
+  vc_climit_rule: ['max', 'flags', 'port', 'npeers', 'peer0_addr', 'peer0_mask', 'peer1_addr', 'peer1_mask', 'peer2_addr', 'peer2_mask', 'peer3_addr', 'peer3_mask'],
+  vc_climit_stats: ['accepted', 'rejected', 'current'],
   vc_conn_rule: ['action', 'peer_addr', 'peer_mask', 'port', 'redirect_port', 'redirect_addr', 'tcp_only', 'rank'],
   vc_conn_stats: ['matched', 'rejected', 'redirected'],
   vc_dns_rule: ['ns_addr', 'ns_port', 'redirect_port', 'redirect_addr', 'pad'],
@@ -42,6 +46,10 @@ export const BPF_STRUCT_FIELDS: { readonly [S in keyof BpfStructs]: readonly (ke
 
 /** Every constant of the headers' enums. */
 export const BPF_CONSTANTS = {
+  // enum vc_climit_flags
+  VC_CLIMIT_INBOUND: 1,
+  VC_CLIMIT_OUTBOUND: 2,
+  VC_CLIMIT_HANG: 4,
   // enum vc_conn_action
   VC_CONN_REJECT: 1,
   VC_CONN_REDIRECT: 2,

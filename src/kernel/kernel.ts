@@ -13,6 +13,7 @@ export type PacketDropPrograms = SlottedPrograms<'vc_pkt_rule', 'vc_drop_stats'>
 export type VethPrograms = SlottedPrograms<'vc_pkt_rule', 'vc_veth_stats'>;
 export type ConnectPrograms = SlottedPrograms<'vc_conn_rule', 'vc_conn_stats'>;
 export type DnsPrograms = SlottedPrograms<'vc_dns_rule', 'vc_dns_stats'>;
+export type ConnLimitPrograms = SlottedPrograms<'vc_climit_rule', 'vc_climit_stats'>;
 
 export interface FlowRecord {
   cgroupId: bigint;
@@ -31,6 +32,7 @@ export class Kernel {
   private vethPrograms?: VethPrograms;
   private syscallSignalPrograms?: SyscallSignalPrograms;
   private observePrograms?: ObservePrograms;
+  private connLimitPrograms?: ConnLimitPrograms;
   private flowCodecs?: { key: StructCodec<'vc_flow_key'>; flow: StructCodec<'vc_flow'> };
 
   constructor() {
@@ -70,6 +72,18 @@ export class Kernel {
   get syscallSignal(): SyscallSignalPrograms {
     this.syscallSignalPrograms ??= new SyscallSignalPrograms();
     return this.syscallSignalPrograms;
+  }
+
+  /** cgroup/connect4 + cgroup_skb egress + sockops (bpf/conn-limit.bpf.c); its TCX program is attached by conn-limit-rules.ts. */
+  get connLimit(): ConnLimitPrograms {
+    this.connLimitPrograms ??= new SlottedPrograms(
+      'conn-limit',
+      ['vc_climit_connect4', 'vc_climit_egress', 'vc_climit_sockops'],
+      { slots: 'climit_slots', rules: 'climit_rules', stats: 'climit_stats' },
+      'vc_climit_rule',
+      'vc_climit_stats',
+    );
+    return this.connLimitPrograms;
   }
 
   /** Tracepoints of bpf/observe.bpf.c: what the kernel saw of observed containers. */
@@ -133,7 +147,7 @@ let shared: Kernel | undefined;
 
 /** The process's Kernel, created on first use. */
 /** The program objects a Kernel loads on first use, by getter name. */
-export type ProgramSet = 'packetDrop' | 'connect' | 'dns' | 'veth' | 'syscallSignal' | 'observe';
+export type ProgramSet = 'packetDrop' | 'connect' | 'dns' | 'veth' | 'syscallSignal' | 'observe' | 'connLimit';
 
 export function kernel(): Kernel {
   shared ??= new Kernel();
