@@ -22,7 +22,7 @@ async function netnsRetransSegs(c: StartedTestContainer): Promise<number> {
 function streamTo(c: StartedTestContainer, peerIp: string, mib: number): Promise<{ output: string; exitCode: number }> {
   const script = `const s=require('net').connect(9001,'${peerIp}');const total=${mib}*1048576;let got=0;const chunk=Buffer.alloc(65536,7);let sent=0;
 function pump(){while(sent<total){sent+=chunk.length;if(!s.write(chunk)){s.once('drain',pump);return}}}
-s.on('connect',pump);s.on('data',(d)=>{got+=d.length;if(got>=total){console.log('echoed',got);s.destroy()}});
+s.on('connect',pump);s.on('data',(d)=>{got+=d.length;if(got>=total){console.log('echoed',got);process.exit(0)}});
 s.on('error',(e)=>{console.log('error',e.message);process.exit(1)});setTimeout(()=>{console.log('timeout',got);process.exit(2)},25000);`;
   return sh(c, `node -e "${script.replace(/"/g, '\\"')}"`);
 }
@@ -96,8 +96,8 @@ describe('chaos.observe', () => {
   it('counts the retransmits of a lossy stream as the target netns does, none of the control', async () => {
     const obs = await chaos.observe(target);
     const [t0, c0] = [await netnsRetransSegs(target), await netnsRetransSegs(control)];
-    const loss = await chaos.inject({ kind: 'network-loss', target: peer, direction: 'ingress', percent: 5, protocol: 'tcp', port: 9001 });
-    const [fromTarget, fromControl] = await Promise.all([streamTo(target, ipOf(peer), 1), streamTo(control, ipOf(peer), 1)]);
+    const loss = await chaos.inject({ kind: 'network-loss', target: peer, direction: 'ingress', percent: 15, protocol: 'tcp', port: 9001 });
+    const [fromTarget, fromControl] = await Promise.all([streamTo(target, ipOf(peer), 2), streamTo(control, ipOf(peer), 2)]);
     await loss.revert();
     await new Promise((r) => setTimeout(r, 300));
     const seen = obs.stop();
