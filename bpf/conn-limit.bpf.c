@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* connection-limit: at most `max` TCP connections of the target at once.
  * sockops counts a connection when the target opens it (TCP_CONNECT_CB) or
- * accepts it (PASSIVE_ESTABLISHED_CB) and uncounts it when it closes (STATE_CB);
+ * accepts it (PASSIVE_ESTABLISHED_CB), a tracepoint uncounts it when it closes;
  * the keeping out happens before a connection exists: connect4 refuses the
  * target's own connect (EPERM at once) or lets it go with its SYN dropped by the
  * egress program (hang); a TCX program on the target's host-side veth answers a
@@ -10,6 +10,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include "conn-limit.h"
 
 #define ETH_P_IP_ 0x0800
@@ -203,7 +204,6 @@ int vc_climit_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 		cookie = bpf_get_socket_cookie(skops);
 		v = bpf_map_lookup_elem(&climit_socks, &cookie);
-		bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
 		if (v)
 			return 1; /* hung: not counted */
 		cgid = sock_cgroup(skops);
@@ -221,26 +221,33 @@ int vc_climit_sockops(struct bpf_sock_ops *skops)
 			return 1;
 		counted = count_in(cgid, VC_CLIMIT_INBOUND, skops->remote_ip4,
 		                   (__u16)skops->local_port);
-		if (counted) {
+		if (counted)
 			bpf_map_update_elem(&climit_socks, &cookie, &counted, BPF_ANY);
-			bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
-		}
-		return 1;
-	case BPF_SOCK_OPS_STATE_CB:
-		if (skops->args[1] != TCP_CLOSE_)
-			return 1;
-		cookie = bpf_get_socket_cookie(skops);
-		v = bpf_map_lookup_elem(&climit_socks, &cookie);
-		if (!v)
-			return 1;
-		counted = *v & ~HUNG_BIT;
-		cgid = sock_cgroup(skops);
-		if (counted && cgid)
-			count_out(cgid, counted);
-		bpf_map_delete_elem(&climit_socks, &cookie);
 		return 1;
 	}
 	return 1;
+}
+
+/* A connection closes: uncounted from the slots that counted it. A tracepoint, not
+ * sockops' STATE_CB: that needs a flag set on the socket, which the connections the
+ * target had before the fault (counted by user space at inject, by cookie) never got. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(vc_climit_close, const struct sock *sk, const int oldstate, const int newstate)
+{
+	__u64 cookie;
+	__u32 *v, counted;
+
+	if (newstate != TCP_CLOSE_)
+		return 0;
+	cookie = bpf_get_socket_cookie((void *)sk);
+	v = bpf_map_lookup_elem(&climit_socks, &cookie);
+	if (!v)
+		return 0;
+	counted = *v & ~HUNG_BIT;
+	if (counted)
+		count_out(BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id), counted);
+	bpf_map_delete_elem(&climit_socks, &cookie);
+	return 0;
 }
 
 /* Host-side egress of the target's veth: a SYN coming to the target. Over the

@@ -102,6 +102,41 @@ describe('connection-limit', () => {
     }
   }, 60_000);
 
+  it('counts the connections the target already had open when it started', async () => {
+    const db = await new GenericContainer('vitest-chaos/postgres:latest')
+      .withLabels(testLabels('climit-postgres-open'))
+      .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/))
+      .start();
+    const open: pg.Client[] = [];
+    try {
+      const host = ipOf(db);
+      for (let i = 0; i < 2; i++) open.push(await pgClient(host));
+      const fault = await chaos.inject({ kind: 'connection-limit', target: db, max: 3, connections: 'inbound', port: 5432 });
+      const atStart = fault.stats();
+      open.push(await pgClient(host));
+      const fourth = await pgClient(host).then(
+        (c): string => (open.push(c), 'connected'),
+        (e: NodeJS.ErrnoException): string => e.code ?? e.message,
+      );
+      await open.shift()!.end(); // one of those open before the fault
+      await new Promise((r) => setTimeout(r, 300));
+      const afterClose = fault.stats();
+      open.push(await pgClient(host));
+      const stats = fault.stats();
+      await fault.revert();
+      console.info(
+        `connection-limit with 2 open before: at start ${JSON.stringify(atStart)}, 4th ${fourth}, after one of them closed ${JSON.stringify(afterClose)}, then ${JSON.stringify(stats)}`,
+      );
+      expect(atStart).toEqual({ accepted: 0, rejected: 0, current: 2 });
+      expect(fourth).toBe('ECONNREFUSED');
+      expect(afterClose.current).toBe(2);
+      expect(stats).toEqual({ accepted: 2, rejected: 1, current: 3 });
+    } finally {
+      await Promise.allSettled(open.map((c) => c.end()));
+      await stopAll(db);
+    }
+  }, 60_000);
+
   it("action 'hang' (also read from mode: 'hang') leaves the connection over the limit waiting for its connect timeout", async () => {
     const ip = ipOf(target());
     const fault = await chaos.inject({ kind: 'connection-limit', target: target(), max: 1, connections: 'inbound', mode: 'hang' } as never);

@@ -107,3 +107,21 @@ describe('kernelChanges', () => {
     expect(table).toContain('db dies: db runqueueDelayP99Us 100 -> 90000 us (observe)');
   });
 });
+
+describe('parseConnections (ss in the target netns)', () => {
+  it('reads addresses, cookies, and which connections the target accepted', async () => {
+    const { parseConnections } = await import('../../src/targets/target-sockets.js');
+    const established = [
+      '0      0      172.17.0.5:5432   172.17.0.1:41458 ino:669023 sk:5aba cgroup:/ <->',
+      '0      0      172.17.0.5:39000  172.17.0.9:6379  timer:(keepalive,59sec,0) ino:1 sk:1f cgroup:/ <->',
+      '0      0      [::ffff:172.17.0.5]:5432 [::ffff:172.17.0.7]:5000 ino:2 sk:20 <->',
+      '0      0      [::1]:5432 [::1]:5001 ino:3 sk:21 <->',
+    ].join('\n');
+    const listening = 'LISTEN 0      244          0.0.0.0:5432      0.0.0.0:*\nLISTEN 0 244 [::]:5432 [::]:*';
+    expect(parseConnections(established, listening)).toEqual([
+      { localAddress: '172.17.0.5', localPort: 5432, remoteAddress: '172.17.0.1', remotePort: 41458, inbound: true, cookie: 0x5aban },
+      { localAddress: '172.17.0.5', localPort: 39000, remoteAddress: '172.17.0.9', remotePort: 6379, inbound: false, cookie: 0x1fn },
+      { localAddress: '172.17.0.5', localPort: 5432, remoteAddress: '172.17.0.7', remotePort: 5000, inbound: true, cookie: 0x20n },
+    ]);
+  });
+});

@@ -2,13 +2,15 @@
 // over those it accepts and/or opens (`connections`), optionally only with a
 // peer and/or on a port. The connection over the limit fails at once (action
 // 'reject': the target's own connect() gets EPERM, a client connecting to the
-// target gets a RST, i.e. ECONNREFUSED) or hangs (mode 'hang': its SYN is
+// target gets a RST, i.e. ECONNREFUSED) or hangs (action 'hang': its SYN is
 // dropped, the client waits for its connect timeout). Connections the target
-// had before the fault are not counted. All in eBPF (bpf/conn-limit.bpf.c).
+// has open when the fault starts count too (found with ss in its network
+// namespace). All in eBPF (bpf/conn-limit.bpf.c).
 import { z } from 'zod';
 import { ChaosSpecError } from '../../contracts/errors.js';
 import { applyConnLimit, CONN_LIMIT_PEERS, type ConnLimitStats } from '../../kernel/conn-limit-rules.js';
 import type { FaultKind } from '../fault-kind.js';
+import { openConnections } from '../../targets/target-sockets.js';
 import { connections, hostVethsOf, peer, port, resolvePeer } from '../params.js';
 
 const MAX = 'an integer number of connections from 0 to 65535';
@@ -52,6 +54,14 @@ export const connectionLimit: FaultKind<'connection-limit', typeof schema, Conne
       peers,
       port: p.port,
       ifindexes: inbound ? hostVethsOf('connection-limit', target) : [],
+      openConnections: () =>
+        openConnections(target.pid).map((x) => ({
+          inbound: x.inbound,
+          remoteAddress: x.remoteAddress,
+          localPort: x.localPort,
+          remotePort: x.remotePort,
+          cookie: x.cookie,
+        })),
     });
   },
 };
