@@ -215,9 +215,17 @@ export class Chaos implements ControlMember {
     const test = currentTest();
     await this.gate.require(test);
     const t = await this.radius.resolve(container, 'container', where, { readOnly: true });
-    const obs = new KernelObserver(kernel(), t, () => this.resolver.resolve(t.id).catch(() => null));
+    const obs = new KernelObserver(kernel(), t, () => this.relocate(t));
     test?.context.onTestFinished(() => void obs.stop());
     return obs;
+  }
+
+  /** A container again after a restart; by name when it was re-created under a new id. */
+  private relocate(t: ResolvedTarget): Promise<ResolvedTarget | null> {
+    return this.resolver
+      .resolve(t.id)
+      .catch(() => this.resolver.resolve(t.name))
+      .catch(() => null);
   }
 
   /**
@@ -234,7 +242,7 @@ export class Chaos implements ControlMember {
     const observers: KernelObserver[] = [];
     try {
       for (const t of targets.values()) {
-        observers.push(new KernelObserver(kernel(), t, () => this.resolver.resolve(t.id).catch(() => null)));
+        observers.push(new KernelObserver(kernel(), t, () => this.relocate(t)));
       }
     } catch (err) {
       for (const o of observers) o.stop();

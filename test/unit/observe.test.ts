@@ -125,3 +125,39 @@ describe('parseConnections (ss in the target netns)', () => {
     ]);
   });
 });
+
+describe('the HTML report', () => {
+  it('shows what the kernel saw change most, and every observation', async () => {
+    const { renderHtmlReport } = await import('../../src/report/html-report.js');
+    const base = {
+      name: 'db dies',
+      hypothesis: 'h',
+      verdict: 'validated',
+      reason: 'ok',
+      seed: 1,
+      startedAt: '2026-12-01T00:00:00.000Z',
+      durationMs: 5000,
+      windowMs: 1000,
+      slos: {},
+      phases: { baseline: null, observe: null, recovery: null },
+      breaches: [],
+      rollbackMs: null,
+      recoveryMs: 10,
+      recovered: true,
+      faults: [],
+      load: null,
+      timeline: [],
+    };
+    const kernel = {
+      baseline: { db: quiet() },
+      observe: { db: quiet({ processExits: [{ comm: 'postgres', pid: 7, signal: 'SIGKILL', exitCode: null }] }) },
+    };
+    const html = renderHtmlReport([{ test: 't', file: 'f', result: { ...base, kernel } as unknown as ExperimentResult }]);
+    expect(html).toContain('changed most against the baseline');
+    expect(html).toContain('processExits postgres(7) SIGKILL');
+    const without = renderHtmlReport([
+      { test: 't', file: 'f', result: { ...base, kernelError: 'kernel observers did not start: EPERM' } as unknown as ExperimentResult },
+    ]);
+    expect(without).toContain('kernel observers did not start: EPERM');
+  });
+});
