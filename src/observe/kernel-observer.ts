@@ -134,6 +134,7 @@ export class KernelObserver {
 
   /** The counters now, to measure a span from. */
   mark(): ObserverMark {
+    if (this.endMark) return this.endMark; // stopped: its index may be another observer's now
     this.drain();
     return { at: performance.now(), counters: this.programs.read(this.index), seq: this.seq, lost: this.lost };
   }
