@@ -230,14 +230,19 @@ export class Chaos implements ControlMember {
 
   /**
    * Observers on every target the experiment's faults choose (with the seeds the
-   * experiment will inject them with), started now; the experiment stops them.
+   * experiment will inject them with) and on `also` (its `observe` option), started
+   * now; the experiment stops them.
    */
-  async observeTargets(specs: readonly { spec: FaultSpec; seed: number }[]): Promise<KernelObserver[]> {
+  async observeTargets(specs: readonly { spec: FaultSpec; seed: number }[], also: readonly ContainerRef[] = []): Promise<KernelObserver[]> {
     if (this.dryRun) return [];
     const targets = new Map<string, ResolvedTarget>();
     for (const { spec, seed } of specs) {
       const plan = await this.plan(spec, seed);
       for (const t of plan.chosen) if (t.state !== 'stopped' && !targets.has(t.id)) targets.set(t.id, t);
+    }
+    for (const [i, ref] of also.entries()) {
+      const t = await this.radius.resolve(ref, `observe.${i}`, 'chaos.experiment()', { readOnly: true });
+      if (!targets.has(t.id)) targets.set(t.id, t);
     }
     const observers: KernelObserver[] = [];
     try {

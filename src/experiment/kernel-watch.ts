@@ -3,6 +3,7 @@
 // start, stopped at the end. An observer that cannot start leaves the experiment
 // running and says why in the result (kernelError).
 import type { KernelObservation, KernelObserver, ObserverMark } from '../observe/kernel-observer.js';
+import type { ContainerRef } from '../targets/resolve-target.js';
 import type { Injector } from './experiment-options.js';
 import type { Phase } from './result.js';
 
@@ -18,10 +19,14 @@ export class KernelWatch {
     readonly error?: string,
   ) {}
 
-  static async start<S>(injector: Injector<S>, faults: { spec: S; seed: number }[]): Promise<KernelWatch> {
+  static async start<S>(
+    injector: Injector<S>,
+    faults: { spec: S; seed: number }[],
+    also: readonly ContainerRef[] = [],
+  ): Promise<KernelWatch> {
     if (!injector.observeTargets) return new KernelWatch([]);
     try {
-      return new KernelWatch(await injector.observeTargets(faults));
+      return new KernelWatch(await injector.observeTargets(faults, also));
     } catch (err) {
       return new KernelWatch([], `kernel observers did not start: ${(err as Error).message}`);
     }

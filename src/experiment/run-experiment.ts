@@ -55,7 +55,7 @@ export async function runExperiment<S extends { seed?: number }>(
   const load = loadOpts ? new LoadGenerator({ ...loadOpts, seed: loadOpts.seed ?? deriveSeed(seed, 'load') }, rec) : null;
   const stopProbes = startProbes(o.steadyState.probes ?? [], rec);
   const stopPromql = startPromqlSlos(o.steadyState.slos, rec);
-  const kernelWatch = await KernelWatch.start(env.injector, faults.seededFaults());
+  const kernelWatch = await KernelWatch.start(env.injector, faults.seededFaults(), opts.observe);
   if (kernelWatch.error) log(kernelWatch.error);
   try {
     await kernelWatch.phase('baseline');

@@ -9,10 +9,11 @@ import { kernel } from '../../src/kernel/kernel.js';
 
 describe('kernel observations in experiments', () => {
   let server: StartedTestContainer;
+  let other: StartedTestContainer;
   beforeAll(async () => {
-    server = await startHttpServer('kernel-exp-server');
+    [server, other] = await Promise.all([startHttpServer('kernel-exp-server'), startHttpServer('kernel-exp-other')]);
   });
-  afterAll(() => stopAll(server));
+  afterAll(() => stopAll(server, other));
 
   it('carries result.kernel for every phase and target, and the change the fault made', async () => {
     const name = server.getName().replace(/^\//, '');
@@ -28,17 +29,20 @@ describe('kernel observations in experiments', () => {
       faults: [{ kind: 'cpu-throttle', target: server, cpus: 0.01 }],
       durationMs: 3000,
       recovery: { withinMs: 5000 },
+      observe: [other], // observed too, though no fault targets it
     });
     const k = r.kernel!;
     const table = formatTable([{ test: 't', file: 'f', result: r }]);
     console.info(`result.kernel: ${JSON.stringify(k)}\n${table}`);
     expect(Object.keys(k)).toEqual(['baseline', 'observe', 'recovery']);
+    const otherName = other.getName().replace(/^\//, '');
     for (const phase of ['baseline', 'observe', 'recovery'] as const) {
-      expect(Object.keys(k[phase]!)).toEqual([name]);
+      expect(Object.keys(k[phase]!).sort()).toEqual([name, otherName].sort());
       expect(k[phase]![name]!.runqueueSamples).toBeGreaterThan(0); // the server answered the load in every phase
     }
     expect(k.observe![name]!.runqueueDelayP99Us!).toBeGreaterThan(60_000); // 1 ms of CPU per 100 ms period: waits up to 99 ms
     expect(k.observe![name]!.runqueueDelayP99Us!).toBeGreaterThan(k.baseline![name]!.runqueueDelayP99Us!); // the baseline: other engineers' load only
+    expect(k.observe![otherName]!.runqueueDelayP99Us ?? 0).toBeLessThan(k.observe![name]!.runqueueDelayP99Us!); // not throttled
     expect(table).toMatch(new RegExp(`server throttled: .*${name} runqueueDelayP99Us`));
     expect(kernel().observe.registered).toBe(0); // the experiment stopped its observers
   }, 60_000);
