@@ -31,14 +31,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024 * VC_MAX_SLOTS);
+	__uint(max_entries, 1024 * VC_OBJECT_SLOTS);
 	__type(key, struct vc_slot_key);
 	__type(value, struct vc_climit_rule);
 } climit_rules SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024 * VC_MAX_SLOTS);
+	__uint(max_entries, 1024 * VC_OBJECT_SLOTS);
 	__type(key, struct vc_slot_key);
 	__type(value, struct vc_climit_stats);
 } climit_stats SEC(".maps");
@@ -88,7 +88,7 @@ __noinline __u32 over_limit(__u64 cgid, __u32 dir, __u32 addr, __u32 port)
 
 	if (!mask || !*mask)
 		return 0;
-	for (__u32 slot = 0; slot < VC_MAX_SLOTS; slot++) {
+	for (__u32 slot = 0; slot < VC_OBJECT_SLOTS; slot++) {
 		struct vc_slot_key key = { .cgroup_id = cgid, .slot = slot };
 		struct vc_climit_rule *r;
 		struct vc_climit_stats *s;
@@ -117,7 +117,7 @@ __noinline __u32 count_in(__u64 cgid, __u32 dir, __u32 addr, __u32 port)
 
 	if (!mask || !*mask)
 		return 0;
-	for (__u32 slot = 0; slot < VC_MAX_SLOTS; slot++) {
+	for (__u32 slot = 0; slot < VC_OBJECT_SLOTS; slot++) {
 		struct vc_slot_key key = { .cgroup_id = cgid, .slot = slot };
 		struct vc_climit_rule *r;
 		struct vc_climit_stats *s;
@@ -137,7 +137,7 @@ __noinline __u32 count_in(__u64 cgid, __u32 dir, __u32 addr, __u32 port)
 
 static __always_inline void count_out(__u64 cgid, __u32 counted)
 {
-	for (__u32 slot = 0; slot < VC_MAX_SLOTS; slot++) {
+	for (__u32 slot = 0; slot < VC_OBJECT_SLOTS; slot++) {
 		struct vc_slot_key key = { .cgroup_id = cgid, .slot = slot };
 		struct vc_climit_stats *s;
 

@@ -5,6 +5,13 @@
 
 #include "common.h"
 
+/* Faults of this kind per cgroup: its slot masks are 32-bit (bit 31 of a socket's
+ * value marks a hung connect), below the 64 of the packet programs. Read by
+ * SlottedPrograms in place of VC_MAX_SLOTS. */
+enum vc_object_limits {
+	VC_OBJECT_SLOTS = 16,
+};
+
 enum vc_climit_flags {
 	VC_CLIMIT_INBOUND = 1u,  /* count (and limit) the connections the target accepts */
 	VC_CLIMIT_OUTBOUND = 2u, /* ... and those it opens */
@@ -35,6 +42,7 @@ struct vc_climit_stats {
 };
 
 #ifdef __bpf__
+VC_EXPORT_ENUM(vc_object_limits);
 VC_EXPORT_ENUM(vc_climit_flags);
 #endif
 

@@ -62,6 +62,8 @@ export const BPF_CONSTANTS = {
   // enum vc_limits
   VC_MAX_SLOTS: 64,
   VC_MAX_RULES: 4096,
+  // enum vc_object_limits
+  VC_OBJECT_SLOTS: 16,
   // enum vc_obs_event_kind
   VC_OBS_EXIT: 1,
   VC_OBS_OOM: 2,
