@@ -28,6 +28,7 @@ import { PreflightGate } from './preflight-gate.js';
 import type { PreflightResult } from './preflight.js';
 import { TestSeeds } from './test-seeds.js';
 import { experimentEvent } from '../report/chaos-metrics.js';
+import { KernelObserver } from '../observe/kernel-observer.js';
 import { sendChaosEvent } from '../report/metrics-channel.js';
 
 export type { FaultSpec } from '../faults/kinds.js';
@@ -203,6 +204,58 @@ export class Chaos implements ControlMember {
     }
   }
 
+  /**
+   * Watches what the kernel does to a container (TCP retransmits, connects and their
+   * errors, runqueue delay, block I/O waits and bytes, OOM kills, process exits), from
+   * now until `stop()` or the end of the test: `obs.snapshot()` is what it saw so far.
+   * Read-only: any running container may be observed (a restarted one is followed).
+   */
+  async observe(container: ContainerRef): Promise<KernelObserver> {
+    const where = 'chaos.observe()';
+    const test = currentTest();
+    await this.gate.require(test);
+    const t = await this.radius.resolve(container, 'container', where, { readOnly: true });
+    const obs = new KernelObserver(kernel(), t, () => this.relocate(t));
+    test?.context.onTestFinished(() => void obs.stop());
+    return obs;
+  }
+
+  /** A container again after a restart; by name when it was re-created under a new id. */
+  private relocate(t: ResolvedTarget): Promise<ResolvedTarget | null> {
+    return this.resolver
+      .resolve(t.id)
+      .catch(() => this.resolver.resolve(t.name))
+      .catch(() => null);
+  }
+
+  /**
+   * Observers on every target the experiment's faults choose (with the seeds the
+   * experiment will inject them with) and on `also` (its `observe` option), started
+   * now; the experiment stops them.
+   */
+  async observeTargets(specs: readonly { spec: FaultSpec; seed: number }[], also: readonly ContainerRef[] = []): Promise<KernelObserver[]> {
+    if (this.dryRun) return [];
+    const targets = new Map<string, ResolvedTarget>();
+    for (const { spec, seed } of specs) {
+      const plan = await this.plan(spec, seed);
+      for (const t of plan.chosen) if (t.state !== 'stopped' && !targets.has(t.id)) targets.set(t.id, t);
+    }
+    for (const [i, ref] of also.entries()) {
+      const t = await this.radius.resolve(ref, `observe.${i}`, 'chaos.experiment()', { readOnly: true });
+      if (!targets.has(t.id)) targets.set(t.id, t);
+    }
+    const observers: KernelObserver[] = [];
+    try {
+      for (const t of targets.values()) {
+        observers.push(new KernelObserver(kernel(), t, () => this.relocate(t)));
+      }
+    } catch (err) {
+      for (const o of observers) o.stop();
+      throw err;
+    }
+    return observers;
+  }
+
   /** Starts steady traffic now and records every request; `stop()` ends it and returns the totals. */
   load(opts: LoadOptions & { windowMs?: number }): RunningLoad {
     return startLoad(opts);
@@ -375,6 +428,7 @@ export function createChaos(options?: ChaosOptions): Chaos {
 }
 
 export type { Kernel, RunningLoad };
+export type { KernelObserver };
 
 /**
  * A fault that reached nothing by the time it was reverted did not test

@@ -126,7 +126,7 @@ export const KERNEL_MECHANISMS: readonly { mechanism: string; since: [number, nu
   },
   { mechanism: 'cgroup/sendmsg4 and recvmsg4 programs held by bpf_links', since: [5, 7], kinds: ['dns'] },
   { mechanism: 'tp_btf programs with bpf_send_signal', since: [5, 5], kinds: ['crash-on-syscall'] },
-  { mechanism: 'TCX links on the host-side veth', since: [6, 6], kinds: ['network-corrupt', 'network-duplicate'] },
+  { mechanism: 'TCX links on the host-side veth', since: [6, 6], kinds: ['network-corrupt', 'network-duplicate', 'connection-limit'] },
 ];
 
 /** Kinds that need no eBPF: cgroup v1/v2 files, HTB qdiscs, Docker, signals and processes. */
@@ -244,7 +244,7 @@ export function checkBtf(hasVmlinuxBtf: boolean, kernelRelease: string): Preflig
 }
 
 /** Every object the package ships (bpf/Makefile builds them in a checkout). */
-const BPF_OBJECTS = ['packet-drop', 'connect', 'syscall-signal', 'veth', 'dns'];
+const BPF_OBJECTS = ['packet-drop', 'connect', 'syscall-signal', 'veth', 'dns', 'conn-limit', 'observe'];
 
 /** Synchronous checks; the engine's are separate because they need the socket. */
 export function preflightLocal(): PreflightProblem[] {

@@ -2,6 +2,7 @@
 import type { LoadTotals } from '../steady-state/load-generator.js';
 import type { Recorder, WindowStats } from '../steady-state/recorder.js';
 import type { Slos } from '../steady-state/slo.js';
+import type { KernelPhases } from './kernel-watch.js';
 import type { Breach, ExperimentResult, FaultRecord, Severity, TimelinePoint } from './result.js';
 
 export interface Measured {
@@ -24,6 +25,9 @@ export interface Measured {
   recoveryMs: number | null;
   /** A failed inject or revert, or a cancelled test. */
   error?: string;
+  /** What the kernel saw of the targets, by phase. */
+  kernel?: KernelPhases;
+  kernelError?: string;
 }
 
 /** "network-partition(peer=db) on app": a fault as the verdict's reason names it. */
@@ -73,6 +77,8 @@ export function buildResult(m: Measured): ExperimentResult {
     faults: m.faults,
     load: m.load,
     timeline: m.timeline,
+    ...(m.kernel ? { kernel: m.kernel } : {}),
+    ...(m.kernelError ? { kernelError: m.kernelError } : {}),
     ...(m.error ? { error: m.error } : {}),
   };
 }

@@ -48,6 +48,11 @@ export class FaultSchedule<S extends { seed?: number }> {
     }));
   }
 
+  /** Every step's fault with the seed it is injected with. */
+  seededFaults(): { spec: S; seed: number }[] {
+    return this.steps.map((s) => ({ spec: s.fault, seed: s.fault.seed as number }));
+  }
+
   /** Starts the steps; in parallel mode, resolves once the steps at offset 0 are in force. */
   async start(mode: 'parallel' | 'serial'): Promise<void> {
     this.open = true;

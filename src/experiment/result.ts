@@ -2,6 +2,7 @@
 import type { LoadTotals } from '../steady-state/load-generator.js';
 import type { WindowStats } from '../steady-state/recorder.js';
 import type { SloCheck, SloName, Slos } from '../steady-state/slo.js';
+import type { KernelObservation } from '../observe/kernel-observer.js';
 
 /** 'dry-run': nothing was applied (dry run); the load and probes ran and the baseline was measured. */
 /**
@@ -110,4 +111,12 @@ export interface ExperimentResult {
   error?: string;
   /** The gradual rollout, step by step, when the experiment had one. */
   rollout?: RolloutResult;
+  /**
+   * What the kernel saw of every target of the faults, per phase that ran and per target
+   * (the container's name without the leading '/'): `kernel.observe.db.tcpRetransmits`.
+   * Absent in a dry run and when the observers could not start (then `kernelError` says why).
+   */
+  kernel?: Partial<Record<Phase, Record<string, KernelObservation>>>;
+  /** Why there are no kernel observations. */
+  kernelError?: string;
 }

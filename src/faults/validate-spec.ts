@@ -40,6 +40,11 @@ export function validateSpec(spec: FaultSpec): ValidSpec {
     rest.action = mode;
     mode = undefined;
   }
+  // connection-limit's action, as its issue named it: `mode` already chooses among targets.
+  if (kind === 'connection-limit' && (mode === 'reject' || mode === 'hang') && rest.action === undefined) {
+    rest.action = mode;
+    mode = undefined;
+  }
   const where = `chaos.inject(${typeof kind === 'string' ? kind : '?'})`;
   const impl = typeof kind === 'string' ? faultKinds.get(kind) : undefined;
   const problems: SpecProblem[] = [];

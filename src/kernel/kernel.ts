@@ -7,12 +7,14 @@ import { BPF_CONSTANTS, type BpfConstant } from './bpf-types.js';
 import { ipv6Bytes, ipv6Text } from './peer-match.js';
 import { SlottedPrograms } from './slotted-programs.js';
 import { structCodec, type StructCodec } from './struct-codec.js';
+import { ObservePrograms } from './observe-programs.js';
 import { SyscallSignalPrograms } from './syscall-signal-programs.js';
 
 export type PacketDropPrograms = SlottedPrograms<'vc_pkt_rule', 'vc_drop_stats'>;
 export type VethPrograms = SlottedPrograms<'vc_pkt_rule', 'vc_veth_stats'>;
 export type ConnectPrograms = SlottedPrograms<'vc_conn_rule', 'vc_conn_stats'>;
 export type DnsPrograms = SlottedPrograms<'vc_dns_rule', 'vc_dns_stats'>;
+export type ConnLimitPrograms = SlottedPrograms<'vc_climit_rule', 'vc_climit_stats'>;
 
 export interface FlowRecord {
   cgroupId: bigint;
@@ -30,6 +32,8 @@ export class Kernel {
   private dnsPrograms?: DnsPrograms;
   private vethPrograms?: VethPrograms;
   private syscallSignalPrograms?: SyscallSignalPrograms;
+  private observePrograms?: ObservePrograms;
+  private connLimitPrograms?: ConnLimitPrograms;
   private flowCodecs?: { key: StructCodec<'vc_flow_key'>; key6: StructCodec<'vc_flow6_key'>; flow: StructCodec<'vc_flow'> };
 
   constructor() {
@@ -69,6 +73,24 @@ export class Kernel {
   get syscallSignal(): SyscallSignalPrograms {
     this.syscallSignalPrograms ??= new SyscallSignalPrograms();
     return this.syscallSignalPrograms;
+  }
+
+  /** cgroup/connect4 + cgroup_skb egress + sockops (bpf/conn-limit.bpf.c); its TCX program is attached by conn-limit-rules.ts. */
+  get connLimit(): ConnLimitPrograms {
+    this.connLimitPrograms ??= new SlottedPrograms(
+      'conn-limit',
+      ['vc_climit_connect4', 'vc_climit_egress', 'vc_climit_sockops'],
+      { slots: 'climit_slots', rules: 'climit_rules', stats: 'climit_stats' },
+      'vc_climit_rule',
+      'vc_climit_stats',
+    );
+    return this.connLimitPrograms;
+  }
+
+  /** Tracepoints of bpf/observe.bpf.c: what the kernel saw of observed containers. */
+  get observe(): ObservePrograms {
+    this.observePrograms ??= new ObservePrograms();
+    return this.observePrograms;
   }
 
   /**
@@ -132,7 +154,7 @@ let shared: Kernel | undefined;
 
 /** The process's Kernel, created on first use. */
 /** The program objects a Kernel loads on first use, by getter name. */
-export type ProgramSet = 'packetDrop' | 'connect' | 'dns' | 'veth' | 'syscallSignal';
+export type ProgramSet = 'packetDrop' | 'connect' | 'dns' | 'veth' | 'syscallSignal' | 'observe' | 'connLimit';
 
 export function kernel(): Kernel {
   shared ??= new Kernel();

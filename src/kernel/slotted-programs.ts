@@ -33,6 +33,7 @@ const bit = (slot: number): bigint => 1n << BigInt(slot);
 export class SlottedPrograms<R extends StructName, S extends StructName> {
   readonly object: NativeObject;
   readonly maxSlots: number;
+  private readonly maskBytes: 4 | 8;
   readonly rule: StructCodec<R>;
   readonly stats: StructCodec<S>;
   private readonly key: StructCodec<'vc_slot_key'>;
@@ -49,9 +50,13 @@ export class SlottedPrograms<R extends StructName, S extends StructName> {
   ) {
     this.object = new (loadAddon().BpfObject)(bpfObjectPath(objectName));
     checkConstants(this.object, objectName);
-    const limits = this.object.enums().vc_limits;
-    if (limits?.VC_MAX_SLOTS === undefined) throw new Error(`bpf/${objectName}.bpf.o exports no VC_MAX_SLOTS`);
-    this.maxSlots = limits.VC_MAX_SLOTS;
+    const enums = this.object.enums();
+    // An object may hold fewer slots than VC_MAX_SLOTS (enum vc_object_limits); up to 32 its
+    // masks are __u32, past 32 __u64.
+    const slots = enums.vc_object_limits?.VC_OBJECT_SLOTS ?? enums.vc_limits?.VC_MAX_SLOTS;
+    if (slots === undefined) throw new Error(`bpf/${objectName}.bpf.o exports no VC_MAX_SLOTS`);
+    this.maxSlots = slots;
+    this.maskBytes = slots <= 32 ? 4 : 8;
     this.key = structCodec(this.object, 'vc_slot_key');
     this.rule = structCodec(this.object, ruleStruct);
     this.stats = structCodec(this.object, statsStruct);
@@ -132,8 +137,9 @@ export class SlottedPrograms<R extends StructName, S extends StructName> {
     if (mask === 0n) {
       this.object.mapDelete(this.maps.slots, idKey);
     } else {
-      const v = Buffer.alloc(8);
-      v.writeBigUInt64LE(mask);
+      const v = Buffer.alloc(this.maskBytes);
+      if (this.maskBytes === 4) v.writeUInt32LE(Number(mask));
+      else v.writeBigUInt64LE(mask);
       this.object.mapUpdate(this.maps.slots, idKey, v);
     }
   }

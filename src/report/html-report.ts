@@ -8,6 +8,7 @@
 // maintained, no dependencies; Chart.js or ECharts would weigh 200 KB to 1 MB.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { kernelChanges } from '../observe/kernel-changes.js';
 import { describeBreach } from '../experiment/describe.js';
 import type { Breach, ExperimentResult } from '../experiment/result.js';
 import { CLIENT_SCRIPT } from './html-report-script.js';
@@ -175,13 +176,18 @@ function renderExperiment({ test, file, result: r }: HtmlReportEntry, i: number)
           : ''
       }`
     : '';
-  // Kernel observations (eBPF observers) are attached by newer versions; shown when present.
-  const observations = (r as ExperimentResult & { observations?: unknown }).observations;
-  const obs =
-    observations && typeof observations === 'object' && Object.keys(observations).length
-      ? `<h4>kernel observations</h4><table class="kv">${Object.entries(observations as Record<string, unknown>)
-          .map(([k, v]) => `<tr><th>${esc(k)}</th><td><code>${esc(typeof v === 'object' ? JSON.stringify(v) : v)}</code></td></tr>`)
-          .join('')}</table>`
+  // What the kernel saw (eBPF observers on the faults' targets): the largest changes against the baseline, then every figure.
+  const changes = kernelChanges(r.kernel, 8);
+  const obs = r.kernel
+    ? `<h4>kernel observations</h4>${
+        changes.length
+          ? `<table class="kv"><tr><th>target</th><th>phase</th><th>changed most against the baseline</th></tr>${changes
+              .map((x) => `<tr><td>${esc(x.target)}</td><td>${esc(x.phase)}</td><td>${esc(x.text.slice(x.target.length + 1))}</td></tr>`)
+              .join('')}</table>`
+          : '<p class="muted">nothing changed against the baseline</p>'
+      }<details><summary>every observation by phase and target</summary><pre>${esc(JSON.stringify(r.kernel, null, 1))}</pre></details>`
+    : r.kernelError
+      ? `<p class="muted">kernel observations: ${esc(r.kernelError)}</p>`
       : '';
   const open = r.verdict === 'validated' ? '' : ' open';
   return `<details class="exp v-${esc(r.verdict)}" id="exp-${i}" data-index="${i}"${open}>
