@@ -159,9 +159,9 @@ export class Chaos implements ControlMember {
       const meta = test.meta as { vitestChaos?: { experiments: ExperimentResult[] } };
       meta.vitestChaos ??= { experiments: [] };
       meta.vitestChaos.experiments.push(result);
-      await test.context.annotate(summarize(result), 'vitest-chaos').catch(() => undefined);
+      await annotate(test, summarize(result), 'vitest-chaos');
       // A property of its own in JUnit output, for CI tools that read properties by name.
-      await test.context.annotate(`${result.name}: ${result.verdict}`, 'vitest-chaos.verdict').catch(() => undefined);
+      await annotate(test, `${result.name}: ${result.verdict}`, 'vitest-chaos.verdict');
     }
     await sendChaosEvent(this.metricsSocket, experimentEvent(result));
     if (result.error && !test?.context.signal.aborted) throw new Error(`chaos.experiment(${opts.name}): ${result.error}`);
@@ -445,5 +445,17 @@ function warnIfUnmatched(fault: ActiveFault<object>, test: ReturnType<typeof cur
   if (matched !== 0) return;
   const message = `vitest-chaos: ${fault} matched nothing while in force (0 ${fault.matchedWhat ?? 'things it counts'}): it had no effect to test`;
   console.warn(message);
-  void test?.context.annotate(message, 'warning').catch(() => undefined);
+  if (test) void annotate(test, message, 'warning');
+}
+
+/**
+ * Adds an annotation to the test while it runs. Vitest throws (synchronously) once the test
+ * has finished, which is when a fault bound to it is reverted: the console line stands then.
+ */
+async function annotate(test: NonNullable<ReturnType<typeof currentTest>>, message: string, type: string): Promise<void> {
+  try {
+    await test.context.annotate(message, type);
+  } catch {
+    // the test is over: nothing to attach the note to
+  }
 }
