@@ -15,7 +15,7 @@ const specs: FaultSpec[] =
       : kind === 'network-latency'
         ? [{ kind: 'network-latency', target: target!, latencyMs: 300 }]
         : [{ kind: 'network-loss', target: target!, percent: 100 }];
-const faults = [];
+const faults: Awaited<ReturnType<typeof chaos.inject>>[] = [];
 for (const spec of specs) faults.push(await chaos.inject(spec));
 process.stdout.write(`READY ${JSON.stringify(faults.length === 1 ? faults[0]!.toJSON() : faults.map((f) => f.toJSON()))}\n`);
 setInterval(() => {}, 1000);
