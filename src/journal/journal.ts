@@ -19,7 +19,10 @@ import {
 import { join } from 'node:path';
 import { z } from 'zod';
 import { journalDirProblem, recordFileProblem } from './journal-access.js';
+import { journalUnwritable } from './journal-unwritable.js';
 import { LimitStacks } from './limit-stack.js';
+
+export { JournalUnwritable } from './journal-unwritable.js';
 import { processStartTicks } from './process-start.js';
 import { assertUndoShape, runUndo, UndoRefused, type UndoAction } from './undo.js';
 
@@ -244,25 +247,9 @@ export class Journal {
       } catch {
         // a read-only directory never got it
       }
-      const code = (err as NodeJS.ErrnoException).code;
-      const why =
-        code === 'EROFS'
-          ? 'is on a read-only file system'
-          : code === 'ENOSPC' || code === 'EDQUOT'
-            ? 'is on a full disk'
-            : code === 'EACCES' || code === 'EPERM'
-              ? 'cannot be written'
-              : `cannot be written (${(err as Error).message})`;
-      throw new JournalUnwritable(
-        `vitest-chaos cannot journal "${entry.description}": the journal directory ${this.dir} ${why} (${code ?? 'error'}); nothing was changed. Free it or set VITEST_CHAOS_JOURNAL_DIR to a writable directory`,
-      );
+      throw journalUnwritable(this.dir, entry.description, err);
     }
   }
-}
-
-/** The journal could not record a change, so the change was not made. */
-export class JournalUnwritable extends Error {
-  override name = 'JournalUnwritable';
 }
 
 /** Newest record first: by creation time, then by the process's own sequence (records of one millisecond). */

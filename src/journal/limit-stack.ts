@@ -11,21 +11,10 @@
 // gone (pid and start time) no longer counts; the reaper, undoing a dead run's
 // cgroup-write, writes what the live layers still need instead of the original.
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { recordFileProblem } from './journal-access.js';
+import { journalUnwritable } from './journal-unwritable.js';
 import { processStartTicks } from './process-start.js';
 
 /** A value of a limit: its rank (null = no limit; a smaller rank is tighter) and what to write for it. */
@@ -91,8 +80,11 @@ export class LimitStacks {
       const original = stack && stack.layers.length ? stack.original : readOriginal();
       const token = `${process.pid}-${++this.n}-${Date.now()}`;
       const layers = [...(stack?.layers ?? []), { pid: process.pid, pidStart: myStart(), token, value }];
-      write(effectiveValue(original, layers), original);
-      return { result: { token, original }, next: { key, original, layers } };
+      return {
+        result: { token, original },
+        next: { key, original, layers },
+        effect: () => write(effectiveValue(original, layers), original),
+      };
     });
   }
 
@@ -101,8 +93,8 @@ export class LimitStacks {
     this.locked(key, (stack) => {
       if (!stack) return { result: undefined, next: null };
       const layers = stack.layers.filter((l) => l.token !== token);
-      if (layers.length !== stack.layers.length) write(effectiveValue(stack.original, layers));
-      return { result: undefined, next: layers.length ? { ...stack, layers } : null };
+      const effect = layers.length !== stack.layers.length ? () => write(effectiveValue(stack.original, layers)) : undefined;
+      return { result: undefined, next: layers.length ? { ...stack, layers } : null, effect };
     });
   }
 
@@ -133,19 +125,35 @@ export class LimitStacks {
     return join(this.dir, `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.json`);
   }
 
-  private locked<T>(key: string, fn: (stack: StackFile | null) => { result: T; next: StackFile | null }): T {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+  /**
+   * Runs fn on the limit's stack under its lock: the stack fn returns is put on
+   * disk first, then its effect (the cgroup write) runs; an effect that throws
+   * puts the stack back as it was.
+   */
+  private locked<T>(key: string, fn: (stack: StackFile | null) => { result: T; next: StackFile | null; effect?: () => void }): T {
     const file = this.fileOf(key);
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw journalUnwritable(this.dir, key, err);
+    }
     const lock = `${file}.lock`;
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (;;) {
       try {
         const fd = openSync(lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-        writeSync(fd, `${process.pid} ${myStart()}`);
-        closeSync(fd);
+        try {
+          writeSync(fd, `${process.pid} ${myStart()}`);
+        } catch (err) {
+          rmSync(lock, { force: true });
+          throw journalUnwritable(this.dir, key, err);
+        } finally {
+          closeSync(fd);
+        }
         break;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (err instanceof Error && err.name === 'JournalUnwritable') throw err;
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw journalUnwritable(this.dir, key, err);
         if (this.lockOwnerDead(lock)) {
           rmSync(lock, { force: true });
           continue;
@@ -158,9 +166,22 @@ export class LimitStacks {
     try {
       const found = this.readStack(file);
       const stack = found && found.key === key ? { ...found, layers: found.layers.filter(alive) } : null;
-      const { result, next } = fn(stack);
-      if (next) this.writeStack(file, next);
-      else rmSync(file, { force: true });
+      const { result, next, effect } = fn(stack);
+      const put = (s: StackFile | null) => {
+        try {
+          if (s) this.writeStack(file, s);
+          else rmSync(file, { force: true });
+        } catch (err) {
+          throw journalUnwritable(this.dir, key, err);
+        }
+      };
+      put(next);
+      try {
+        effect?.();
+      } catch (err) {
+        put(found);
+        throw err;
+      }
       return result;
     } finally {
       rmSync(lock, { force: true });
@@ -196,13 +217,18 @@ export class LimitStacks {
 
   private writeStack(file: string, s: StackFile): void {
     const tmp = `${file}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
+    // No fsync: cgroup values do not outlive the machine, and a dead process's writes are in the page cache
     try {
-      writeSync(fd, JSON.stringify(s));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        writeSync(fd, JSON.stringify(s));
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, file);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw err;
     }
-    renameSync(tmp, file);
   }
 }

@@ -45,7 +45,7 @@ export function tightenLimits(
 ): { release(): void; originals: (bigint | null)[] } {
   const journal = ctx.journal();
   const stacks = new LimitStacks(journal.dir);
-  const entry = journal.record(description, []);
+  let entry: ReturnType<typeof journal.record> | undefined;
   const undos: UndoAction[] = [];
   const originals: (bigint | null)[] = [];
   const done: { file: LimitFile; token: string }[] = [];
@@ -60,7 +60,7 @@ export function tightenLimits(
     }
     done.length = 0;
     if (errors.length) throw errors[0];
-    journal.forget(entry);
+    if (entry) journal.forget(entry);
   };
   try {
     for (const { file, value } of items) {
@@ -71,7 +71,8 @@ export function tightenLimits(
         (effective, first) => {
           // write-ahead: what puts this file back is on disk before the write
           undos.unshift(file.undo(rankOf(first)));
-          journal.update(entry, undos);
+          if (entry) journal.update(entry, undos);
+          else entry = journal.record(description, undos);
           file.write(rankOf(effective));
         },
       );

@@ -25,6 +25,9 @@ const JOURNAL = mkdtempSync(join(tmpdir(), 'vc-self-chaos-'));
 process.env.VITEST_CHAOS_JOURNAL_DIR = JOURNAL;
 const chaos = createChaos({ seed: 14, progress: false });
 
+/** Every injector started, ended in afterAll whatever a test did. */
+const children: ChildProcess[] = [];
+
 interface Injector {
   child: ChildProcess;
   lines: AsyncIterator<string>;
@@ -36,6 +39,7 @@ async function injector(target: StartedTestContainer, kind: string, params: Reco
     stdio: ['pipe', 'pipe', 'inherit'],
     env: process.env,
   });
+  children.push(child);
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const first = await lines.next();
   if (!String(first.value).startsWith('READY')) throw new Error(`injector said ${first.value}`);
@@ -69,6 +73,7 @@ describe('chaos on ourselves', () => {
     target = await startClient('self-chaos-target');
   });
   afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await chaos.revertAll();
     await stopAll(target);
     rmSync(JOURNAL, { recursive: true, force: true });
@@ -170,6 +175,7 @@ describe('chaos on ourselves', () => {
       }
       await refuses(/journal directory .* is on a full disk \(ENOSPC\); nothing was changed/);
       expect(readdirSync(mnt).filter((f) => f !== 'filler' && f !== 'limits')).toEqual([]);
+      expect(readdirSync(join(mnt, 'limits'))).toEqual([]); // no lock, stack or temporary file left
       rmSync(join(mnt, 'filler'));
     });
 
