@@ -77,7 +77,7 @@ export class LimitStacks {
     write: (effective: LimitValue, original: LimitValue) => void,
   ): { token: string; original: LimitValue } {
     return this.locked(key, (stack) => {
-      const original = stack && stack.layers.length ? stack.original : readOriginal();
+      const original = stack?.layers.length ? stack.original : readOriginal();
       const token = `${process.pid}-${++this.n}-${Date.now()}`;
       const layers = [...(stack?.layers ?? []), { pid: process.pid, pidStart: myStart(), token, value }];
       return {

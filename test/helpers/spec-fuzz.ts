@@ -56,7 +56,8 @@ export function baseParams(kind: string, t: FuzzTargets): Params {
 /** The fields of a kind's schema. */
 export function fieldsOf(kind: string): string[] {
   const k = FAULT_KINDS.find((x) => x.kind === kind);
-  return Object.keys((k?.schema as unknown as { shape?: Record<string, unknown> }).shape ?? {});
+  if (!k) return [];
+  return Object.keys((k.schema as unknown as { shape?: Record<string, unknown> }).shape ?? {});
 }
 
 const KIND_NAMES = FAULT_KINDS.map((k) => k.kind as string);
