@@ -4,13 +4,14 @@
 // target's cgroup values and processes, qdiscs on its veth and eth0, its Docker
 // state, disk-fill files in its /tmp, and journal records and limit stacks.
 // Compare snapshots taken before and after with toEqual.
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StartedTestContainer } from 'testcontainers';
 import { kernel } from '../../src/kernel/kernel.js';
 import { docker } from './processes.js';
 import { cgroupDirOf } from './target-info.js';
-import { rootQdisc, vethOf } from './veth.js';
+import { vethOf } from './veth.js';
 
 /** The bpf links and maps this process holds, as counts by type (from /proc/self/fd and fdinfo). */
 export function ownBpfObjects(): Record<string, number> {
@@ -80,6 +81,21 @@ export function journalFiles(dir: string, pid = process.pid): string[] {
   for (const f of list(dir)) if (f.startsWith(`${pid}-`)) out.push(f);
   for (const f of list(join(dir, 'limits'))) out.push(`limits/${f}`);
   return out.sort();
+}
+
+/**
+ * "kind handle" of a device's root qdisc, in our netns or a container's. A netlink dump that
+ * other runs' link changes interrupted ("Dump was interrupted") is read again, not trusted.
+ */
+function rootQdisc(dev: string, pid?: number): string {
+  const argv = [...(pid ? ['nsenter', `--net=/proc/${pid}/ns/net`, '--'] : []), 'tc', '-j', 'qdisc', 'show', 'dev', dev, 'root'];
+  for (let attempt = 0; ; attempt++) {
+    const r = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8' });
+    if (r.status === 0 && !/interrupted/i.test(r.stderr) && r.stdout.trim()) {
+      return (JSON.parse(r.stdout) as { kind: string; handle: string }[]).map((q) => `${q.kind} ${q.handle}`).join(', ');
+    }
+    if (attempt >= 4) throw new Error(`${argv.join(' ')} failed: ${r.status} ${r.stderr.trim()}`);
+  }
 }
 
 export interface TargetState {

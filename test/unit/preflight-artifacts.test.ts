@@ -43,7 +43,9 @@ describe('preflight: the addon and the BPF objects', () => {
         },
       },
     };
-    await expect(new PreflightGate({ ok: false, problems }).require(test, 'network-loss')).rejects.toThrow(/bpf\/dns\.bpf\.o is an ELF file/);
+    await expect(new PreflightGate({ ok: false, problems }).require(test, 'network-loss')).rejects.toThrow(
+      /bpf\/dns\.bpf\.o is an ELF file/,
+    );
     expect(skipped).toHaveLength(1);
     expect(skipped[0]).toContain('vitest-chaos cannot inject faults on this machine:');
     expect(skipped[0]).toContain('vitest_chaos.node is not an ELF file');
