@@ -279,7 +279,8 @@ export function elfProblem(path: string, want: { machine?: number; type?: number
  */
 export function checkArtifacts(root = packageRoot): PreflightProblem[] {
   const problems: PreflightProblem[] = [];
-  const rebuild = 'in a checkout: `bash scripts/setup.sh` (or `npm run build` once clang, llvm, libbpf-dev and bpftool are installed); installed: `npm rebuild vitest-chaos`';
+  const rebuild =
+    'in a checkout: `bash scripts/setup.sh` (or `npm run build` once clang, llvm, libbpf-dev and bpftool are installed); installed: `npm rebuild vitest-chaos`';
   try {
     const addon = resolveAddon(root);
     const bad = elfProblem(addon, { type: ET_DYN });
