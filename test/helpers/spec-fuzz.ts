@@ -177,6 +177,8 @@ function mutation(kind: string): fc.Arbitrary<Mutation> {
         value: fc.oneof(
           fc.constantFrom('gone' as const, 'stranger' as const, 'none' as const, 'empty' as const, 'twice' as const),
           fc.record({ junk }),
+          // ids with request-path characters once reached the engine (and an uncaught redirect)
+          fc.record({ junk: fc.constantFrom('/', '.', '..', '../x', '//x', 'a/b', '%', '?a', ' ', '', 'x'.repeat(300)) }),
         ),
       }),
     },
