@@ -81,6 +81,7 @@ export class Chaos implements ControlMember {
   readonly resolver: TargetResolver;
   private readonly radius: BlastRadius;
   private readonly active = new Set<ActiveFault<object>>();
+  private readonly byTest = new WeakMap<object, Set<ActiveFault<object>>>();
   private readonly seeds: TestSeeds;
   private readonly gate: PreflightGate;
   private readonly reap: () => Promise<void>;
@@ -346,6 +347,7 @@ export class Chaos implements ControlMember {
       }
       for (const p of mine.parts) on.add(p.target, p.applied);
     };
+    const testFaults = test ? this.faultsOfTest(test) : undefined;
     const t0 = performance.now();
     if (!this.dryRun) await applyRange(Math.max(1, count));
     const applySeconds = (performance.now() - t0) / 1000;
@@ -357,6 +359,7 @@ export class Chaos implements ControlMember {
       plainParams(plan.params),
       () => {
         this.active.delete(fault);
+        testFaults?.delete(fault);
         if (!fault.dryRun) void sendChaosEvent(this.metricsSocket, { type: 'revert', kind });
         warnIfUnmatched(fault, test);
       },
@@ -375,7 +378,7 @@ export class Chaos implements ControlMember {
     );
     this.active.add(fault);
     if (!this.dryRun) await sendChaosEvent(this.metricsSocket, { type: 'inject', kind, applySeconds });
-    test?.context.onTestFinished(() => fault.revert());
+    testFaults?.add(fault);
     // A stop that came while we applied found nothing to revert: revert now.
     try {
       refuseIfStopped(where);
@@ -384,6 +387,28 @@ export class Chaos implements ControlMember {
       throw err;
     }
     return fault;
+  }
+
+  /**
+   * The faults of a test still in force, reverted (newest first) when it ends however it
+   * ends. One hook per test, not one per fault: a test that injects thousands of
+   * times (a soak) would otherwise keep every reverted fault alive in its hooks until it ends.
+   */
+  private faultsOfTest(test: NonNullable<ReturnType<typeof currentTest>>): Set<ActiveFault<object>> {
+    let faults = this.byTest.get(test);
+    if (!faults) {
+      const mine = new Set<ActiveFault<object>>();
+      faults = mine;
+      this.byTest.set(test, mine);
+      test.context.onTestFinished(async () => {
+        this.byTest.delete(test); // a retry of the test registers its own hook
+        const failed: unknown[] = [];
+        for (const f of [...mine].reverse()) await f.revert().catch((err: unknown) => failed.push(err));
+        if (failed.length === 1) throw failed[0];
+        if (failed.length) throw new AggregateError(failed, `${failed.length} fault(s) failed to revert`);
+      });
+    }
+    return faults;
   }
 
   /** For the kill switch: what is in force. */

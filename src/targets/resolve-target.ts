@@ -36,6 +36,14 @@ export class TargetError extends Error {
   override name = 'TargetError';
 }
 
+/**
+ * What Docker takes as a container id or name. Anything else never reaches the
+ * engine: a reference with "/", "." or ".." in the request path made the engine
+ * answer with a redirect that the Docker client followed to a host named
+ * "containers", an uncaught exception in the test process (found by the spec fuzz).
+ */
+export const CONTAINER_REF = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
+
 export function containerIdOf(ref: ContainerRef): string {
   if (typeof ref === 'string') return ref;
   if (ref && typeof (ref as { getId?: unknown }).getId === 'function') return ref.getId();
@@ -59,6 +67,7 @@ export class TargetResolver {
    */
   async resolve(ref: ContainerRef, accept: readonly TargetState[] = ['running']): Promise<ResolvedTarget> {
     const id = containerIdOf(ref);
+    if (!CONTAINER_REF.test(id)) throw new TargetError(`'${id.slice(0, 80)}' is not a container id or name (letters, digits, _ . -)`);
     const plain = accept.length === 1 && accept[0] === 'running';
     const hit = this.cache.get(id);
     if (plain && hit && stillCurrent(hit)) return hit;
