@@ -47,6 +47,7 @@ export function baseParams(kind: string, t: FuzzTargets): Params {
     'container-stop': { timeoutSec: 0 },
     'container-restart': {},
     'crash-on-syscall': { syscall: 'mkdirat' },
+    'connection-limit': { max: 2, connections: 'inbound', port: 8080 },
   };
   const p = base[kind];
   if (!p) throw new Error(`no base parameters for ${kind}: add them to test/helpers/spec-fuzz.ts`);

@@ -28,7 +28,7 @@ describe('preflight: the addon and the BPF objects', () => {
     const problems = checkArtifacts(root);
     const text = formatPreflight({ ok: false, problems });
     expect(text).toMatch(/native addon: the native addon .*vitest_chaos\.node is not an ELF file \(19 bytes; corrupt or truncated\)/);
-    expect(text).toContain('eBPF objects: bpf/syscall-signal.bpf.o, bpf/veth.bpf.o missing');
+    expect(text).toContain('eBPF objects: bpf/syscall-signal.bpf.o, bpf/veth.bpf.o, bpf/conn-limit.bpf.o, bpf/observe.bpf.o missing');
     expect(text).toMatch(/bpf\/connect\.bpf\.o is not an ELF file \(\d+ bytes; corrupt or truncated\)/);
     expect(text).toContain('bpf/dns.bpf.o is an ELF file for machine 62, not eBPF (247)');
     expect(text).not.toContain('packet-drop');
