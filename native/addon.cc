@@ -6,6 +6,8 @@
 // hook destroys the ones still alive when a worker thread or process exits.
 #include <napi.h>
 
+#include "packet-queue.h"
+
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -514,6 +516,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("BpfLink", link);
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
   exports.Set("liveLinks", Napi::Function::New(env, LiveLinks));
+  InitPacketQueue(env, exports);
   return exports;
 }
 

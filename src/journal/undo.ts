@@ -92,6 +92,8 @@ async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
         if (ExitCode !== 0) throw new Error(`${cmd.join(' ')} in container ${a.containerId.slice(0, 12)} exited with ${ExitCode}`);
       }, [404]); // 409 (paused or stopped): the file is still there, so the record stays
     }
+    case 'iptables-chain-del':
+      return deleteQueueChain(a.netns, a.chain);
     case 'tc-qdisc-del': {
       const tc = ['tc', 'qdisc', 'del', 'dev', a.device, 'root', 'handle', a.handle];
       const argv = a.netns === null ? tc : ['nsenter', `--net=${a.netns}`, '--', ...tc];
@@ -106,6 +108,26 @@ async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
       return;
     }
   }
+}
+
+/** Removes a chain of ours from a container's netns: every jump to it, its rules, the chain. */
+export async function deleteQueueChain(netns: string, chain: string): Promise<void> {
+  const ipt = (args: string[]) => run('nsenter', [`--net=${netns}`, '--', 'iptables', '-w', '5', '-t', 'mangle', ...args]);
+  const from = chain.endsWith('-O') ? 'OUTPUT' : 'INPUT';
+  try {
+    await ipt(['-S', chain]);
+  } catch {
+    return; // no such chain (or netns): gone
+  }
+  for (let i = 0; i < 16; i++) {
+    try {
+      await ipt(['-D', from, '-j', chain]);
+    } catch {
+      break;
+    }
+  }
+  await ipt(['-F', chain]);
+  await ipt(['-X', chain]);
 }
 
 async function ignoreGone(fn: () => Promise<unknown>, okStatus: number[]): Promise<void> {

@@ -1,0 +1,145 @@
+// Connection faults on the target's packets: connections it accepts (the test
+// process through a mapped port, another container) and connections already
+// open at inject (a pg pool warmed up before), with real clients (pg, ioredis).
+import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
+import pg from 'pg';
+import Redis from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chaos } from 'vitest-chaos';
+import { ipOf, startClient, stopAll, testLabels } from '../helpers/containers.js';
+import { median } from '../helpers/stats.js';
+import { queueChainsIn, sandboxOf } from '../../src/targets/queue-rules.js';
+import Docker from 'dockerode';
+
+async function startPostgres(name: string): Promise<StartedTestContainer> {
+  return new GenericContainer('vitest-chaos/postgres:latest')
+    .withLabels(testLabels(name))
+    .withExposedPorts(5432)
+    .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/))
+    .start();
+}
+
+async function startRedis(name: string): Promise<StartedTestContainer> {
+  return new GenericContainer('vitest-chaos/redis:latest')
+    .withLabels(testLabels(name))
+    .withExposedPorts(6379)
+    .withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/))
+    .start();
+}
+
+const pgConfig = (c: StartedTestContainer) => ({ host: c.getHost(), port: c.getMappedPort(5432), user: 'postgres', database: 'postgres' });
+
+async function queryTimes(client: pg.Client | pg.Pool, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await client.query('SELECT 1');
+    out.push(performance.now() - t0);
+  }
+  return out;
+}
+
+async function chainsOf(c: StartedTestContainer): Promise<string[]> {
+  const docker = new Docker();
+  const info = await docker.getContainer(c.getId()).inspect();
+  const netns = await sandboxOf(docker, c.getId(), info.State.Pid);
+  return netns ? queueChainsIn(netns) : [];
+}
+
+describe('connection faults on packets: inbound and already-open connections', () => {
+  let db: StartedTestContainer;
+  let control: StartedTestContainer;
+  let redis: StartedTestContainer;
+  beforeAll(async () => {
+    [db, control, redis] = await Promise.all([startPostgres('pp-db'), startPostgres('pp-control'), startRedis('pp-redis')]);
+  });
+  afterAll(() => stopAll(db, control, redis));
+
+  it('latency 100 ms on PostgreSQL adds 100 +/- 5 ms per query from the test process, on a pooled and a fresh connection', async () => {
+    const pooled = new pg.Client(pgConfig(db));
+    const ctl = new pg.Client(pgConfig(control));
+    await Promise.all([pooled.connect(), ctl.connect()]);
+    try {
+      const base = median(await queryTimes(pooled, 30));
+      const ctlBase = median(await queryTimes(ctl, 30));
+      const fault = await chaos.inject({ kind: 'network-latency', target: db, latencyMs: 100 });
+      const onPooled = median(await queryTimes(pooled, 20));
+      const fresh = new pg.Client(pgConfig(db));
+      await fresh.connect();
+      const onFresh = median(await queryTimes(fresh, 20));
+      await fresh.end();
+      const ctlDuring = median(await queryTimes(ctl, 20));
+      const stats = fault.stats();
+      expect(await chainsOf(db)).toHaveLength(1);
+      await fault.revert();
+      const after = median(await queryTimes(pooled, 20));
+      console.info(
+        `pg latency 100: pooled ${base.toFixed(2)} -> ${onPooled.toFixed(2)} ms, fresh ${onFresh.toFixed(2)} ms, after ${after.toFixed(2)}; ` +
+          `control ${ctlBase.toFixed(2)} -> ${ctlDuring.toFixed(2)}; ${JSON.stringify(stats)}`,
+      );
+      expect(onPooled - base).toBeGreaterThanOrEqual(95);
+      expect(onPooled - base).toBeLessThanOrEqual(105);
+      expect(onFresh - base).toBeGreaterThanOrEqual(95);
+      expect(onFresh - base).toBeLessThanOrEqual(105);
+      expect(after - base).toBeLessThan(5);
+      expect(ctlDuring - ctlBase).toBeLessThan(5);
+      expect(stats.connectionsOpenAtInject).toBe(1);
+      expect(stats.connectionsMatched).toBeGreaterThanOrEqual(2);
+      expect(stats.packetsDelayed).toBeGreaterThanOrEqual(40);
+      expect(await chainsOf(db)).toEqual([]);
+    } finally {
+      await Promise.all([pooled.end(), ctl.end()]);
+    }
+  });
+
+  it('latency with jitter: 100 +/- 40 ms spreads the pooled connection queries around 100', async () => {
+    const pool = new pg.Pool({ ...pgConfig(db), max: 2 });
+    try {
+      const base = median(await queryTimes(pool, 20));
+      const fault = await chaos.inject({ kind: 'network-latency', target: db, latencyMs: 100, jitterMs: 40, seed: 5 });
+      const times = await queryTimes(pool, 30);
+      await fault.revert();
+      const sorted = [...times].sort((a, b) => a - b);
+      const spread = (sorted[26] as number) - (sorted[3] as number);
+      console.info(`pg latency 100 +/- 40: median ${median(times).toFixed(1)}, p10-p90 spread ${spread.toFixed(1)} ms`);
+      expect(median(times) - base).toBeGreaterThan(85);
+      expect(median(times) - base).toBeLessThan(115);
+      expect(spread).toBeGreaterThan(25);
+      expect(Math.min(...times)).toBeGreaterThanOrEqual(59);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('revert during a stream of queries causes no error, and a ramp of steps neither', async () => {
+    const pool = new pg.Pool({ ...pgConfig(db), max: 4 });
+    let errors = 0;
+    let done = 0;
+    let stop = false;
+    const workers = [0, 1, 2, 3].map(async () => {
+      while (!stop) {
+        try {
+          await pool.query('SELECT pg_sleep(0.01)');
+          done++;
+        } catch {
+          errors++;
+        }
+      }
+    });
+    try {
+      for (const ms of [50, 100, 200]) {
+        const f = await chaos.inject({ kind: 'network-latency', target: db, latencyMs: ms });
+        await new Promise((r) => setTimeout(r, 700));
+        await f.revert();
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      stop = true;
+      await Promise.all(workers);
+      await pool.end();
+    }
+    console.info(`stream through 3 inject/revert steps: ${done} queries, ${errors} errors`);
+    expect(done).toBeGreaterThan(20);
+    expect(errors).toBe(0);
+  });
+});
