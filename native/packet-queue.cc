@@ -79,7 +79,9 @@ struct Rng {
 struct FlowKey {
   uint32_t local, remote;
   uint16_t lport, rport;
-  bool operator==(const FlowKey &o) const { return local == o.local && remote == o.remote && lport == o.lport && rport == o.rport; }
+  bool operator==(const FlowKey &o) const {
+    return local == o.local && remote == o.remote && lport == o.lport && rport == o.rport;
+  }
 };
 struct FlowHash {
   size_t operator()(const FlowKey &k) const {
@@ -288,8 +290,8 @@ class Queue {
   }
 
   struct Counters {
-    std::atomic<double> packets{0}, delayed{0}, held{0}, dropped{0}, released{0}, flows{0}, flowsHit{0}, flowsSpared{0}, bytes{0},
-        errors{0}, lastError{0};
+    std::atomic<double> packets{0}, delayed{0}, held{0}, dropped{0}, released{0}, flows{0}, flowsHit{0}, flowsSpared{0},
+        bytes{0}, errors{0}, lastError{0};
   } c;
 
  private:
@@ -405,8 +407,10 @@ class Queue {
     if (n == 0) return;
     // Delay mode queues every packet and releases them in arrival order, so
     // one batch verdict covers them all.
-    if (n == 1) Verdict(last, NF_ACCEPT);
-    else VerdictBatch(last);
+    if (n == 1)
+      Verdict(last, NF_ACCEPT);
+    else
+      VerdictBatch(last);
     c.released = c.released + static_cast<double>(n);
   }
 
@@ -459,7 +463,8 @@ class Queue {
       ssize_t n = recv(diag_, buf, sizeof(buf), 0);
       if (n <= 0) continue;
       auto *h = reinterpret_cast<nlmsghdr *>(buf);
-      if (NLMSG_OK(h, n) && h->nlmsg_type == NLMSG_ERROR && reinterpret_cast<nlmsgerr *>(NLMSG_DATA(h))->error == 0) return;
+      if (NLMSG_OK(h, n) && h->nlmsg_type == NLMSG_ERROR && reinterpret_cast<nlmsgerr *>(NLMSG_DATA(h))->error == 0)
+        return;
     }
     c.errors = c.errors + 1;
     c.lastError = ENOENT;
@@ -556,11 +561,8 @@ class Queue {
           Destroy(k);
           return;
         }
-        if (flow->done) {
-          Verdict(id, NF_DROP);
-          c.dropped = c.dropped + 1;
-          return;
-        }
+        // After the reset the socket is gone: what still comes (the peer's answer
+        // to our RST, its challenge ACK) must reach the kernel, which resets it.
         Verdict(id, NF_ACCEPT);
         return;
       }
@@ -585,9 +587,10 @@ class Queue {
 class PacketQueue : public Napi::ObjectWrap<PacketQueue> {
  public:
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "PacketQueue",
-                       {InstanceMethod("stats", &PacketQueue::Stats), InstanceMethod("addFlows", &PacketQueue::AddFlows),
-                        InstanceMethod("close", &PacketQueue::Close)});
+    return DefineClass(
+        env, "PacketQueue",
+        {InstanceMethod("stats", &PacketQueue::Stats), InstanceMethod("addFlows", &PacketQueue::AddFlows),
+         InstanceMethod("close", &PacketQueue::Close)});
   }
 
   // new PacketQueue({ netns, queue, mode, delayMs, jitterMs, seed, afterBytes, afterMs, percent, maxlen })

@@ -80,7 +80,7 @@ const chunks = <T>(xs: readonly T[], n: number): T[][] => {
   return out;
 };
 
-const inPeer = (p: PeerMatch, addr: number) => ((addr & p.mask) >>> 0) === ((p.addr & p.mask) >>> 0);
+const inPeer = (p: PeerMatch, addr: number) => (addr & p.mask) >>> 0 === (p.addr & p.mask) >>> 0;
 
 /** The connections open now that the scope covers. */
 export function connectionsInScope(table: TcpTable, spec: Pick<PacketPathSpec, 'connections' | 'peers' | 'port'>): TcpConnection[] {
@@ -190,6 +190,39 @@ export async function applyPacketPath(
       } finally {
         last = stats();
         q.close();
+      }
+    },
+  };
+}
+
+/**
+ * A stream fault on every connection in scope: new outbound connections go
+ * through the connect4 proxy (the fault's exact byte- and FIN-level policy),
+ * the connections the target accepts and those open at inject through the
+ * packet path. Both are reverted together; their counters are added up.
+ */
+export async function applyBothPaths<St extends object>(
+  kind: string,
+  target: ResolvedTarget,
+  ctx: PacketPathContext,
+  spec: Omit<PacketPathSpec, 'newOutbound'>,
+  proxied: (() => Promise<{ stats(): St; revert(): Promise<void> | void }>) | null,
+): Promise<{ stats(): St & PacketPathStats; revert(): Promise<void> }> {
+  const proxy = spec.connections === 'inbound' || !proxied ? null : await proxied();
+  let packets: AppliedPacketPath;
+  try {
+    packets = await applyPacketPath(kind, target, ctx, { ...spec, newOutbound: 'proxy' });
+  } catch (err) {
+    await proxy?.revert();
+    throw err;
+  }
+  return {
+    stats: () => ({ ...((proxy?.stats() ?? {}) as St), ...packets.stats() }),
+    async revert() {
+      try {
+        await packets.revert();
+      } finally {
+        await proxy?.revert();
       }
     },
   };

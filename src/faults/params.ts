@@ -155,9 +155,7 @@ export const connectionScope = {
  * containers, from the host), those it OPENS (`'outbound'`), or both (`'all'`, default).
  * For inbound connections `peer` is the client's address and `port` the target's own port.
  */
-export const connections = z
-  .enum(['inbound', 'outbound', 'all'], { error: 'one of "inbound", "outbound", "all"' })
-  .default('all');
+export const connections = z.enum(['inbound', 'outbound', 'all'], { error: 'one of "inbound", "outbound", "all"' }).default('all');
 
 export type Connections = z.output<typeof connections>;
 

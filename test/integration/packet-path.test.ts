@@ -3,7 +3,7 @@
 // open at inject (a pg pool warmed up before), with real clients (pg, ioredis).
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
 import pg from 'pg';
-import Redis from 'ioredis';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { ipOf, startClient, stopAll, testLabels } from '../helpers/containers.js';
@@ -141,5 +141,82 @@ describe('connection faults on packets: inbound and already-open connections', (
     console.info(`stream through 3 inject/revert steps: ${done} queries, ${errors} errors`);
     expect(done).toBeGreaterThan(20);
     expect(errors).toBe(0);
+  });
+
+  const redisClient = (c: StartedTestContainer) =>
+    new Redis({ host: c.getHost(), port: c.getMappedPort(6379), maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+
+  it('network-reset on Redis resets the open ioredis connection of the test process', async () => {
+    const client = redisClient(redis);
+    const errors: string[] = [];
+    client.on('error', (e: NodeJS.ErrnoException) => errors.push(e.code ?? e.message));
+    await client.connect();
+    expect(await client.ping()).toBe('PONG');
+    const fault = await chaos.inject({ kind: 'network-reset', target: redis, afterBytes: 0 });
+    const during = await client.ping().then(
+      () => 'PONG',
+      (e: Error) => e.message,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const stats = fault.stats();
+    await fault.revert();
+    const fresh = redisClient(redis);
+    await fresh.connect();
+    const after = await fresh.ping();
+    fresh.disconnect();
+    client.disconnect();
+    console.info(`redis reset: ping -> ${during}; errors ${JSON.stringify(errors)}; ${JSON.stringify(stats)}`);
+    expect(during).not.toBe('PONG');
+    // The test process reaches Redis through docker-proxy, which passes the RST on as a close.
+    expect(during).toMatch(/Connection is closed|ECONNRESET/);
+    expect(stats.connectionsHit).toBe(1);
+    expect(stats.connectionsOpenAtInject).toBe(1);
+    expect(after).toBe('PONG');
+  });
+
+  it('network-timeout on Redis stalls the open ioredis connection; revert hands it back unbroken', async () => {
+    const client = redisClient(redis);
+    await client.connect();
+    expect(await client.ping()).toBe('PONG');
+    const fault = await chaos.inject({ kind: 'network-timeout', target: redis });
+    const t0 = performance.now();
+    const pending = client.set('k', 'v');
+    const during = await Promise.race([pending.then(() => 'answered'), new Promise((r) => setTimeout(() => r('stalled'), 800))]);
+    const stats = fault.stats();
+    await fault.revert();
+    const answer = await pending; // the held request and answer are delivered, not lost
+    const elapsed = performance.now() - t0;
+    const after = await client.get('k');
+    client.disconnect();
+    console.info(`redis timeout: ${during}, answered ${answer} after ${elapsed.toFixed(0)} ms; ${JSON.stringify(stats)}`);
+    expect(during).toBe('stalled');
+    expect(answer).toBe('OK');
+    expect(after).toBe('v');
+    expect(stats.connectionsHit).toBe(1);
+    expect(stats.packetsHeld).toBeGreaterThanOrEqual(1);
+  });
+
+  it('network-slow-close on Redis delays the close of an ioredis connection by delayMs', async () => {
+    const closeTime = async () => {
+      const client = redisClient(redis);
+      await client.connect();
+      await client.ping();
+      const closed = new Promise<void>((r) => client.once('end', () => r()));
+      const t0 = performance.now();
+      await client.quit();
+      await closed;
+      return performance.now() - t0;
+    };
+    const base = await closeTime();
+    const fault = await chaos.inject({ kind: 'network-slow-close', target: redis, delayMs: 500 });
+    const slow = await closeTime();
+    const stats = fault.stats();
+    await fault.revert();
+    const after = await closeTime();
+    console.info(`redis slow close: ${base.toFixed(1)} -> ${slow.toFixed(1)} -> ${after.toFixed(1)} ms; ${JSON.stringify(stats)}`);
+    expect(slow).toBeGreaterThanOrEqual(480);
+    expect(base).toBeLessThan(100);
+    expect(after).toBeLessThan(100);
+    expect(stats.packetsDelayed).toBeGreaterThanOrEqual(1);
   });
 });
