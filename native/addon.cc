@@ -6,6 +6,7 @@
 // hook destroys the ones still alive when a worker thread or process exits.
 #include <napi.h>
 
+#include "netns-socket.h"
 #include "packet-queue.h"
 
 #include <bpf/bpf.h>
@@ -517,6 +518,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
   exports.Set("liveLinks", Napi::Function::New(env, LiveLinks));
   InitPacketQueue(env, exports);
+  InitNetnsSocket(env, exports);
   return exports;
 }
 

@@ -12,7 +12,8 @@ import type { Journal } from '../journal/journal.js';
 import { intToIpv4, type Kernel } from '../kernel/kernel.js';
 import { openPacketQueue, type PacketQueueOptions } from '../kernel/packet-queue.js';
 import type { PeerMatch } from '../kernel/peer-match.js';
-import { installQueueRules, sandboxOf } from '../targets/queue-rules.js';
+import { installQueueRules, sandboxOf, type InstalledQueueRules } from '../targets/queue-rules.js';
+import { proxyOverlaps, watchProxies, type ProxyEntry } from './proxy-registry.js';
 import type { ResolvedTarget } from '../targets/resolve-target.js';
 import { tcpTableOf, type TcpConnection, type TcpTable } from '../targets/tcp-table.js';
 import type Docker from 'dockerode';
@@ -58,6 +59,8 @@ export interface PacketPathStats {
   connectionsHit: number;
   connectionsSparedOnPackets: number;
   queueErrors: number;
+  /** Other faults' proxies on this target (http, reset...) whose connections this fault also holds, as they carry connections in its scope. */
+  proxiesFollowed: number;
 }
 
 export interface AppliedPacketPath {
@@ -133,7 +136,12 @@ export function queueMatches(
       }
     }
   }
-  return { output, input: spec.hooks === 'both' ? input : [], inboundPorts };
+  // Never the container's own loopback traffic (an inbound proxy's local leg to the server included).
+  return {
+    output: output.map((r) => ['!', '-o', 'lo', ...r]),
+    input: spec.hooks === 'both' ? input.map((r) => ['!', '-i', 'lo', ...r]) : [],
+    inboundPorts,
+  };
 }
 
 export async function applyPacketPath(
@@ -152,17 +160,51 @@ export async function applyPacketPath(
   const open = connectionsInScope(table, spec);
   const { output, input, inboundPorts } = queueMatches(table, spec);
   const q = openPacketQueue({ ...spec.queue, netns, seed: ctx.seed });
-  let remove: () => Promise<void>;
+  // Connections in scope that another fault's connect rule sent to its proxy
+  // leave towards the gateway on the proxy's port: follow them there.
+  const followsProxies = spec.newOutbound === 'packets' && spec.connections !== 'inbound';
+  const followed = new Set<ProxyEntry>();
+  const proxyRules = (e: ProxyEntry) => ({
+    output: [['-p', 'tcp', '-d', e.address, '--dport', String(e.port)]],
+    input: spec.hooks === 'both' ? [['-p', 'tcp', '-s', e.address, '--sport', String(e.port)]] : [],
+  });
+  let rules: InstalledQueueRules | undefined;
+  const watch = followsProxies
+    ? watchProxies({
+        cgroupId: target.cgroup.id,
+        async join(e) {
+          if (!rules || !proxyOverlaps(e, spec.peers, spec.port)) return;
+          const r = proxyRules(e);
+          if (await rules.append('O', r.output)) followed.add(e);
+          if (r.input.length) await rules.append('I', r.input);
+        },
+        async leave(e) {
+          if (!rules || !followed.has(e)) return;
+          const r = proxyRules(e);
+          await rules.drop('O', r.output);
+          await rules.drop('I', r.input);
+        },
+      })
+    : null;
+  for (const e of watch?.current ?? []) {
+    if (!proxyOverlaps(e, spec.peers, spec.port)) continue;
+    followed.add(e);
+    const r = proxyRules(e);
+    output.push(...r.output);
+    input.push(...r.input);
+  }
   try {
     q.addFlows(open.map((c) => ({ local: c.local, localPort: c.localPort, remote: c.remote, remotePort: c.remotePort })));
-    remove = await installQueueRules(
+    rules = await installQueueRules(
       { containerId: target.id, netns, queue: q.queue, output, input, description: `${kind} on ${target.name} (NFQUEUE ${q.queue})` },
       ctx.journal(),
     );
   } catch (err) {
+    watch?.stop();
     q.close();
     throw err;
   }
+  const installed = rules;
   let last: PacketPathStats | undefined;
   const stats = (): PacketPathStats => {
     if (last) return last;
@@ -177,6 +219,7 @@ export async function applyPacketPath(
       connectionsHit: s.flowsHit,
       connectionsSparedOnPackets: s.flowsSpared,
       queueErrors: s.errors,
+      proxiesFollowed: followed.size,
     };
   };
   return {
@@ -185,8 +228,9 @@ export async function applyPacketPath(
     async revert() {
       if (last) return;
       // Rules first (nothing new is queued), then every held packet goes on.
+      watch?.stop();
       try {
-        await remove();
+        await installed.remove();
       } finally {
         last = stats();
         q.close();

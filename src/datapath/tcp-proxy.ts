@@ -64,9 +64,11 @@ export interface TcpProxyOptions {
   /** Address to listen on: the target's gateway, so only its network reaches us. */
   host: string;
   /** Where an accepted connection goes; null drops the connection. */
-  lookup(clientAddress: string, clientPort: number): Route | null | Promise<Route | null>;
+  lookup(clientAddress: string, clientPort: number, client: net.Socket): Route | null | Promise<Route | null>;
   /** The policy: hooks for a new relay (may set timers with relay.after). */
   open(relay: Relay): RelayHooks;
+  /** Listen on this already-listening socket instead (a listener in a target's netns); no hop listener then. */
+  listenFd?: number;
 }
 
 export class TcpProxy {
@@ -91,12 +93,18 @@ export class TcpProxy {
   async listen(): Promise<{ address: string; port: number; hopPort: number }> {
     // Half-open: a FIN from one side is passed on as a FIN, not answered by us.
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (c) => {
-      this.accept(c, () => this.opts.lookup(c.remoteAddress?.replace(/^::ffff:/, '') ?? '', c.remotePort ?? 0));
+      this.accept(c, () => this.opts.lookup(c.remoteAddress?.replace(/^::ffff:/, '') ?? '', c.remotePort ?? 0, c));
     });
     const hopServer = net.createServer({ noDelay: true, allowHalfOpen: true }, (c) => {
       this.accept(c, () => readHop(c));
     });
     this.server = server;
+    if (this.opts.listenFd !== undefined) {
+      server.listen({ fd: this.opts.listenFd });
+      await once(server, 'listening');
+      const a = server.address() as net.AddressInfo;
+      return { address: a.address, port: a.port, hopPort: 0 };
+    }
     this.hopServer = hopServer;
     server.listen(0, this.opts.host);
     hopServer.listen(0, this.opts.host);
@@ -158,7 +166,14 @@ export class TcpProxy {
       return;
     }
     this.counters.connections++;
-    const upstream = route.connect({ allowHalfOpen: true });
+    let upstream: net.Socket;
+    try {
+      upstream = route.connect({ allowHalfOpen: true });
+    } catch {
+      this.counters.upstreamErrors++;
+      client.resetAndDestroy();
+      return;
+    }
     this.track(upstream);
     upstream.on('error', () => this.counters.upstreamErrors++);
     this.relay(client, upstream, route);
@@ -171,6 +186,8 @@ export class TcpProxy {
     const counters = this.counters;
     const timers = new Set<NodeJS.Timeout>();
     const ended: Record<Way, boolean> = { up: false, down: false };
+    // One drain listener per way at a time (a listener per chunk piled up: MaxListenersExceededWarning).
+    const draining: Record<Way, boolean> = { up: false, down: false };
     let attached = true;
     const toOf = (way: Way) => (way === 'up' ? upstream : client);
     const fromOf = (way: Way) => (way === 'up' ? client : upstream);
@@ -193,10 +210,14 @@ export class TcpProxy {
         relay.carried[way] += chunk.length;
         if (way === 'up') counters.bytesUp += chunk.length;
         else counters.bytesDown += chunk.length;
-        if (!to.write(chunk, sent && (() => sent()))) {
+        if (!to.write(chunk, sent && (() => sent())) && !draining[way]) {
           const from = fromOf(way);
+          draining[way] = true;
           from.pause();
-          to.once('drain', () => from.resume());
+          to.once('drain', () => {
+            draining[way] = false;
+            from.resume();
+          });
         }
       },
       forwardEnd(way) {

@@ -112,8 +112,10 @@ async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
 
 /** Removes a chain of ours from a container's netns: every jump to it, its rules, the chain. */
 export async function deleteQueueChain(netns: string, chain: string): Promise<void> {
-  const ipt = (args: string[]) => run('nsenter', [`--net=${netns}`, '--', 'iptables', '-w', '5', '-t', 'mangle', ...args]);
-  const from = chain.endsWith('-O') ? 'OUTPUT' : 'INPUT';
+  // VC-H<port>-P: an inbound proxy's REDIRECT (nat, PREROUTING); VC-Q<queue>-<O|I>: NFQUEUE (mangle, OUTPUT / INPUT).
+  const table = chain.endsWith('-P') ? 'nat' : 'mangle';
+  const ipt = (args: string[]) => run('nsenter', [`--net=${netns}`, '--', 'iptables', '-w', '5', '-t', table, ...args]);
+  const from = chain.endsWith('-P') ? 'PREROUTING' : chain.endsWith('-O') ? 'OUTPUT' : 'INPUT';
   try {
     await ipt(['-S', chain]);
   } catch {

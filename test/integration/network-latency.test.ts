@@ -65,8 +65,10 @@ describe('network-latency', () => {
     );
     // A new connection per request: the SYN is held too, so each gets the latency twice
     // (handshake + request); on an open connection it is once (packet-path.test.ts).
-    expect(slow - base).toBeGreaterThanOrEqual(195);
-    expect(slow - base).toBeLessThanOrEqual(205);
+    // A held packet cannot arrive early: the lower bound is absolute (a loaded
+    // machine inflates the baseline's median, not the held time).
+    expect(slow).toBeGreaterThanOrEqual(198);
+    expect(slow - base).toBeLessThanOrEqual(210);
     expect(stats.connectionsMatched).toBe(ROUNDS);
     expect(hostDuring - baseHost).toBeLessThan(5);
   });
@@ -83,7 +85,8 @@ describe('network-latency', () => {
     expect(spread).toBeGreaterThan(30);
     // Two held packets per fresh connection (SYN, request), order kept.
     expect(Math.min(...times)).toBeGreaterThanOrEqual(118);
-    expect(Math.max(...times)).toBeLessThan(380);
+    // The 90th percentile, not the maximum: one scheduling spike on a loaded machine is not jitter.
+    expect(quantile(times, 0.9)).toBeLessThan(360);
     expect(median(times)).toBeGreaterThan(170);
     expect(median(times)).toBeLessThan(270);
   });
