@@ -68,7 +68,7 @@ describe('network-latency', () => {
     // A held packet cannot arrive early: the lower bound is absolute (a loaded
     // machine inflates the baseline's median, not the held time).
     expect(slow).toBeGreaterThanOrEqual(198);
-    expect(slow - base).toBeLessThanOrEqual(210);
+    expect(slow - base).toBeLessThanOrEqual(220);
     expect(stats.connectionsMatched).toBe(ROUNDS);
     expect(hostDuring - baseHost).toBeLessThan(5);
   });

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
-import { ipOf, startClient, stopAll, testLabels } from '../helpers/containers.js';
+import { ipOf, sh, startClient, startHttpServer, stopAll, testLabels } from '../helpers/containers.js';
 import { median } from '../helpers/stats.js';
 import { queueChainsIn, sandboxOf } from '../../src/targets/queue-rules.js';
 import Docker from 'dockerode';
@@ -219,4 +219,64 @@ describe('connection faults on packets: inbound and already-open connections', (
     expect(after).toBeLessThan(100);
     expect(stats.packetsDelayed).toBeGreaterThanOrEqual(1);
   });
+});
+
+/**
+ * curl in the client container: one connection, n requests on it (curl reuses
+ * it for every URL of one invocation); each request's own time in ms.
+ */
+async function reusedTimes(client: StartedTestContainer, url: string, n: number): Promise<number[]> {
+  const urls = Array(n).fill(`-o /dev/null '${url}'`).join(' ');
+  const { output, exitCode } = await sh(client, `curl -s --max-time 20 -w '%{time_total} %{num_connects}\\n' ${urls}`);
+  if (exitCode !== 0) throw new Error(`curl failed (${exitCode}): ${output}`);
+  const lines = output.trim().split('\n');
+  // Every request after the first reused the connection (no new connect).
+  expect(lines.slice(1).every((l) => l.endsWith(' 0'))).toBe(true);
+  return lines.map((l) => Number(l.split(' ')[0]) * 1000);
+}
+
+describe('latency with the client in another container: once per round trip', () => {
+  let server: StartedTestContainer;
+  let client: StartedTestContainer;
+  let control: StartedTestContainer;
+  let url: string;
+  beforeAll(async () => {
+    [server, client, control] = await Promise.all([
+      startHttpServer('pp-c-server'),
+      startClient('pp-c-client'),
+      startClient('pp-c-control'),
+    ]);
+    url = `http://${ipOf(server)}:8080/delay?ms=1`;
+  });
+  afterAll(() => stopAll(server, client, control));
+
+  for (const on of ['server', 'client'] as const) {
+    it(`a fault on the ${on} only: 100 ms per request on an open connection, 200 for the first (handshake)`, async () => {
+      const base = median((await reusedTimes(client, url, 11)).slice(1));
+      // peer: for the server (inbound) the client's address, for the client (outbound) the server's; the control is another client.
+      const fault = await chaos.inject(
+        on === 'server'
+          ? { kind: 'network-latency', target: server, latencyMs: 100, peer: client }
+          : { kind: 'network-latency', target: client, latencyMs: 100, peer: server },
+      );
+      const during = await reusedTimes(client, url, 11);
+      const ctl = median((await reusedTimes(control, url, 11)).slice(1));
+      const stats = fault.stats();
+      await fault.revert();
+      const after = median((await reusedTimes(client, url, 11)).slice(1));
+      const reused = median(during.slice(1));
+      console.info(
+        `latency 100 on the ${on}: reused ${base.toFixed(1)} -> ${reused.toFixed(1)} ms (first ${during[0]?.toFixed(1)}), ` +
+          `control ${ctl.toFixed(1)}, after ${after.toFixed(1)}; ${JSON.stringify(stats)}`,
+      );
+      // Once, not twice: the server's answer (or the client's request) is held, not both.
+      expect(Math.min(...during.slice(1))).toBeGreaterThanOrEqual(98);
+      expect(reused - base).toBeLessThan(150);
+      // The first request also waits for the held SYN-ACK (server) or SYN (client).
+      expect(during[0]).toBeGreaterThanOrEqual(198);
+      expect(stats.connectionsMatched).toBe(1);
+      expect(ctl).toBeLessThan(base + 50);
+      expect(after).toBeLessThan(base + 50);
+    });
+  }
 });
