@@ -19,6 +19,7 @@ import { tcpTableOf } from '../targets/tcp-table.js';
 import { connectionsInScope, type PacketPathContext } from './packet-path.js';
 import type { Route } from './proxy-chain.js';
 import type { ProxyPolicy } from './proxy-policy.js';
+import { announceProxy } from './proxy-registry.js';
 import { TcpProxy, type ProxyCounters } from './tcp-proxy.js';
 
 export interface InboundCounters {
@@ -93,8 +94,18 @@ export async function applyInboundProxied<C extends Record<string, number>>(
     open: (relay) => policy.open(relay, proxy),
   });
   let remove: () => Promise<void>;
+  let unannounce = async () => {};
   try {
     await proxy.listen();
+    // Packet-path faults of the target (latency...) follow the relayed connections, before any is redirected.
+    unannounce = await announceProxy({
+      cgroupId: target.cgroup.id,
+      way: 'inbound',
+      address: '0.0.0.0',
+      port: listener.port,
+      peers: scope.peers,
+      ports,
+    });
     const sources = scope.peers.map(cidrOf);
     remove = await installRedirectRules(
       {
@@ -108,6 +119,7 @@ export async function applyInboundProxied<C extends Record<string, number>>(
       ctx.journal(),
     );
   } catch (err) {
+    await unannounce();
     await proxy.close();
     throw err;
   }
@@ -119,6 +131,7 @@ export async function applyInboundProxied<C extends Record<string, number>>(
         await remove();
       } finally {
         await proxy.close();
+        await unannounce();
       }
     },
   };

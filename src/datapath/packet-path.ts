@@ -160,34 +160,47 @@ export async function applyPacketPath(
   const open = connectionsInScope(table, spec);
   const { output, input, inboundPorts } = queueMatches(table, spec);
   const q = openPacketQueue({ ...spec.queue, netns, seed: ctx.seed });
-  // Connections in scope that another fault's connect rule sent to its proxy
-  // leave towards the gateway on the proxy's port: follow them there.
-  const followsProxies = spec.newOutbound === 'packets' && spec.connections !== 'inbound';
-  const followed = new Set<ProxyEntry>();
-  const proxyRules = (e: ProxyEntry) => ({
-    output: [['-p', 'tcp', '-d', e.address, '--dport', String(e.port)]],
-    input: spec.hooks === 'both' ? [['-p', 'tcp', '-s', e.address, '--sport', String(e.port)]] : [],
-  });
+  // Connections in scope that another fault's proxy carries: those the target
+  // opens leave towards the gateway on the proxy's port (latency follows them;
+  // the stream kinds have their own proxy in the chain), those it accepts
+  // through an inbound listener in its netns are answered from that port.
+  const follows = (e: ProxyEntry) =>
+    (e.way === 'outbound' ? spec.newOutbound === 'packets' && spec.connections !== 'inbound' : spec.connections !== 'outbound') &&
+    proxyOverlaps(e, spec.peers, spec.port);
+  const proxyRules = (e: ProxyEntry) => {
+    if (e.way === 'outbound') {
+      return {
+        output: [['-p', 'tcp', '-d', e.address, '--dport', String(e.port)]],
+        input: spec.hooks === 'both' ? [['-p', 'tcp', '-s', e.address, '--sport', String(e.port)]] : [],
+      };
+    }
+    const cidrs = spec.peers.map(cidrOf);
+    const peers = cidrs.includes(null) ? [null] : cidrs;
+    return {
+      output: peers.map((c) => ['!', '-o', 'lo', '-p', 'tcp', ...(c ? ['-d', c] : []), '--sport', String(e.port)]),
+      input:
+        spec.hooks === 'both' ? peers.map((c) => ['!', '-i', 'lo', '-p', 'tcp', ...(c ? ['-s', c] : []), '--dport', String(e.port)]) : [],
+    };
+  };
   let rules: InstalledQueueRules | undefined;
-  const watch = followsProxies
-    ? watchProxies({
-        cgroupId: target.cgroup.id,
-        async join(e) {
-          if (!rules || !proxyOverlaps(e, spec.peers, spec.port)) return;
-          const r = proxyRules(e);
-          if (await rules.append('O', r.output)) followed.add(e);
-          if (r.input.length) await rules.append('I', r.input);
-        },
-        async leave(e) {
-          if (!rules || !followed.has(e)) return;
-          const r = proxyRules(e);
-          await rules.drop('O', r.output);
-          await rules.drop('I', r.input);
-        },
-      })
-    : null;
-  for (const e of watch?.current ?? []) {
-    if (!proxyOverlaps(e, spec.peers, spec.port)) continue;
+  const followed = new Set<ProxyEntry>();
+  const watch = watchProxies({
+    cgroupId: target.cgroup.id,
+    async join(e) {
+      if (!rules || !follows(e)) return;
+      const r = proxyRules(e);
+      if (await rules.append('O', r.output)) followed.add(e);
+      if (r.input.length) await rules.append('I', r.input);
+    },
+    async leave(e) {
+      if (!rules || !followed.has(e)) return;
+      const r = proxyRules(e);
+      await rules.drop('O', r.output);
+      await rules.drop('I', r.input);
+    },
+  });
+  for (const e of watch.current) {
+    if (!follows(e)) continue;
     followed.add(e);
     const r = proxyRules(e);
     output.push(...r.output);
@@ -200,7 +213,7 @@ export async function applyPacketPath(
       ctx.journal(),
     );
   } catch (err) {
-    watch?.stop();
+    watch.stop();
     q.close();
     throw err;
   }
@@ -228,7 +241,7 @@ export async function applyPacketPath(
     async revert() {
       if (last) return;
       // Rules first (nothing new is queued), then every held packet goes on.
-      watch?.stop();
+      watch.stop();
       try {
         await installed.remove();
       } finally {

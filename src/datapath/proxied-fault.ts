@@ -65,6 +65,7 @@ export async function applyProxied<C extends Record<string, number>>(
   // Packet-path faults of the target (latency) follow what is redirected here, before anything is.
   const unannounce = await announceProxy({
     cgroupId: target.cgroup.id,
+    way: 'outbound',
     address: listening.address,
     port: listening.port,
     peers: scope.peers,

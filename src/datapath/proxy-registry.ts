@@ -9,12 +9,20 @@ import type { PeerMatch } from '../kernel/peer-match.js';
 
 export interface ProxyEntry {
   cgroupId: bigint;
-  /** The proxy's listener (on the target's gateway). */
+  /**
+   * 'outbound': a proxy on the gateway that connect4 sends connections the target opens to;
+   * 'inbound': a listener in the target's netns that a NAT REDIRECT sends connections it accepts to.
+   */
+  way: 'outbound' | 'inbound';
+  /** The proxy's listener (outbound: on the target's gateway; inbound: in its netns, any address). */
   address: string;
   port: number;
-  /** What the proxy's connect rules redirect. */
+  /** outbound: the destinations its connect rules redirect; inbound: the clients. */
   peers: readonly PeerMatch[];
+  /** outbound: the destination port redirected (all when absent). */
   destPort?: number;
+  /** inbound: the target's ports redirected. */
+  ports?: readonly number[];
 }
 
 export interface ProxyWatcher {
@@ -54,6 +62,7 @@ export function peersIntersect(a: readonly PeerMatch[], b: readonly PeerMatch[])
 
 /** Whether a proxy carries connections a fault with these peers and port covers. */
 export function proxyOverlaps(e: ProxyEntry, peers: readonly PeerMatch[], port: number | undefined): boolean {
-  if (port !== undefined && e.destPort !== undefined && port !== e.destPort) return false;
+  if (e.way === 'inbound' && port !== undefined && !(e.ports ?? []).includes(port)) return false;
+  if (e.way === 'outbound' && port !== undefined && e.destPort !== undefined && port !== e.destPort) return false;
   return peersIntersect(e.peers, peers);
 }

@@ -112,4 +112,50 @@ describe('http on inbound connections', () => {
       keep.destroy();
     }
   });
+
+  for (const order of ['latency first', 'http first'] as const) {
+    it(`latency and http on the requests the container serves are both in force (${order}); nothing after revert`, async () => {
+      const LAT = 150;
+      const base = await get(env.target, '/delay?ms=1');
+      const latency = () => chaos.inject({ kind: 'network-latency', target: env.target, latencyMs: LAT, connections: 'inbound' });
+      const abort = () =>
+        chaos.inject({
+          kind: 'http',
+          target: env.target,
+          connections: 'inbound',
+          path: '/status/',
+          abort: { status: 503, body: 'injected' },
+        });
+      let lat: Awaited<ReturnType<typeof latency>>;
+      let h: Awaited<ReturnType<typeof abort>>;
+      if (order === 'latency first') {
+        lat = await latency();
+        h = await abort();
+      } else {
+        h = await abort();
+        lat = await latency();
+      }
+      const aborted = await get(env.target, '/status/200');
+      const passed = await get(env.target, '/delay?ms=1');
+      const [latStats, hStats] = [lat.stats(), h.stats()];
+      await h.revert();
+      await lat.revert();
+      const after = await get(env.target, '/status/200');
+      console.info(
+        `${order}: base ${base.ms.toFixed(1)} ms; aborted ${aborted.status} ${aborted.ms.toFixed(1)} ms; passed ${passed.status} ` +
+          `${passed.ms.toFixed(1)} ms; after ${after.status} ${after.ms.toFixed(1)} ms; latency ${JSON.stringify(latStats)}; http ${JSON.stringify(hStats)}`,
+      );
+      // A fresh connection: the SYN-ACK and the answer are held (what the server side sends).
+      expect([aborted.status, aborted.body]).toEqual([503, 'injected']);
+      expect(aborted.ms).toBeGreaterThanOrEqual(2 * LAT - 2);
+      expect(passed.status).toBe(200);
+      expect(passed.ms).toBeGreaterThanOrEqual(2 * LAT - 2);
+      expect(passed.ms - base.ms).toBeLessThan(2 * LAT + 150);
+      expect(latStats.proxiesFollowed).toBe(1);
+      expect(hStats.inboundConnections).toBe(2);
+      expect(after.status).toBe(200);
+      expect(after.ms).toBeLessThan(LAT);
+      expect(await chainsOf(env.target)).toEqual([]);
+    });
+  }
 });
