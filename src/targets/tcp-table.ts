@@ -21,20 +21,19 @@ export interface TcpTable {
 const LISTEN = 0x0a;
 const ESTABLISHED = 0x01;
 
-/** An address of /proc/net/tcp{,6} as an IPv4 number (host order), or null for a real IPv6 address. */
+/**
+ * An address of /proc/net/tcp{,6} as an IPv4 number (host order: 127.0.0.1 is 0x7f000001), or
+ * null for a real IPv6 address. The file prints each 32-bit word of the address as the
+ * little-endian integer it is in memory ("0100007F" for 127.0.0.1): read it back that way.
+ */
 function ipv4Of(hex: string): number | null {
   if (hex.length === 8) return Buffer.from(hex, 'hex').readUInt32LE(0);
-  // tcp6: four 32-bit words, each in host (little-endian) order; ::ffff:a.b.c.d is 0,0,0xffff0000,addr.
+  // tcp6: four 32-bit words, each printed as the little-endian integer it is in memory.
   const words = [0, 8, 16, 24].map((i) => Buffer.from(hex.slice(i, i + 8), 'hex').readUInt32LE(0));
-  if (words[0] === 0 && words[1] === 0 && words[2] === 0xffff0000) return words[3] ?? null;
+  // ::ffff:a.b.c.d: the third word is printed "FFFF0000" (bytes 00 00 ff ff), 0x0000ffff read back this way.
+  if (words[0] === 0 && words[1] === 0 && words[2] === 0x0000ffff) return words[3] ?? null;
   if (words.every((w) => w === 0)) return 0;
   return null;
-}
-
-function hostOrder(le: number): number {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(le, 0);
-  return b.readUInt32BE(0);
 }
 
 export function parseTcpTable(texts: readonly string[]): TcpTable {
@@ -52,7 +51,7 @@ export function parseTcpTable(texts: readonly string[]): TcpTable {
       const localPort = Number.parseInt(lp as string, 16);
       if (state === LISTEN) listening.add(localPort);
       else if (state === ESTABLISHED && local !== null && remote !== null) {
-        open.push({ local: hostOrder(local), localPort, remote: hostOrder(remote), remotePort: Number.parseInt(rp as string, 16) });
+        open.push({ local, localPort, remote, remotePort: Number.parseInt(rp as string, 16) });
       }
     }
   }

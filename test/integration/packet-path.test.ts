@@ -84,7 +84,8 @@ describe('connection faults on packets: inbound and already-open connections', (
       expect(after - base).toBeLessThan(5);
       expect(ctlDuring - ctlBase).toBeLessThan(5);
       expect(stats.connectionsOpenAtInject).toBe(1);
-      expect(stats.connectionsMatched).toBeGreaterThanOrEqual(2);
+      // The pooled connection (open at inject, one flow with the packets it then sent) and the fresh one.
+      expect(stats.connectionsMatched).toBe(2);
       expect(stats.packetsDelayed).toBeGreaterThanOrEqual(40);
       expect(await chainsOf(db)).toEqual([]);
     } finally {
@@ -279,4 +280,42 @@ describe('latency with the client in another container: once per round trip', ()
       expect(after).toBeLessThan(base + 50);
     });
   }
+});
+
+describe('stream faults on a connection the target opened before the inject', () => {
+  let server: StartedTestContainer;
+  let client: StartedTestContainer;
+  beforeAll(async () => {
+    [server, client] = await Promise.all([startHttpServer('pp-o-server'), startClient('pp-o-client')]);
+    // One connection to the server's TCP echo, held open by nc: lines appended to /tmp/in go out, echoes land in /tmp/out.
+    await sh(client, `mkfifo /tmp/in; (tail -f /tmp/in | nc ${ipOf(server)} 9001 > /tmp/out 2>/dev/null &) ; sleep 0.3`);
+  });
+  afterAll(() => stopAll(server, client));
+
+  /** Sends a line on the open connection; whether its echo came back within ms. */
+  async function echoed(line: string, ms: number): Promise<boolean> {
+    const r = await sh(
+      client,
+      `echo ${line} >> /tmp/in; for i in $(seq ${ms / 50}); do grep -qx ${line} /tmp/out && exit 0; sleep 0.05; done; exit 1`,
+    );
+    return r.exitCode === 0;
+  }
+
+  it('network-timeout stalls it (peer-filtered), revert delivers what was held', async () => {
+    expect(await echoed('before', 2000)).toBe(true);
+    const fault = await chaos.inject({ kind: 'network-timeout', target: client, peer: server });
+    const during = await echoed('during', 1000);
+    const stats = fault.stats();
+    await fault.revert();
+    const held = await echoed('during', 2000); // the held line arrives after the revert
+    const after = await echoed('after', 2000);
+    console.info(
+      `network-timeout on an open outbound connection: during ${during}, held then delivered ${held}, after ${after}; ${JSON.stringify(stats)}`,
+    );
+    expect(during).toBe(false);
+    expect(held).toBe(true);
+    expect(after).toBe(true);
+    expect(stats.connectionsOpenAtInject).toBe(1);
+    expect(stats.connectionsHit).toBe(1);
+  });
 });
