@@ -7,7 +7,7 @@
   "targets": [
     {
       "target_name": "vitest_chaos",
-      "sources": ["native/addon.cc"],
+      "sources": ["native/addon.cc", "native/packet-queue.cc", "native/netns-socket.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_cc!": ["-fno-exceptions"],

@@ -6,6 +6,9 @@
 // hook destroys the ones still alive when a worker thread or process exits.
 #include <napi.h>
 
+#include "netns-socket.h"
+#include "packet-queue.h"
+
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -538,6 +541,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
   exports.Set("liveLinks", Napi::Function::New(env, LiveLinks));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials));
+  InitPacketQueue(env, exports);
+  InitNetnsSocket(env, exports);
   return exports;
 }
 

@@ -5,6 +5,7 @@
 import { ChaosSpecError } from '../contracts/errors.js';
 import { chainAfter, joinChain, routeThrough } from './proxy-chain.js';
 import { TcpProxy } from './tcp-proxy.js';
+import { announceProxy } from './proxy-registry.js';
 import type { ProxyPolicy } from './proxy-policy.js';
 import { applyConnectRules, type AppliedConnectRules, type ConnectRuleStats } from '../kernel/connect-rules.js';
 import type { ProxyCounters } from './tcp-proxy.js';
@@ -63,6 +64,15 @@ export async function applyProxied<C extends Record<string, number>>(
     open: (relay) => policy.open(relay, proxy),
   });
   const listening = await proxy.listen();
+  // Packet-path faults of the target (latency) follow what is redirected here, before anything is.
+  const unannounce = await announceProxy({
+    cgroupId: target.cgroup.id,
+    way: 'outbound',
+    address: listening.address,
+    port: listening.port,
+    peers: scope.peers,
+    destPort: scope.port,
+  });
   let rules: AppliedConnectRules;
   try {
     rules = applyConnectRules(ctx.kernel, target.cgroup, {
@@ -75,6 +85,7 @@ export async function applyProxied<C extends Record<string, number>>(
       rank,
     });
   } catch (err) {
+    await unannounce();
     await proxy.close();
     await policy.close?.();
     throw err;
@@ -90,6 +101,7 @@ export async function applyProxied<C extends Record<string, number>>(
       for (const l of leave) l();
       await rules.revert();
       await proxy.close();
+      await unannounce();
       await policy.close?.();
     },
   };

@@ -66,9 +66,11 @@ export interface TcpProxyOptions {
   /** The target's IPv6 gateway, when its network has IPv6: redirected IPv6 connections arrive there, on the same port. */
   host6?: string;
   /** Where an accepted connection goes; null drops the connection. */
-  lookup(clientAddress: string, clientPort: number): Route | null | Promise<Route | null>;
+  lookup(clientAddress: string, clientPort: number, client: net.Socket): Route | null | Promise<Route | null>;
   /** The policy: hooks for a new relay (may set timers with relay.after). */
   open(relay: Relay): RelayHooks;
+  /** Listen on this already-listening socket instead (a listener in a target's netns); no hop listener then. */
+  listenFd?: number;
 }
 
 export class TcpProxy {
@@ -94,13 +96,19 @@ export class TcpProxy {
   async listen(): Promise<{ address: string; port: number; hopPort: number; address6?: string }> {
     // Half-open: a FIN from one side is passed on as a FIN, not answered by us.
     const onConnection = (c: net.Socket) => {
-      this.accept(c, () => this.opts.lookup(c.remoteAddress?.replace(/^::ffff:/, '') ?? '', c.remotePort ?? 0));
+      this.accept(c, () => this.opts.lookup(c.remoteAddress?.replace(/^::ffff:/, '') ?? '', c.remotePort ?? 0, c));
     };
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, onConnection);
     const hopServer = net.createServer({ noDelay: true, allowHalfOpen: true }, (c) => {
       this.accept(c, () => readHop(c));
     });
     this.server = server;
+    if (this.opts.listenFd !== undefined) {
+      server.listen({ fd: this.opts.listenFd });
+      await once(server, 'listening');
+      const a = server.address() as net.AddressInfo;
+      return { address: a.address, port: a.port, hopPort: 0 };
+    }
     this.hopServer = hopServer;
     server.listen(0, this.opts.host);
     hopServer.listen(0, this.opts.host);
@@ -179,7 +187,14 @@ export class TcpProxy {
       return;
     }
     this.counters.connections++;
-    const upstream = route.connect({ allowHalfOpen: true });
+    let upstream: net.Socket;
+    try {
+      upstream = route.connect({ allowHalfOpen: true });
+    } catch {
+      this.counters.upstreamErrors++;
+      client.resetAndDestroy();
+      return;
+    }
     this.track(upstream);
     upstream.on('error', () => this.counters.upstreamErrors++);
     this.relay(client, upstream, route);
@@ -192,6 +207,8 @@ export class TcpProxy {
     const counters = this.counters;
     const timers = new Set<NodeJS.Timeout>();
     const ended: Record<Way, boolean> = { up: false, down: false };
+    // One drain listener per way at a time (a listener per chunk piled up: MaxListenersExceededWarning).
+    const draining: Record<Way, boolean> = { up: false, down: false };
     let attached = true;
     const toOf = (way: Way) => (way === 'up' ? upstream : client);
     const fromOf = (way: Way) => (way === 'up' ? client : upstream);
@@ -214,10 +231,14 @@ export class TcpProxy {
         relay.carried[way] += chunk.length;
         if (way === 'up') counters.bytesUp += chunk.length;
         else counters.bytesDown += chunk.length;
-        if (!to.write(chunk, sent && (() => sent()))) {
+        if (!to.write(chunk, sent && (() => sent())) && !draining[way]) {
           const from = fromOf(way);
+          draining[way] = true;
           from.pause();
-          to.once('drain', () => from.resume());
+          to.once('drain', () => {
+            draining[way] = false;
+            from.resume();
+          });
         }
       },
       forwardEnd(way) {

@@ -105,6 +105,13 @@ export async function checkUndo(a: UndoAction, i: number, docker: Docker, fromDi
     case 'disk-fill-remove':
       if (fromDisk && !(await ours(a.containerId))) return { action: a, gone: true };
       return { action: a, gone: false };
+    case 'iptables-chain-del': {
+      if (!fromDisk) return { action: a, gone: false };
+      const info = await ours(a.containerId);
+      const sandbox = info?.NetworkSettings?.SandboxKey ?? '';
+      // A stopped or re-created sandbox took its rules with it.
+      return { action: a, gone: !info?.State.Running || a.netns !== sandbox };
+    }
     case 'tc-qdisc-del': {
       if (!fromDisk) return { action: a, gone: false };
       const info = await ours(a.containerId);

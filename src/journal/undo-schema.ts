@@ -95,9 +95,28 @@ export const undoActionSchema = z.discriminatedUnion('type', [
     device: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, { error: 'an interface name' }),
     handle: z.literal(OUR_QDISC_HANDLE, { error: `our qdisc handle ${OUR_QDISC_HANDLE}` }),
   }),
+  /**
+   * Remove a chain of ours from a container's netns: an NFQUEUE chain VC-Q<queue>-<O|I> (mangle table; jumped to
+   * from OUTPUT for -O, INPUT for -I) or an inbound REDIRECT chain VC-H<port>-P (nat table, from PREROUTING).
+   */
+  z.strictObject({
+    type: z.literal('iptables-chain-del'),
+    containerId,
+    netns: z
+      .string()
+      .regex(/^\/(var\/)?run\/docker\/netns\/[0-9a-f]{12}$/, { error: 'a Docker network namespace (/var/run/docker/netns/<12 hex>)' }),
+    chain: z.string().regex(/^(VC-Q\d{1,5}-[OI]|VC-H\d{1,5}-P)$/, {
+      error: 'a chain of the packet data path, VC-Q<queue>-<O|I>, or of an inbound proxy, VC-H<port>-P',
+    }),
+  }),
 ]);
 
 export type UndoAction = z.infer<typeof undoActionSchema>;
+
+/** The name of every iptables chain the packet data path adds in a container's netns: VC-Q<queue>-<O|I>. */
+export const QUEUE_CHAIN = /^VC-Q\d{1,5}-[OI]$/;
+/** The name of every nat chain an inbound proxy adds in a container's netns: VC-H<listener port>-P. */
+export const REDIRECT_CHAIN = /^VC-H\d{1,5}-P$/;
 
 /** The undo that writes `content` back to a cgroup controller file. */
 export function cgroupWriteUndo(path: string, content: string): UndoAction {

@@ -96,6 +96,8 @@ async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
         if (ExitCode !== 0) throw new Error(`${cmd.join(' ')} in container ${a.containerId.slice(0, 12)} exited with ${ExitCode}`);
       }, [404]); // 409 (paused or stopped): the file is still there, so the record stays
     }
+    case 'iptables-chain-del':
+      return deleteQueueChain(a.netns, a.chain);
     case 'tc-qdisc-del': {
       const tc = ['tc', 'qdisc', 'del', 'dev', a.device, 'root', 'handle', a.handle];
       const argv = a.netns === null ? tc : ['nsenter', `--net=${a.netns}`, '--', ...tc];
@@ -110,6 +112,34 @@ async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
       return;
     }
   }
+}
+
+/** Removes a chain of ours from a container's netns: every jump to it, its rules, the chain. */
+export async function deleteQueueChain(netns: string, chain: string): Promise<void> {
+  // VC-H<port>-P: an inbound proxy's REDIRECT (nat, PREROUTING); VC-Q<queue>-<O|I>: NFQUEUE (mangle, OUTPUT / INPUT).
+  const table = chain.endsWith('-P') ? 'nat' : 'mangle';
+  const ipt = (args: string[]) => run('nsenter', [`--net=${netns}`, '--', 'iptables', '-w', '5', '-t', table, ...args]);
+  const from = chain.endsWith('-P') ? 'PREROUTING' : chain.endsWith('-O') ? 'OUTPUT' : 'INPUT';
+  // The usual state (one jump) in one transaction, one process; anything else step by step.
+  const once = await new Promise<boolean>((resolve) => {
+    const child = execFile('nsenter', [`--net=${netns}`, '--', 'iptables-restore', '-w', '5', '--noflush'], (err) => resolve(!err));
+    child.stdin?.end(`*${table}\n-D ${from} -j ${chain}\n-F ${chain}\n-X ${chain}\nCOMMIT\n`);
+  });
+  if (once) return;
+  try {
+    await ipt(['-S', chain]);
+  } catch {
+    return; // no such chain (or netns): gone
+  }
+  for (let i = 0; i < 16; i++) {
+    try {
+      await ipt(['-D', from, '-j', chain]);
+    } catch {
+      break;
+    }
+  }
+  await ipt(['-F', chain]);
+  await ipt(['-X', chain]);
 }
 
 async function ignoreGone(fn: () => Promise<unknown>, okStatus: number[]): Promise<void> {

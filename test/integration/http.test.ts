@@ -56,7 +56,7 @@ describe('http', () => {
       ['percent 101', { percent: 101, delayMs: 1 }, /percent is 101; expected a number from 0 to 100/],
       ['an unknown field', { delayMs: 1, hostname: 'x' }, /hostname is "x"; expected no such field/],
     ],
-    sigkill: 'nothing left',
+    sigkill: 'reaped by the next run', // connections 'all': the inbound REDIRECT chain is journaled
   });
   let target: StartedTestContainer;
   beforeEach(() => {

@@ -45,7 +45,7 @@ describe('network-reset', () => {
       ['percent 150', { afterBytes: 10, percent: 150 }, /percent is 150; expected a number from 0 to 100/],
       ['an unknown field', { afterBytes: 10, resetAfter: 3 }, /resetAfter is 3; expected no such field/],
     ],
-    sigkill: 'nothing left',
+    sigkill: 'reaped by the next run', // the packet path's iptables chains are journaled
   });
 
   it('resets the target connections after afterBytes bytes, not one byte later', async () => {

@@ -83,7 +83,7 @@ describe('network-slow-close', () => {
       ['port 0', { delayMs: 10, port: 0 }, /port is 0; expected an integer port from 1 to 65535/],
       ['an unknown field', { delayMs: 10, closeMs: 3 }, /closeMs is 3; expected no such field/],
     ],
-    sigkill: 'nothing left',
+    sigkill: 'reaped by the next run', // the packet path's iptables chains are journaled
   });
 
   it('delays each FIN by delayMs, data untouched, also when the server closes first', async () => {
@@ -103,7 +103,8 @@ describe('network-slow-close', () => {
     expect(duringServer.output).toBe('ok');
     expect(duringServer.ms).toBeGreaterThanOrEqual(DELAY - 5);
     expect(duringServer.ms - beforeServer.ms).toBeLessThan(DELAY + 300);
-    expect(stats.closesDelayed).toBeGreaterThanOrEqual(3);
-    expect(stats.connections).toBe(2);
+    const seen = JSON.stringify({ before, beforeServer, during, duringServer, stats });
+    expect(stats.closesDelayed, seen).toBeGreaterThanOrEqual(3);
+    expect(stats.connections, seen).toBe(2);
   });
 });

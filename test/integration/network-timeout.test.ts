@@ -45,7 +45,7 @@ describe('network-timeout', () => {
       ['negative closeAfterMs', { closeAfterMs: -1 }, /closeAfterMs is -1; expected a number of milliseconds from 0 to 600000/],
       ['an unknown field', { timeoutMs: 100 }, /timeoutMs is 100; expected no such field/],
     ],
-    sigkill: 'nothing left',
+    sigkill: 'reaped by the next run', // the packet path's iptables chains are journaled
   });
 
   it('swallows the request: it never reaches the server', async () => {

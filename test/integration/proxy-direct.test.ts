@@ -23,7 +23,7 @@ describe('the proxy, reached directly', () => {
   it('gives a container that connects to its port directly nothing, and counts it in unknownConnections', async () => {
     const gateway = await gatewayOf(target);
     const before = listeningPorts(gateway);
-    const fault = await chaos.inject({ kind: 'network-latency', target, latencyMs: 50 });
+    const fault = await chaos.inject({ kind: 'network-slow-close', target, delayMs: 50 });
     const [port] = listeningPorts(gateway).filter((p) => !before.includes(p));
     expect(port).toBeGreaterThan(0);
     // The redirected path works: the target's request goes through the proxy.

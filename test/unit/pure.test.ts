@@ -63,7 +63,11 @@ describe('spec validation (no Docker, no kernel)', () => {
       mode: 'all',
     });
     expect(c.validate({ kind: 'network-partition', target: 'x' }).params).toEqual({ action: 'drop', direction: 'both' });
-    expect(c.validate({ kind: 'network-latency', target: 'x', latencyMs: 50 }).params).toEqual({ latencyMs: 50, jitterMs: 0 });
+    expect(c.validate({ kind: 'network-latency', target: 'x', latencyMs: 50 }).params).toEqual({
+      latencyMs: 50,
+      jitterMs: 0,
+      connections: 'all',
+    });
   });
   it('lists every wrong field at once', () => {
     try {

@@ -8,8 +8,9 @@ import { z } from 'zod';
 import { httpPolicy, type HttpPolicyCounters } from '../../datapath/http-policy.js';
 import { nameMatcher, seededChance } from '../../datapath/match.js';
 import { applyProxied, type ProxiedStats } from '../../datapath/proxied-fault.js';
+import { applyInboundProxied, type InboundCounters } from '../../datapath/inbound-proxy.js';
 import type { FaultKind } from '../fault-kind.js';
-import { connectionScope, millis, namePattern, percent, resolveConnectionScope } from '../params.js';
+import { connections, connectionScope, millis, namePattern, percent, resolveConnectionScope } from '../params.js';
 
 const STATUS = 'an integer HTTP status from 200 to 599';
 const PATH = 'a path prefix starting with "/" (e.g. "/api/") or a RegExp tested against path and query';
@@ -43,6 +44,11 @@ const schema = z
     /** The destination's answer goes back with this body instead. */
     body: z.string({ error: 'a string: the response body given instead of the real one' }).optional(),
     ...connectionScope,
+    /**
+     * `'outbound'` (requests the target makes), `'inbound'` (requests it serves: new connections to its
+     * ports, from the test process through a mapped port, other containers, the host) or `'all'`. Default `'all'`.
+     */
+    connections,
   })
   .refine((p) => p.abort !== undefined || p.delayMs !== undefined || p.body !== undefined, {
     error: 'at least one of abort, delayMs, body: what happens to matching requests',
@@ -55,8 +61,14 @@ const schema = z
 
 export type HttpParams = z.input<typeof schema>;
 
-/** Connects redirected, the proxy's relays, and the requests seen, faulted, aborted, delayed, rewritten. */
-export type HttpStats = ProxiedStats<HttpPolicyCounters>;
+/**
+ * Connects redirected, the proxies' relays (outbound and inbound added up), the requests seen, faulted,
+ * aborted, delayed, rewritten; inbound: the ports covered, connections relayed, and those accepted
+ * before the inject that the fault cannot reach.
+ */
+export type HttpStats = ProxiedStats<HttpPolicyCounters> & InboundCounters;
+
+const RELAY_COUNTERS = ['connections', 'unknownConnections', 'upstreamErrors', 'bytesUp', 'bytesDown'] as const;
 
 export const http: FaultKind<'http', typeof schema, HttpStats> = {
   kind: 'http',
@@ -81,6 +93,33 @@ export const http: FaultKind<'http', typeof schema, HttpStats> = {
       delayMs: p.delayMs,
       body: p.body,
     });
-    return applyProxied('http', target, ctx, await resolveConnectionScope(p, ctx), policy);
+    const scope = await resolveConnectionScope(p, ctx);
+    const outbound = p.connections === 'inbound' ? null : await applyProxied('http', target, ctx, { ...scope }, policy);
+    let inbound: Awaited<ReturnType<typeof applyInboundProxied>> | null = null;
+    try {
+      if (p.connections !== 'outbound') inbound = await applyInboundProxied('http', target, ctx, scope, policy);
+    } catch (err) {
+      await outbound?.revert();
+      throw err;
+    }
+    const noConnects = { connectsMatched: 0, connectsRejected: 0, connectsRedirected: 0 };
+    const noInbound: InboundCounters = { inboundPorts: 0, inboundConnections: 0, inboundConnectionsUnreached: 0 };
+    return {
+      stats(): HttpStats {
+        const out = outbound?.stats();
+        const inb = inbound?.stats();
+        const s = { ...noConnects, ...policy.counters, ...out, ...noInbound, ...inb } as HttpStats;
+        for (const k of RELAY_COUNTERS) s[k] = (out?.[k] ?? 0) + (inb?.[k] ?? 0);
+        return s;
+      },
+      async revert() {
+        try {
+          await inbound?.revert();
+        } finally {
+          await outbound?.revert();
+          if (!outbound) await policy.close?.();
+        }
+      },
+    };
   },
 };

@@ -4,10 +4,11 @@
 // connect4 redirects them to the proxy on the target's gateway (proxied-fault.ts).
 import { z } from 'zod';
 import { applyProxied, type ProxiedStats } from '../../datapath/proxied-fault.js';
+import { applyBothPaths, type PacketPathStats } from '../../datapath/packet-path.js';
 import type { ProxyPolicy } from '../../datapath/proxy-policy.js';
 import { seededChance } from '../../datapath/match.js';
 import type { FaultKind } from '../fault-kind.js';
-import { byteCount, connectionScope, millis, percent, resolveConnectionScope } from '../params.js';
+import { byteCount, connections, connectionScope, millis, percent, resolveConnectionScope } from '../params.js';
 
 const ONE_OF = 'exactly one of afterBytes (bytes through the connection, both ways) and afterMs (ms after it opened)';
 
@@ -20,6 +21,8 @@ const schema = z
     /** Share of connections reset, 0-100, drawn with the fault's seed. Default 100. */
     percent,
     ...connectionScope,
+    /** `'inbound'` (connections the target accepts), `'outbound'` (it opens) or `'all'`. Default `'all'`. */
+    connections,
   })
   .refine((p) => (p.afterBytes === undefined) !== (p.afterMs === undefined), {
     error: ONE_OF,
@@ -35,7 +38,11 @@ interface ResetCounters {
   connectionsSpared: number;
 }
 
-export type NetworkResetStats = ProxiedStats<ResetCounters>;
+/**
+ * New outbound connections: the proxy's counters (connectionsReset, ...); connections the
+ * target accepts and those open at inject: the packet path's (connectionsHit: reset there).
+ */
+export type NetworkResetStats = Partial<ProxiedStats<ResetCounters>> & PacketPathStats;
 
 /**
  * Resets (RST to both ends) the chosen connections once afterBytes bytes went
@@ -77,16 +84,33 @@ function resetPolicy(p: { afterBytes?: number; afterMs?: number; chosen: () => b
 
 export const networkReset: FaultKind<'network-reset', typeof schema, NetworkResetStats> = {
   kind: 'network-reset',
-  matched: (s) => s.connectsMatched + s.connections,
-  matchedWhat: 'connections of the target that fit peer and port',
+  // New outbound connects the proxy took, plus the connections the packet path saw (accepted, or open at inject).
+  matched: (s) => (s.connectsMatched ?? 0) + s.connectionsMatched,
+  matchedWhat: 'connections of the target that fit connections, peer and port',
   schema,
   programs: ['connect'],
-  apply: async (p, target, ctx) =>
-    applyProxied(
+  async apply(p, target, ctx) {
+    const scope = await resolveConnectionScope(p, ctx);
+    return applyBothPaths(
       'network-reset',
       target,
       ctx,
-      await resolveConnectionScope(p, ctx),
-      resetPolicy({ afterBytes: p.afterBytes, afterMs: p.afterMs, chosen: seededChance(ctx.seed, p.percent) }),
-    ),
+      {
+        // On packets the target's socket is destroyed: it gets an error, the peer an RST.
+        queue: { mode: 'reset', afterBytes: p.afterBytes ?? -1, afterMs: p.afterMs ?? -1, percent: p.percent },
+        connections: p.connections,
+        peers: scope.peers,
+        port: scope.port,
+        hooks: 'both',
+      },
+      () =>
+        applyProxied(
+          'network-reset',
+          target,
+          ctx,
+          scope,
+          resetPolicy({ afterBytes: p.afterBytes, afterMs: p.afterMs, chosen: seededChance(ctx.seed, p.percent) }),
+        ),
+    );
+  },
 };

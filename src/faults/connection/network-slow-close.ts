@@ -4,14 +4,17 @@
 // target's gateway (proxied-fault.ts).
 import { z } from 'zod';
 import { applyProxied, type ProxiedStats } from '../../datapath/proxied-fault.js';
+import { applyBothPaths, type PacketPathStats } from '../../datapath/packet-path.js';
 import type { ProxyPolicy } from '../../datapath/proxy-policy.js';
 import type { FaultKind } from '../fault-kind.js';
-import { connectionScope, millis, resolveConnectionScope } from '../params.js';
+import { connections, connectionScope, millis, resolveConnectionScope } from '../params.js';
 
 const schema = z.strictObject({
   /** How long a close (FIN) from either side is held before it is passed on, in ms (0-600000). Required. */
   delayMs: millis(),
   ...connectionScope,
+  /** `'inbound'` (connections the target accepts), `'outbound'` (it opens) or `'all'`. Default `'all'`. */
+  connections,
 });
 
 export type NetworkSlowCloseParams = z.input<typeof schema>;
@@ -21,7 +24,8 @@ interface SlowCloseCounters {
   closesDelayed: number;
 }
 
-export type NetworkSlowCloseStats = ProxiedStats<SlowCloseCounters>;
+/** New outbound connections: the proxy's counters; accepted and open-at-inject ones: the packet path's (packetsDelayed: FINs held). */
+export type NetworkSlowCloseStats = Partial<ProxiedStats<SlowCloseCounters>> & PacketPathStats;
 
 /** Slow close: a FIN from either side reaches the other delayMs later; data is not held. */
 function slowClosePolicy(delayMs: number): ProxyPolicy<SlowCloseCounters> {
@@ -41,10 +45,27 @@ function slowClosePolicy(delayMs: number): ProxyPolicy<SlowCloseCounters> {
 
 export const networkSlowClose: FaultKind<'network-slow-close', typeof schema, NetworkSlowCloseStats> = {
   kind: 'network-slow-close',
-  matched: (s) => s.connectsMatched + s.connections,
-  matchedWhat: 'connections of the target that fit peer and port',
+  // New outbound connects the proxy took, plus the connections the packet path saw (accepted, or open at inject).
+  matched: (s) => (s.connectsMatched ?? 0) + s.connectionsMatched,
+  matchedWhat: 'connections of the target that fit connections, peer and port',
   schema,
   programs: ['connect'],
-  apply: async (p, target, ctx) =>
-    applyProxied('network-slow-close', target, ctx, await resolveConnectionScope(p, ctx), slowClosePolicy(p.delayMs)),
+  async apply(p, target, ctx) {
+    const scope = await resolveConnectionScope(p, ctx);
+    return applyBothPaths(
+      'network-slow-close',
+      target,
+      ctx,
+      // On packets: a FIN either way is held delayMs; data is not.
+      {
+        queue: { mode: 'delay', delayMs: p.delayMs },
+        connections: p.connections,
+        peers: scope.peers,
+        port: scope.port,
+        hooks: 'both',
+        finOnly: true,
+      },
+      () => applyProxied('network-slow-close', target, ctx, scope, slowClosePolicy(p.delayMs)),
+    );
+  },
 };

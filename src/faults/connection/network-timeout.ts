@@ -5,9 +5,10 @@
 // connections to the proxy on the target's gateway (proxied-fault.ts).
 import { z } from 'zod';
 import { applyProxied, type ProxiedStats } from '../../datapath/proxied-fault.js';
+import { applyBothPaths, type PacketPathStats } from '../../datapath/packet-path.js';
 import type { ProxyPolicy } from '../../datapath/proxy-policy.js';
 import type { FaultKind } from '../fault-kind.js';
-import { byteCount, connectionScope, millis, resolveConnectionScope } from '../params.js';
+import { byteCount, connections, connectionScope, millis, resolveConnectionScope } from '../params.js';
 
 const schema = z.strictObject({
   /** Stall once this many bytes went through, both ways together (0 to 2^31-1). Default 0: at once. */
@@ -15,6 +16,8 @@ const schema = z.strictObject({
   /** Close (FIN to both sides) this many ms after the stall began (0-600000). Default: never, until revert. */
   closeAfterMs: millis().optional(),
   ...connectionScope,
+  /** `'inbound'` (connections the target accepts), `'outbound'` (it opens) or `'all'`. Default `'all'`. */
+  connections,
 });
 
 export type NetworkTimeoutParams = z.input<typeof schema>;
@@ -27,7 +30,13 @@ interface StallCounters {
   stalledConnectionsClosed: number;
 }
 
-export type NetworkTimeoutStats = ProxiedStats<StallCounters>;
+/**
+ * New outbound connections: the proxy's counters; connections the target accepts and those
+ * open at inject: the packet path's (connectionsHit: stalled there, packetsHeld). On packets a
+ * stall holds both ways until revert, which delivers what was held (closeAfterMs applies to
+ * the proxied connections only).
+ */
+export type NetworkTimeoutStats = Partial<ProxiedStats<StallCounters>> & PacketPathStats;
 
 /**
  * Stalls connections: after afterBytes bytes (both ways together; 0 = at
@@ -74,16 +83,25 @@ function stallPolicy(p: { afterBytes: number; closeAfterMs?: number }): ProxyPol
 
 export const networkTimeout: FaultKind<'network-timeout', typeof schema, NetworkTimeoutStats> = {
   kind: 'network-timeout',
-  matched: (s) => s.connectsMatched + s.connections,
-  matchedWhat: 'connections of the target that fit peer and port',
+  // New outbound connects the proxy took, plus the connections the packet path saw (accepted, or open at inject).
+  matched: (s) => (s.connectsMatched ?? 0) + s.connectionsMatched,
+  matchedWhat: 'connections of the target that fit connections, peer and port',
   schema,
   programs: ['connect'],
-  apply: async (p, target, ctx) =>
-    applyProxied(
+  async apply(p, target, ctx) {
+    const scope = await resolveConnectionScope(p, ctx);
+    return applyBothPaths(
       'network-timeout',
       target,
       ctx,
-      await resolveConnectionScope(p, ctx),
-      stallPolicy({ afterBytes: p.afterBytes, closeAfterMs: p.closeAfterMs }),
-    ),
+      {
+        queue: { mode: 'hold', afterBytes: p.afterBytes },
+        connections: p.connections,
+        peers: scope.peers,
+        port: scope.port,
+        hooks: 'both',
+      },
+      () => applyProxied('network-timeout', target, ctx, scope, stallPolicy({ afterBytes: p.afterBytes, closeAfterMs: p.closeAfterMs })),
+    );
+  },
 };

@@ -1,0 +1,698 @@
+// SPDX-License-Identifier: Apache-2.0
+// The packet data path: an NFQUEUE reader in a target's network namespace.
+// iptables rules there (src/targets/queue-rules.ts) queue the target's packets
+// to a queue of ours; a thread of this process holds each one as the policy
+// says and gives it back to the kernel (NF_ACCEPT), drops it, or resets its
+// connection (SOCK_DESTROY). Because it works on packets, it reaches every
+// connection the rules match: those the target accepts, those it opens, and
+// those already open when the fault began. Raw netlink, no libnetfilter_queue.
+//
+// Policies:
+//   delay  every packet is held delayMs (+/- jitterMs, seeded), order kept;
+//   hold   a flow's packets pass until afterBytes payload bytes went through it
+//          (both ways), then are held until the queue closes (a stall that
+//          ends with every held packet delivered, not a broken connection);
+//   reset  a chosen flow (percent, seeded) is reset once afterBytes went
+//          through it or afterMs after we first saw it: the local socket is
+//          destroyed (the target gets an error, the peer an RST) and the
+//          packet that crossed the limit is dropped.
+// close() gives every held packet back (NF_ACCEPT) before unbinding: a queue
+// that is unbound drops what it still holds.
+#include "packet-queue.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_queue.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace {
+
+constexpr int kModeDelay = 0;
+constexpr int kModeHold = 1;
+constexpr int kModeReset = 2;
+constexpr size_t kMaxFlows = 65536;
+
+double NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+// xorshift64*: a seeded stream of doubles in [0, 1).
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed * 2654435761ULL + 0x9E3779B97F4A7C15ULL) {
+    if (s == 0) s = 1;
+  }
+  double Next() {
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return static_cast<double>((s * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+  }
+};
+
+// A connection as the target sees it (local = the target's side).
+struct FlowKey {
+  uint32_t local, remote;
+  uint16_t lport, rport;
+  bool operator==(const FlowKey &o) const {
+    return local == o.local && remote == o.remote && lport == o.lport && rport == o.rport;
+  }
+};
+struct FlowHash {
+  size_t operator()(const FlowKey &k) const {
+    return (static_cast<size_t>(k.local) * 31 + k.remote) * 131071 + (static_cast<size_t>(k.lport) << 16 | k.rport);
+  }
+};
+struct Flow {
+  double startMs;
+  uint64_t bytes = 0;
+  bool chosen = true;
+  bool done = false;  // stalled (hold) or reset (reset)
+};
+
+struct Held {
+  uint32_t id;
+  double dueMs;
+};
+
+struct Config {
+  std::string netns;
+  uint16_t queue;
+  int mode;
+  double delayMs, jitterMs;
+  uint64_t seed;
+  int64_t afterBytes;  // -1: none
+  double afterMs;      // < 0: none
+  double percent;
+  uint32_t maxlen;
+};
+
+struct Sockets {
+  int nl = -1;
+  int diag = -1;
+  int err = 0;
+  std::string what;
+};
+
+// Opens the netlink sockets inside the target's network namespace: a
+// short-lived thread enters it, so this process's own threads never change
+// namespace. A socket keeps the namespace it was created in.
+Sockets OpenInNetns(const std::string &netns) {
+  Sockets out;
+  std::thread t([&] {
+    int nsfd = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0) {
+      out.err = errno;
+      out.what = "open " + netns;
+      return;
+    }
+    if (setns(nsfd, CLONE_NEWNET) != 0) {
+      out.err = errno;
+      out.what = "setns " + netns;
+      close(nsfd);
+      return;
+    }
+    close(nsfd);
+    out.nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    if (out.nl < 0) {
+      out.err = errno;
+      out.what = "socket(NETLINK_NETFILTER)";
+      return;
+    }
+    out.diag = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (out.diag < 0) {
+      out.err = errno;
+      out.what = "socket(NETLINK_SOCK_DIAG)";
+    }
+  });
+  t.join();
+  return out;
+}
+
+// A netlink message under construction.
+struct Msg {
+  alignas(nlmsghdr) char buf[256];
+  nlmsghdr *h() { return reinterpret_cast<nlmsghdr *>(buf); }
+  Msg(uint16_t type, uint16_t flags, uint16_t resId) {
+    memset(buf, 0, sizeof(buf));
+    h()->nlmsg_len = NLMSG_LENGTH(sizeof(nfgenmsg));
+    h()->nlmsg_type = type;
+    h()->nlmsg_flags = NLM_F_REQUEST | flags;
+    auto *g = reinterpret_cast<nfgenmsg *>(NLMSG_DATA(h()));
+    g->nfgen_family = AF_UNSPEC;
+    g->version = NFNETLINK_V0;
+    g->res_id = htons(resId);
+  }
+  void Attr(uint16_t type, const void *data, size_t len) {
+    auto *a = reinterpret_cast<nlattr *>(buf + NLMSG_ALIGN(h()->nlmsg_len));
+    a->nla_type = type;
+    a->nla_len = static_cast<uint16_t>(NLA_HDRLEN + len);
+    memcpy(reinterpret_cast<char *>(a) + NLA_HDRLEN, data, len);
+    h()->nlmsg_len = NLMSG_ALIGN(h()->nlmsg_len) + NLA_ALIGN(a->nla_len);
+  }
+};
+
+int SendMsg(int fd, Msg &m) {
+  sockaddr_nl to{};
+  to.nl_family = AF_NETLINK;
+  ssize_t n = sendto(fd, m.buf, m.h()->nlmsg_len, 0, reinterpret_cast<sockaddr *>(&to), sizeof(to));
+  return n < 0 ? errno : 0;
+}
+
+// Sends a request with NLM_F_ACK and waits for its answer: 0 or the errno.
+int Request(int fd, Msg &m) {
+  static std::atomic<uint32_t> seq{1};
+  m.h()->nlmsg_seq = seq++;
+  int err = SendMsg(fd, m);
+  if (err) return err;
+  alignas(nlmsghdr) char buf[8192];
+  for (;;) {
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    for (auto *h = reinterpret_cast<nlmsghdr *>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == m.h()->nlmsg_seq) {
+        return -reinterpret_cast<nlmsgerr *>(NLMSG_DATA(h))->error;
+      }
+    }
+  }
+}
+
+class Queue {
+ public:
+  explicit Queue(const Config &c) : cfg_(c), rng_(c.seed) {}
+
+  // Binds the queue; "" on success, else what failed (errno in err).
+  std::string Open(int &err) {
+    Sockets s = OpenInNetns(cfg_.netns);
+    nl_ = s.nl;
+    diag_ = s.diag;
+    if (s.err) {
+      err = s.err;
+      return s.what;
+    }
+    int big = 8 << 20;
+    setsockopt(nl_, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+    int one = 1;
+    setsockopt(nl_, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one));
+    sockaddr_nl local{};
+    local.nl_family = AF_NETLINK;
+    if (bind(nl_, reinterpret_cast<sockaddr *>(&local), sizeof(local)) != 0) {
+      err = errno;
+      return "bind(netlink)";
+    }
+    const uint16_t type = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_CONFIG;
+    {
+      Msg m(type, NLM_F_ACK, cfg_.queue);
+      nfqnl_msg_config_cmd cmd{};
+      cmd.command = NFQNL_CFG_CMD_BIND;
+      cmd.pf = htons(AF_INET);
+      m.Attr(NFQA_CFG_CMD, &cmd, sizeof(cmd));
+      if ((err = Request(nl_, m)) != 0) return "bind NFQUEUE " + std::to_string(cfg_.queue);
+    }
+    bound_ = true;
+    {
+      Msg m(type, NLM_F_ACK, cfg_.queue);
+      nfqnl_msg_config_params p{};
+      p.copy_range = htonl(80);  // IPv4 and TCP headers: all we read
+      p.copy_mode = NFQNL_COPY_PACKET;
+      m.Attr(NFQA_CFG_PARAMS, &p, sizeof(p));
+      uint32_t maxlen = htonl(cfg_.maxlen);
+      m.Attr(NFQA_CFG_QUEUE_MAXLEN, &maxlen, sizeof(maxlen));
+      // GSO: whole super-packets come to us unsegmented (we never change them).
+      uint32_t flags = htonl(NFQA_CFG_F_GSO);
+      m.Attr(NFQA_CFG_MASK, &flags, sizeof(flags));
+      m.Attr(NFQA_CFG_FLAGS, &flags, sizeof(flags));
+      if ((err = Request(nl_, m)) != 0) return "configure NFQUEUE " + std::to_string(cfg_.queue);
+    }
+    fcntl(nl_, F_SETFL, fcntl(nl_, F_GETFL) | O_NONBLOCK);
+    wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    thread_ = std::thread([this] { Run(); });
+    return "";
+  }
+
+  // Gives every held packet back, unbinds, joins the thread. Idempotent.
+  void Close() {
+    if (thread_.joinable()) {
+      stop_ = true;
+      uint64_t one = 1;
+      (void)!write(wake_, &one, sizeof(one));
+      thread_.join();
+    }
+    if (nl_ >= 0) {
+      if (bound_) {
+        Msg m((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_CONFIG, 0, cfg_.queue);
+        nfqnl_msg_config_cmd cmd{};
+        cmd.command = NFQNL_CFG_CMD_UNBIND;
+        m.Attr(NFQA_CFG_CMD, &cmd, sizeof(cmd));
+        SendMsg(nl_, m);
+      }
+      close(nl_);
+      nl_ = -1;
+    }
+    if (diag_ >= 0) close(diag_);
+    diag_ = -1;
+    if (wake_ >= 0) close(wake_);
+    wake_ = -1;
+  }
+
+  // Flows already open when the fault began: their clock starts now.
+  void AddFlows(const std::vector<FlowKey> &keys) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const FlowKey &k : keys) pending_.push_back(k);
+  }
+
+  struct Counters {
+    std::atomic<double> packets{0}, delayed{0}, held{0}, dropped{0}, released{0}, flows{0}, flowsHit{0}, flowsSpared{0},
+        bytes{0}, errors{0}, lastError{0};
+  } c;
+
+ private:
+  void Run() {
+    // A held packet is due at a set time: wake for it promptly. No timer slack,
+    // and ahead of ordinary threads when the machine is busy (best effort: an
+    // unprivileged process keeps its nice value).
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), -10);
+    alignas(nlmsghdr) static thread_local char buf[1 << 16];
+    while (!stop_) {
+      double now = NowMs();
+      double next = -1;
+      if (!fifo_.empty()) next = fifo_.front().dueMs;
+      if (cfg_.mode == kModeReset && cfg_.afterMs >= 0 && !deadlines_.empty()) {
+        double d = deadlines_.front().second;
+        if (next < 0 || d < next) next = d;
+      }
+      timespec ts{};
+      timespec *tp = nullptr;
+      if (next >= 0) {
+        double wait = std::max(0.0, next - now);
+        ts.tv_sec = static_cast<time_t>(wait / 1000);
+        ts.tv_nsec = static_cast<long>(std::fmod(wait, 1000.0) * 1e6);
+        tp = &ts;
+      } else {
+        ts.tv_sec = 0;
+        ts.tv_nsec = 50 * 1000000L;  // to pick up AddFlows
+        tp = &ts;
+      }
+      pollfd fds[2] = {{nl_, POLLIN, 0}, {wake_, POLLIN, 0}};
+      ppoll(fds, 2, tp, nullptr);
+      TakePending();
+      for (;;) {
+        ssize_t n = recv(nl_, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            c.errors = c.errors + 1;
+            c.lastError = errno;
+          }
+          break;
+        }
+        for (auto *h = reinterpret_cast<nlmsghdr *>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+          if (h->nlmsg_type == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) OnPacket(h);
+        }
+      }
+      ReleaseDue(NowMs());
+      if (cfg_.mode == kModeReset) ExpireFlows(NowMs());
+    }
+    // Closing: every packet still held goes on now.
+    for (const Held &h : fifo_) Verdict(h.id, NF_ACCEPT);
+    for (uint32_t id : stalled_) Verdict(id, NF_ACCEPT);
+    c.released = c.released + static_cast<double>(fifo_.size() + stalled_.size());
+    fifo_.clear();
+    stalled_.clear();
+  }
+
+  void TakePending() {
+    std::lock_guard<std::mutex> lock(mu_);
+    double now = NowMs();
+    for (const FlowKey &k : pending_) {
+      if (flows_.count(k)) continue;
+      Flow &f = NewFlow(k, now);
+      (void)f;
+    }
+    pending_.clear();
+  }
+
+  Flow &NewFlow(const FlowKey &k, double now) {
+    Flow f;
+    f.startMs = now;
+    if (cfg_.mode == kModeReset) {
+      f.chosen = cfg_.percent >= 100 || rng_.Next() * 100 < cfg_.percent;
+      if (f.chosen && cfg_.afterMs >= 0) deadlines_.emplace_back(k, now + cfg_.afterMs);
+      if (!f.chosen) c.flowsSpared = c.flowsSpared + 1;
+    }
+    c.flows = c.flows + 1;
+    if (flows_.size() >= kMaxFlows) flows_.clear();
+    return flows_.emplace(k, f).first->second;
+  }
+
+  void Verdict(uint32_t id, uint32_t verdict) {
+    Msg m((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_VERDICT, 0, cfg_.queue);
+    nfqnl_msg_verdict_hdr v{};
+    v.verdict = htonl(verdict);
+    v.id = htonl(id);
+    m.Attr(NFQA_VERDICT_HDR, &v, sizeof(v));
+    int err = SendMsg(nl_, m);
+    if (err) {
+      c.errors = c.errors + 1;
+      c.lastError = err;
+    }
+  }
+
+  // Accepts every queued packet up to and including id (they are in id order).
+  void VerdictBatch(uint32_t id) {
+    Msg m((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_VERDICT_BATCH, 0, cfg_.queue);
+    nfqnl_msg_verdict_hdr v{};
+    v.verdict = htonl(NF_ACCEPT);
+    v.id = htonl(id);
+    m.Attr(NFQA_VERDICT_HDR, &v, sizeof(v));
+    int err = SendMsg(nl_, m);
+    if (err) {
+      c.errors = c.errors + 1;
+      c.lastError = err;
+    }
+  }
+
+  void ReleaseDue(double now) {
+    size_t n = 0;
+    uint32_t last = 0;
+    while (!fifo_.empty() && fifo_.front().dueMs <= now) {
+      last = fifo_.front().id;
+      fifo_.pop_front();
+      n++;
+    }
+    if (n == 0) return;
+    // Delay mode queues every packet and releases them in arrival order, so
+    // one batch verdict covers them all.
+    if (n == 1)
+      Verdict(last, NF_ACCEPT);
+    else
+      VerdictBatch(last);
+    c.released = c.released + static_cast<double>(n);
+  }
+
+  void ExpireFlows(double now) {
+    while (!deadlines_.empty() && deadlines_.front().second <= now) {
+      FlowKey k = deadlines_.front().first;
+      deadlines_.pop_front();
+      auto it = flows_.find(k);
+      if (it == flows_.end() || it->second.done) continue;
+      it->second.done = true;
+      c.flowsHit = c.flowsHit + 1;
+      Destroy(k);
+    }
+  }
+
+  // Destroys the target's socket of this flow: the target's call fails, the
+  // peer gets an RST. Sockets of a dual-stack listener are AF_INET6 with
+  // v4-mapped addresses, so both families are tried.
+  void Destroy(const FlowKey &k) {
+    for (int family : {AF_INET, AF_INET6}) {
+      struct {
+        nlmsghdr h;
+        inet_diag_req_v2 r;
+      } req{};
+      req.h.nlmsg_len = sizeof(req);
+      req.h.nlmsg_type = SOCK_DESTROY;
+      req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+      static uint32_t seq = 1;
+      req.h.nlmsg_seq = seq++;
+      req.r.sdiag_family = static_cast<__u8>(family);
+      req.r.sdiag_protocol = IPPROTO_TCP;
+      req.r.idiag_states = ~0U;
+      req.r.id.idiag_sport = htons(k.lport);
+      req.r.id.idiag_dport = htons(k.rport);
+      if (family == AF_INET) {
+        req.r.id.idiag_src[0] = htonl(k.local);
+        req.r.id.idiag_dst[0] = htonl(k.remote);
+      } else {
+        req.r.id.idiag_src[2] = htonl(0xffff);
+        req.r.id.idiag_src[3] = htonl(k.local);
+        req.r.id.idiag_dst[2] = htonl(0xffff);
+        req.r.id.idiag_dst[3] = htonl(k.remote);
+      }
+      req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+      req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+      sockaddr_nl to{};
+      to.nl_family = AF_NETLINK;
+      if (sendto(diag_, &req, sizeof(req), 0, reinterpret_cast<sockaddr *>(&to), sizeof(to)) < 0) continue;
+      alignas(nlmsghdr) char buf[1024];
+      ssize_t n = recv(diag_, buf, sizeof(buf), 0);
+      if (n <= 0) continue;
+      auto *h = reinterpret_cast<nlmsghdr *>(buf);
+      if (NLMSG_OK(h, n) && h->nlmsg_type == NLMSG_ERROR && reinterpret_cast<nlmsgerr *>(NLMSG_DATA(h))->error == 0)
+        return;
+    }
+    c.errors = c.errors + 1;
+    c.lastError = ENOENT;
+  }
+
+  void OnPacket(nlmsghdr *h) {
+    const nfqnl_msg_packet_hdr *ph = nullptr;
+    const uint8_t *payload = nullptr;
+    size_t plen = 0;
+    auto *a = reinterpret_cast<nlattr *>(static_cast<char *>(NLMSG_DATA(h)) + NLMSG_ALIGN(sizeof(nfgenmsg)));
+    int len = static_cast<int>(h->nlmsg_len) - NLMSG_LENGTH(NLMSG_ALIGN(sizeof(nfgenmsg)));
+    while (len >= static_cast<int>(NLA_HDRLEN) && a->nla_len >= NLA_HDRLEN && a->nla_len <= len) {
+      const void *data = reinterpret_cast<char *>(a) + NLA_HDRLEN;
+      uint16_t type = a->nla_type & NLA_TYPE_MASK;
+      if (type == NFQA_PACKET_HDR) ph = static_cast<const nfqnl_msg_packet_hdr *>(data);
+      if (type == NFQA_PAYLOAD) {
+        payload = static_cast<const uint8_t *>(data);
+        plen = a->nla_len - NLA_HDRLEN;
+      }
+      len -= NLA_ALIGN(a->nla_len);
+      a = reinterpret_cast<nlattr *>(reinterpret_cast<char *>(a) + NLA_ALIGN(a->nla_len));
+    }
+    if (!ph) return;
+    uint32_t id = ntohl(ph->packet_id);
+    c.packets = c.packets + 1;
+
+    // IPv4 + TCP: the flow, its payload size, its flags.
+    bool tcp = false;
+    FlowKey k{};
+    uint32_t dataLen = 0;
+    bool rst = false;
+    if (payload && plen >= 20 && (payload[0] >> 4) == 4 && payload[9] == IPPROTO_TCP) {
+      size_t ihl = (payload[0] & 0xf) * 4u;
+      if (plen >= ihl + 14) {
+        tcp = true;
+        uint32_t src, dst;
+        memcpy(&src, payload + 12, 4);
+        memcpy(&dst, payload + 16, 4);
+        uint16_t sport = static_cast<uint16_t>(payload[ihl] << 8 | payload[ihl + 1]);
+        uint16_t dport = static_cast<uint16_t>(payload[ihl + 2] << 8 | payload[ihl + 3]);
+        size_t doff = (payload[ihl + 12] >> 4) * 4u;
+        uint32_t total = static_cast<uint32_t>(payload[2] << 8 | payload[3]);
+        dataLen = total > ihl + doff ? static_cast<uint32_t>(total - ihl - doff) : 0;
+        rst = payload[ihl + 13] & 0x04;
+        bool out = ph->hook == NF_INET_LOCAL_OUT || ph->hook == NF_INET_POST_ROUTING;
+        k = out ? FlowKey{ntohl(src), ntohl(dst), sport, dport} : FlowKey{ntohl(dst), ntohl(src), dport, sport};
+      }
+    }
+    double now = NowMs();
+    Flow *flow = nullptr;
+    if (tcp) {
+      auto it = flows_.find(k);
+      flow = it != flows_.end() ? &it->second : &NewFlow(k, now);
+      flow->bytes += dataLen;
+      c.bytes = c.bytes + dataLen;
+    }
+
+    switch (cfg_.mode) {
+      case kModeDelay: {
+        double d = cfg_.delayMs;
+        if (cfg_.jitterMs > 0) d = std::max(0.0, d + (rng_.Next() * 2 - 1) * cfg_.jitterMs);
+        double due = std::max(now + d, lastDue_);
+        lastDue_ = due;
+        fifo_.push_back({id, due});
+        c.delayed = c.delayed + 1;
+        return;
+      }
+      case kModeHold: {
+        if (flow && !flow->done && (cfg_.afterBytes < 0 || flow->bytes <= static_cast<uint64_t>(cfg_.afterBytes))) {
+          Verdict(id, NF_ACCEPT);
+          return;
+        }
+        if (flow && !flow->done) {
+          flow->done = true;
+          c.flowsHit = c.flowsHit + 1;
+        }
+        stalled_.push_back(id);
+        c.held = c.held + 1;
+        return;
+      }
+      case kModeReset:
+      default: {
+        if (!flow || !flow->chosen || rst) {
+          Verdict(id, NF_ACCEPT);
+          return;
+        }
+        bool over = cfg_.afterBytes >= 0 && flow->bytes > static_cast<uint64_t>(cfg_.afterBytes);
+        bool late = cfg_.afterMs >= 0 && now - flow->startMs >= cfg_.afterMs;
+        if (!flow->done && (over || late)) {
+          flow->done = true;
+          c.flowsHit = c.flowsHit + 1;
+          Verdict(id, NF_DROP);
+          c.dropped = c.dropped + 1;
+          Destroy(k);
+          return;
+        }
+        // After the reset the socket is gone: what still comes (the peer's answer
+        // to our RST, its challenge ACK) must reach the kernel, which resets it.
+        Verdict(id, NF_ACCEPT);
+        return;
+      }
+    }
+  }
+
+  Config cfg_;
+  Rng rng_;
+  int nl_ = -1, diag_ = -1, wake_ = -1;
+  bool bound_ = false;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::deque<Held> fifo_;
+  std::vector<uint32_t> stalled_;
+  double lastDue_ = 0;
+  std::unordered_map<FlowKey, Flow, FlowHash> flows_;
+  std::deque<std::pair<FlowKey, double>> deadlines_;
+  std::mutex mu_;
+  std::vector<FlowKey> pending_;
+};
+
+class PacketQueue : public Napi::ObjectWrap<PacketQueue> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(
+        env, "PacketQueue",
+        {InstanceMethod("stats", &PacketQueue::Stats), InstanceMethod("addFlows", &PacketQueue::AddFlows),
+         InstanceMethod("close", &PacketQueue::Close)});
+  }
+
+  // new PacketQueue({ netns, queue, mode, delayMs, jitterMs, seed, afterBytes, afterMs, percent, maxlen })
+  explicit PacketQueue(const Napi::CallbackInfo &info) : Napi::ObjectWrap<PacketQueue>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      Napi::TypeError::New(env, "PacketQueue(options)").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto num = [&](const char *k, double d) {
+      Napi::Value v = o.Get(k);
+      return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : d;
+    };
+    Config c;
+    c.netns = o.Get("netns").ToString().Utf8Value();
+    c.queue = static_cast<uint16_t>(num("queue", 0));
+    std::string mode = o.Get("mode").ToString().Utf8Value();
+    c.mode = mode == "delay" ? kModeDelay : mode == "hold" ? kModeHold : kModeReset;
+    c.delayMs = num("delayMs", 0);
+    c.jitterMs = num("jitterMs", 0);
+    c.seed = static_cast<uint64_t>(num("seed", 1));
+    c.afterBytes = static_cast<int64_t>(num("afterBytes", -1));
+    c.afterMs = num("afterMs", -1);
+    c.percent = num("percent", 100);
+    c.maxlen = static_cast<uint32_t>(num("maxlen", 65536));
+    q_ = new Queue(c);
+    int err = 0;
+    std::string what = q_->Open(err);
+    if (!what.empty()) {
+      q_->Close();
+      delete q_;
+      q_ = nullptr;
+      Napi::Error e = Napi::Error::New(env, what + ": " + strerror(err));
+      e.Set("errno", Napi::Number::New(env, err));
+      e.Set("code", Napi::String::New(env, err == EBUSY ? "EBUSY" : err == EPERM ? "EPERM" : "EQUEUE"));
+      e.ThrowAsJavaScriptException();
+    }
+  }
+
+  ~PacketQueue() override {
+    if (q_) {
+      q_->Close();
+      delete q_;
+    }
+  }
+
+ private:
+  Napi::Value Stats(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    if (!q_) return o;
+    auto &c = q_->c;
+    o.Set("packets", c.packets.load());
+    o.Set("delayed", c.delayed.load());
+    o.Set("held", c.held.load());
+    o.Set("dropped", c.dropped.load());
+    o.Set("released", c.released.load());
+    o.Set("flows", c.flows.load());
+    o.Set("flowsHit", c.flowsHit.load());
+    o.Set("flowsSpared", c.flowsSpared.load());
+    o.Set("bytes", c.bytes.load());
+    o.Set("errors", c.errors.load());
+    o.Set("lastError", c.lastError.load());
+    return o;
+  }
+
+  // addFlows([[local, lport, remote, rport], ...]) with IPv4 addresses as host-order numbers.
+  Napi::Value AddFlows(const Napi::CallbackInfo &info) {
+    if (!q_ || info.Length() < 1 || !info[0].IsArray()) return info.Env().Undefined();
+    Napi::Array a = info[0].As<Napi::Array>();
+    std::vector<FlowKey> keys;
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Array t = a.Get(i).As<Napi::Array>();
+      keys.push_back(FlowKey{t.Get(0u).As<Napi::Number>().Uint32Value(), t.Get(2u).As<Napi::Number>().Uint32Value(),
+                             static_cast<uint16_t>(t.Get(1u).As<Napi::Number>().Uint32Value()),
+                             static_cast<uint16_t>(t.Get(3u).As<Napi::Number>().Uint32Value())});
+    }
+    q_->AddFlows(keys);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    if (q_) {
+      q_->Close();
+      delete q_;
+      q_ = nullptr;
+    }
+    return info.Env().Undefined();
+  }
+
+  Queue *q_ = nullptr;
+};
+
+}  // namespace
+
+void InitPacketQueue(Napi::Env env, Napi::Object exports) { exports.Set("PacketQueue", PacketQueue::Init(env)); }

@@ -1,0 +1,301 @@
+// The packet data path: what a connection fault does to the target's packets
+// themselves, so that it reaches every connection in scope, those the target
+// accepts as well as those it opens, and those already open when the fault
+// began (pooled database connections, keep-alive agents, Redis clients). The
+// target's packets are queued by iptables rules in its network namespace
+// (targets/queue-rules.ts) to a reader thread of ours (kernel/packet-queue.ts)
+// that holds them (latency, slow close, stall), or resets their connection.
+// Revert deletes the rules first, then gives back every packet still held:
+// no connection is broken by the revert.
+import { ChaosSpecError } from '../contracts/errors.js';
+import type { Journal } from '../journal/journal.js';
+import { intToIpv4, type Kernel } from '../kernel/kernel.js';
+import { openPacketQueue, type PacketQueueOptions } from '../kernel/packet-queue.js';
+import type { PeerMatch } from '../kernel/peer-match.js';
+import { installQueueRules, sandboxOf, type InstalledQueueRules } from '../targets/queue-rules.js';
+import { proxyOverlaps, watchProxies, type ProxyEntry } from './proxy-registry.js';
+import type { ResolvedTarget } from '../targets/resolve-target.js';
+import { tcpTableOf, type TcpConnection, type TcpTable } from '../targets/tcp-table.js';
+import type Docker from 'dockerode';
+
+export type Connections = 'inbound' | 'outbound' | 'all';
+
+export interface PacketPathContext {
+  kernel: Kernel;
+  docker: Docker;
+  journal(): Journal;
+  seed: number;
+}
+
+export interface PacketPathSpec {
+  queue: Omit<PacketQueueOptions, 'netns' | 'seed' | 'queue'>;
+  connections: Connections;
+  peers: readonly PeerMatch[];
+  /** outbound: the destination port; inbound: the target's own port. */
+  port?: number;
+  /** 'egress': only what the target sends is queued; 'both': what it receives too. */
+  hooks: 'egress' | 'both';
+  /** Only packets carrying a FIN (slow close). */
+  finOnly?: boolean;
+  /**
+   * Who carries NEW outbound connections: 'packets' (this path), or 'proxy' (the
+   * connect4 proxy of the same fault: then only the outbound connections open
+   * at inject come here).
+   */
+  newOutbound: 'packets' | 'proxy';
+}
+
+/** What the packet path counted. */
+export interface PacketPathStats {
+  /** Connections (TCP flows) whose packets the fault saw on the packet path, or that were open in scope at inject. */
+  connectionsMatched: number;
+  /** Connections in scope that were already open when the fault was injected (inbound and outbound). */
+  connectionsOpenAtInject: number;
+  packetsQueued: number;
+  packetsDelayed: number;
+  packetsHeld: number;
+  packetsDropped: number;
+  /** Connections stalled (timeout) or reset (reset) on the packet path. */
+  connectionsHit: number;
+  connectionsSparedOnPackets: number;
+  queueErrors: number;
+  /** Other faults' proxies on this target (http, reset...) whose connections this fault also holds, as they carry connections in its scope. */
+  proxiesFollowed: number;
+}
+
+export interface AppliedPacketPath {
+  stats(): PacketPathStats;
+  revert(): Promise<void>;
+  /** The listening ports the inbound rules cover (the target's own, or `port`). */
+  inboundPorts: readonly number[];
+}
+
+function cidrOf(p: PeerMatch): string | null {
+  if (p.mask === 0) return null;
+  let bits = 0;
+  for (let m = p.mask >>> 0; m; m = (m << 1) >>> 0) bits++;
+  return `${intToIpv4(p.addr)}/${bits}`;
+}
+
+const chunks = <T>(xs: readonly T[], n: number): T[][] => {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
+  return out;
+};
+
+const inPeer = (p: PeerMatch, addr: number) => (addr & p.mask) >>> 0 === (p.addr & p.mask) >>> 0;
+
+/** The connections open now that the scope covers. */
+export function connectionsInScope(table: TcpTable, spec: Pick<PacketPathSpec, 'connections' | 'peers' | 'port'>): TcpConnection[] {
+  return table.connections.filter((c) => {
+    if (spec.connections !== 'all' && spec.connections !== c.way) return false;
+    if (!spec.peers.some((p) => inPeer(p, c.remote))) return false;
+    if (spec.port === undefined) return true;
+    return c.way === 'inbound' ? c.localPort === spec.port : c.remotePort === spec.port;
+  });
+}
+
+/** The iptables matches for the spec (OUTPUT: what the target sends, INPUT: what it receives). */
+export function queueMatches(
+  table: TcpTable,
+  spec: Omit<PacketPathSpec, 'queue'>,
+): { output: string[][]; input: string[][]; inboundPorts: number[] } {
+  const output: string[][] = [];
+  const input: string[][] = [];
+  const fin = spec.finOnly ? ['--tcp-flags', 'FIN', 'FIN'] : [];
+  const tcp = ['-p', 'tcp', ...fin];
+  const listening = table.listening;
+  const inboundPorts = spec.connections === 'outbound' ? [] : spec.port !== undefined ? [spec.port] : listening;
+  for (const peer of spec.peers) {
+    const cidr = cidrOf(peer);
+    const to = cidr ? ['-d', cidr] : [];
+    const from = cidr ? ['-s', cidr] : [];
+    for (const ports of chunks(inboundPorts, 15)) {
+      output.push([...tcp, ...to, '-m', 'multiport', '--sports', ports.join(',')]);
+      input.push([...tcp, ...from, '-m', 'multiport', '--dports', ports.join(',')]);
+    }
+  }
+  if (spec.connections !== 'inbound') {
+    if (spec.newOutbound === 'packets') {
+      // Outbound: everything not from or to one of the target's listening ports.
+      for (const ports of chunks(listening, 15)) {
+        output.push(['-p', 'tcp', '-m', 'multiport', '--sports', ports.join(','), '-j', 'RETURN']);
+        input.push(['-p', 'tcp', '-m', 'multiport', '--dports', ports.join(','), '-j', 'RETURN']);
+      }
+      for (const peer of spec.peers) {
+        const cidr = cidrOf(peer);
+        output.push([...tcp, ...(cidr ? ['-d', cidr] : []), ...(spec.port ? ['--dport', String(spec.port)] : [])]);
+        input.push([...tcp, ...(cidr ? ['-s', cidr] : []), ...(spec.port ? ['--sport', String(spec.port)] : [])]);
+      }
+    } else {
+      // The proxy carries new ones; the ones open now are matched one by one.
+      for (const c of connectionsInScope(table, { ...spec, connections: 'outbound' })) {
+        const [l, r] = [intToIpv4(c.local), intToIpv4(c.remote)];
+        output.push([...tcp, '-s', l, '-d', r, '--sport', String(c.localPort), '--dport', String(c.remotePort)]);
+        input.push([...tcp, '-s', r, '-d', l, '--sport', String(c.remotePort), '--dport', String(c.localPort)]);
+      }
+    }
+  }
+  // Never the container's own loopback traffic (an inbound proxy's local leg to the server included).
+  return {
+    output: output.map((r) => ['!', '-o', 'lo', ...r]),
+    input: spec.hooks === 'both' ? input.map((r) => ['!', '-i', 'lo', ...r]) : [],
+    inboundPorts,
+  };
+}
+
+export async function applyPacketPath(
+  kind: string,
+  target: ResolvedTarget,
+  ctx: PacketPathContext,
+  spec: PacketPathSpec,
+): Promise<AppliedPacketPath> {
+  // The packet path holds IPv4 packets (iptables): an IPv6 peer would have no -s/-d and so widen
+  // the rule to every peer. A container peer's IPv6 addresses are left out; an IPv6-only peer is refused.
+  if (spec.peers.some((p) => p.family === 6)) {
+    const v4 = spec.peers.filter((p) => p.family !== 6);
+    if (v4.length === 0) {
+      throw new ChaosSpecError(`chaos.inject(${kind})`, [
+        {
+          field: 'peer',
+          value: spec.peers.map((p) => p.label).join(', '),
+          expected: 'a peer with an IPv4 address (this kind holds IPv4 packets only)',
+        },
+      ]);
+    }
+    spec = { ...spec, peers: v4 };
+  }
+  const netns = await sandboxOf(ctx.docker, target.id, target.pid);
+  if (!netns) {
+    throw new ChaosSpecError(`chaos.inject(${kind})`, [
+      { field: 'target', value: target.name, expected: 'a running container with its own network namespace (Docker SandboxKey)' },
+    ]);
+  }
+  const table = tcpTableOf(target.pid);
+  const open = connectionsInScope(table, spec);
+  const { output, input, inboundPorts } = queueMatches(table, spec);
+  const q = openPacketQueue({ ...spec.queue, netns, seed: ctx.seed });
+  // Connections in scope that another fault's proxy carries: those the target
+  // opens leave towards the gateway on the proxy's port (latency follows them;
+  // the stream kinds have their own proxy in the chain), those it accepts
+  // through an inbound listener in its netns are answered from that port.
+  const follows = (e: ProxyEntry) =>
+    (e.way === 'outbound' ? spec.newOutbound === 'packets' && spec.connections !== 'inbound' : spec.connections !== 'outbound') &&
+    proxyOverlaps(e, spec.peers, spec.port);
+  const proxyRules = (e: ProxyEntry) => {
+    if (e.way === 'outbound') {
+      return {
+        output: [['-p', 'tcp', '-d', e.address, '--dport', String(e.port)]],
+        input: spec.hooks === 'both' ? [['-p', 'tcp', '-s', e.address, '--sport', String(e.port)]] : [],
+      };
+    }
+    const cidrs = spec.peers.map(cidrOf);
+    const peers = cidrs.includes(null) ? [null] : cidrs;
+    return {
+      output: peers.map((c) => ['!', '-o', 'lo', '-p', 'tcp', ...(c ? ['-d', c] : []), '--sport', String(e.port)]),
+      input:
+        spec.hooks === 'both' ? peers.map((c) => ['!', '-i', 'lo', '-p', 'tcp', ...(c ? ['-s', c] : []), '--dport', String(e.port)]) : [],
+    };
+  };
+  let rules: InstalledQueueRules | undefined;
+  const followed = new Set<ProxyEntry>();
+  const watch = watchProxies({
+    cgroupId: target.cgroup.id,
+    async join(e) {
+      if (!rules || !follows(e)) return;
+      const r = proxyRules(e);
+      if (await rules.append('O', r.output)) followed.add(e);
+      if (r.input.length) await rules.append('I', r.input);
+    },
+    async leave(e) {
+      if (!rules || !followed.has(e)) return;
+      const r = proxyRules(e);
+      await rules.drop('O', r.output);
+      await rules.drop('I', r.input);
+    },
+  });
+  for (const e of watch.current) {
+    if (!follows(e)) continue;
+    followed.add(e);
+    const r = proxyRules(e);
+    output.push(...r.output);
+    input.push(...r.input);
+  }
+  try {
+    q.addFlows(open.map((c) => ({ local: c.local, localPort: c.localPort, remote: c.remote, remotePort: c.remotePort })));
+    rules = await installQueueRules(
+      { containerId: target.id, netns, queue: q.queue, output, input, description: `${kind} on ${target.name} (NFQUEUE ${q.queue})` },
+      ctx.journal(),
+    );
+  } catch (err) {
+    watch.stop();
+    q.close();
+    throw err;
+  }
+  const installed = rules;
+  let last: PacketPathStats | undefined;
+  const stats = (): PacketPathStats => {
+    if (last) return last;
+    const s = q.stats();
+    return {
+      connectionsMatched: s.flows,
+      connectionsOpenAtInject: open.length,
+      packetsQueued: s.packets,
+      packetsDelayed: s.delayed,
+      packetsHeld: s.held,
+      packetsDropped: s.dropped,
+      connectionsHit: s.flowsHit,
+      connectionsSparedOnPackets: s.flowsSpared,
+      queueErrors: s.errors,
+      proxiesFollowed: followed.size,
+    };
+  };
+  return {
+    inboundPorts,
+    stats,
+    async revert() {
+      if (last) return;
+      // Rules first (nothing new is queued), then every held packet goes on.
+      watch.stop();
+      try {
+        await installed.remove();
+      } finally {
+        last = stats();
+        q.close();
+      }
+    },
+  };
+}
+
+/**
+ * A stream fault on every connection in scope: new outbound connections go
+ * through the connect4 proxy (the fault's exact byte- and FIN-level policy),
+ * the connections the target accepts and those open at inject through the
+ * packet path. Both are reverted together; their counters are added up.
+ */
+export async function applyBothPaths<St extends object>(
+  kind: string,
+  target: ResolvedTarget,
+  ctx: PacketPathContext,
+  spec: Omit<PacketPathSpec, 'newOutbound'>,
+  proxied: (() => Promise<{ stats(): St; revert(): Promise<void> | void }>) | null,
+): Promise<{ stats(): St & PacketPathStats; revert(): Promise<void> }> {
+  const proxy = spec.connections === 'inbound' || !proxied ? null : await proxied();
+  let packets: AppliedPacketPath;
+  try {
+    packets = await applyPacketPath(kind, target, ctx, { ...spec, newOutbound: 'proxy' });
+  } catch (err) {
+    await proxy?.revert();
+    throw err;
+  }
+  return {
+    stats: () => ({ ...((proxy?.stats() ?? {}) as St), ...packets.stats() }),
+    async revert() {
+      try {
+        await packets.revert();
+      } finally {
+        await proxy?.revert();
+      }
+    },
+  };
+}

@@ -1,0 +1,27 @@
+// Typed access to the addon's sockets in a target's network namespace
+// (native/netns-socket.cc): a TCP listener there, local connections from
+// there, and the original destination of a REDIRECTed connection.
+import { loadAddon } from './addon.js';
+
+interface NativeNetnsSocket {
+  netnsListen(netns: string): { fd: number; port: number };
+  netnsConnect(netns: string, address: string, port: number, timeoutMs: number): number;
+  originalDst(fd: number): { address: string; port: number };
+}
+
+const addon = () => loadAddon() as unknown as NativeNetnsSocket;
+
+/** A listening TCP socket on every IPv4 address of the namespace: its fd and port. */
+export function listenInNetns(netns: string): { fd: number; port: number } {
+  return addon().netnsListen(netns);
+}
+
+/** A TCP connection made from inside the namespace (blocking up to timeoutMs: meant for the namespace's own addresses). */
+export function connectInNetns(netns: string, address: string, port: number, timeoutMs = 2000): number {
+  return addon().netnsConnect(netns, address, port, timeoutMs);
+}
+
+/** Where a connection a NAT REDIRECT sent to our listener was going (SO_ORIGINAL_DST). */
+export function originalDestination(fd: number): { address: string; port: number } {
+  return addon().originalDst(fd);
+}

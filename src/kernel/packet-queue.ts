@@ -1,0 +1,90 @@
+// Typed access to the addon's NFQUEUE reader (native/packet-queue.cc): a
+// thread of this process that holds, drops or resets the packets the rules of
+// src/targets/queue-rules.ts queue in a target's network namespace.
+import { loadAddon } from './addon.js';
+
+export type PacketQueueMode = 'delay' | 'hold' | 'reset';
+
+export interface PacketQueueOptions {
+  /** The network namespace the queue lives in (a path such as Docker's SandboxKey). */
+  netns: string;
+  queue: number;
+  mode: PacketQueueMode;
+  /** delay: each packet is held this long (ms), plus a uniform draw in +/- jitterMs; order is kept. */
+  delayMs?: number;
+  jitterMs?: number;
+  /** hold: a flow's packets pass until this many payload bytes went through it; reset: reset after it. -1: none. */
+  afterBytes?: number;
+  /** reset: reset this many ms after the flow was first seen (or added). -1: none. */
+  afterMs?: number;
+  /** reset: share of flows reset, drawn with the seed. */
+  percent?: number;
+  seed?: number;
+  /** Packets the kernel may hold for us before it drops (default 65536). */
+  maxlen?: number;
+}
+
+/** What the reader counted since it opened. */
+export interface PacketQueueCounters {
+  packets: number;
+  delayed: number;
+  held: number;
+  dropped: number;
+  /** Given back to the kernel (NF_ACCEPT) after being held. */
+  released: number;
+  /** TCP connections whose packets reached the queue (or were added as open at inject). */
+  flows: number;
+  /** Of those, stalled (hold) or reset (reset). */
+  flowsHit: number;
+  flowsSpared: number;
+  /** TCP payload bytes seen. */
+  bytes: number;
+  errors: number;
+  lastError: number;
+}
+
+/** A connection as the target sees it: IPv4 addresses as numbers (host order). */
+export interface FlowTuple {
+  local: number;
+  localPort: number;
+  remote: number;
+  remotePort: number;
+}
+
+interface NativePacketQueue {
+  stats(): PacketQueueCounters;
+  addFlows(flows: [number, number, number, number][]): void;
+  close(): void;
+}
+
+export interface PacketQueue {
+  readonly queue: number;
+  stats(): PacketQueueCounters;
+  /** Connections open before the fault: their afterMs clock starts now. */
+  addFlows(flows: readonly FlowTuple[]): void;
+  /** Gives back every held packet, then unbinds (idempotent). */
+  close(): void;
+}
+
+// Queue numbers are per network namespace; spread ours by pid so that two
+// processes injecting into one container rarely try the same one (EBUSY: next).
+let nextQueue = 1000 + ((process.pid * 97) % 50_000);
+
+export function openPacketQueue(opts: Omit<PacketQueueOptions, 'queue'>): PacketQueue {
+  const addon = loadAddon() as unknown as { PacketQueue: new (o: PacketQueueOptions) => NativePacketQueue };
+  for (let tries = 0; ; tries++) {
+    const queue = nextQueue;
+    nextQueue = nextQueue >= 65_000 ? 1000 : nextQueue + 1;
+    try {
+      const q = new addon.PacketQueue({ ...opts, queue });
+      return {
+        queue,
+        stats: () => q.stats(),
+        addFlows: (flows) => q.addFlows(flows.map((f) => [f.local, f.localPort, f.remote, f.remotePort])),
+        close: () => q.close(),
+      };
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EBUSY' || tries > 64) throw err;
+    }
+  }
+}

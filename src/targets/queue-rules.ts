@@ -1,0 +1,173 @@
+// iptables rules in a container's network namespace that queue its packets to
+// an NFQUEUE reader of ours (src/kernel/packet-queue.ts). One chain per queue
+// and hook (VC-Q<queue>-O, jumped to from OUTPUT: what the target sends;
+// VC-Q<queue>-I from INPUT: what it receives), journaled before they are made
+// (the reaper deletes them if we die) and deleted whole on revert. The rules
+// pass packets on when no reader is bound (--queue-bypass), so between our
+// death and the reaper the target only loses the fault.
+import Docker from 'dockerode';
+import { execFile } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { deleteQueueChain } from '../journal/undo.js';
+import type { Journal } from '../journal/journal.js';
+
+const run = promisify(execFile);
+
+export interface QueueRuleSpec {
+  containerId: string;
+  /** Docker's bind mount of the container's netns (SandboxKey). */
+  netns: string;
+  queue: number;
+  /** iptables match arguments, one array per rule, for what the target sends (OUTPUT) and receives (INPUT). */
+  output: readonly (readonly string[])[];
+  input: readonly (readonly string[])[];
+  description: string;
+}
+
+/** The container's netns as Docker names it (SandboxKey), checked to be pid's; null if it is not. */
+export async function sandboxOf(docker: Docker, containerId: string, pid: number): Promise<string | null> {
+  const info = await docker.getContainer(containerId).inspect();
+  const netns = info.NetworkSettings?.SandboxKey ?? '';
+  try {
+    return netns !== '' && statSync(netns).ino === statSync(`/proc/${pid}/ns/net`).ino ? netns : null;
+  } catch {
+    return null;
+  }
+}
+
+export interface InstalledQueueRules {
+  /** Deletes the chains (idempotent). */
+  remove(): Promise<void>;
+  /** Adds rules to the OUTPUT chain (`'O'`) or the INPUT one (`'I'`) while installed; false if that chain was not made. */
+  append(hook: 'O' | 'I', rules: readonly (readonly string[])[]): Promise<boolean>;
+  /** Deletes rules added with append (missing ones are ignored). */
+  drop(hook: 'O' | 'I', rules: readonly (readonly string[])[]): Promise<void>;
+}
+
+const queueTarget = (r: readonly string[], queue: number) =>
+  r.includes('-j') ? [] : ['-j', 'NFQUEUE', '--queue-num', String(queue), '--queue-bypass'];
+
+/** Installs the rules; returns their handle. */
+export async function installQueueRules(spec: QueueRuleSpec, journal: Journal): Promise<InstalledQueueRules> {
+  const chains = (
+    [
+      ['O', 'OUTPUT', spec.output],
+      ['I', 'INPUT', spec.input],
+    ] as const
+  ).filter(([, , rules]) => rules.length > 0);
+  const name = (s: string) => `VC-Q${spec.queue}-${s}`;
+  const entry = journal.record(
+    spec.description,
+    chains.map(([s]) => ({ type: 'iptables-chain-del' as const, containerId: spec.containerId, netns: spec.netns, chain: name(s) })),
+  );
+  const lines = ['*mangle'];
+  for (const [s] of chains) lines.push(`:${name(s)} - [0:0]`);
+  for (const [s, , rules] of chains) {
+    for (const r of rules) {
+      // A rule with its own target (RETURN) keeps it; the others queue.
+      lines.push(`-A ${name(s)} ${[...r, ...queueTarget(r, spec.queue)].join(' ')}`);
+    }
+  }
+  for (const [s, hook] of chains) lines.push(`-I ${hook} 1 -j ${name(s)}`);
+  lines.push('COMMIT', '');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = execFile('nsenter', [`--net=${spec.netns}`, '--', 'iptables-restore', '-w', '5', '--noflush'], (err, _out, stderr) =>
+        err ? reject(new Error(`iptables-restore in ${spec.netns} failed: ${String(stderr).trim() || err.message}`)) : resolve(),
+      );
+      child.stdin?.end(lines.join('\n'));
+    });
+  } catch (err) {
+    await journal.revert(entry).catch(() => undefined);
+    throw err;
+  }
+  let removed = false;
+  const made = new Set<string>(chains.map(([s]) => s));
+  const ipt = (args: string[]) => run('nsenter', [`--net=${spec.netns}`, '--', 'iptables', '-w', '5', '-t', 'mangle', ...args]);
+  return {
+    async remove() {
+      if (removed) return;
+      removed = true;
+      await journal.revert(entry);
+    },
+    async append(hook, rules) {
+      if (removed || !made.has(hook)) return false;
+      for (const r of rules) await ipt(['-A', name(hook), ...r, ...queueTarget(r, spec.queue)]);
+      return true;
+    },
+    async drop(hook, rules) {
+      if (removed || !made.has(hook)) return;
+      for (const r of rules) await ipt(['-D', name(hook), ...r, ...queueTarget(r, spec.queue)]).catch(() => undefined);
+    },
+  };
+}
+
+/** The chains of ours in a netns (for tests and status). */
+export async function queueChainsIn(netns: string): Promise<string[]> {
+  const { stdout } = await run('nsenter', [`--net=${netns}`, '--', 'iptables', '-w', '5', '-t', 'mangle', '-S']);
+  return [...new Set([...stdout.matchAll(/^-N (VC-Q\d+-[OI])$/gm)].map((m) => m[1] as string))];
+}
+
+export { deleteQueueChain };
+
+export interface RedirectRuleSpec {
+  containerId: string;
+  netns: string;
+  /** Our listener in the netns: connections to `ports` are sent there. */
+  listenerPort: number;
+  /** The target's own ports (1-15 per rule, any number). */
+  ports: readonly number[];
+  /** Only connections from these sources (CIDRs); empty: from anywhere. */
+  sources: readonly string[];
+  description: string;
+}
+
+/**
+ * NAT REDIRECT of the connections the target accepts on `ports` to our
+ * listener in its netns (chain VC-H<listenerPort>-P in nat PREROUTING),
+ * journaled before it is made; returns the remover (idempotent). Only new
+ * connections are redirected, by their SYN: conntrack starts in a netns with
+ * its first rule that needs it and would pick the connections open before up
+ * mid-stream as new ones; redirecting those would reset them.
+ */
+export async function installRedirectRules(spec: RedirectRuleSpec, journal: Journal): Promise<() => Promise<void>> {
+  const chain = `VC-H${spec.listenerPort}-P`;
+  const entry = journal.record(spec.description, [
+    { type: 'iptables-chain-del' as const, containerId: spec.containerId, netns: spec.netns, chain },
+  ]);
+  const lines = ['*nat', `:${chain} - [0:0]`];
+  const sources = spec.sources.length ? spec.sources : [null];
+  for (let i = 0; i < spec.ports.length; i += 15) {
+    const ports = spec.ports.slice(i, i + 15).join(',');
+    for (const src of sources) {
+      lines.push(
+        `-A ${chain} -p tcp --syn ${src ? `-s ${src} ` : ''}-m multiport --dports ${ports} -j REDIRECT --to-ports ${spec.listenerPort}`,
+      );
+    }
+  }
+  lines.push(`-I PREROUTING 1 -j ${chain}`, 'COMMIT', '');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = execFile('nsenter', [`--net=${spec.netns}`, '--', 'iptables-restore', '-w', '5', '--noflush'], (err, _out, stderr) =>
+        err ? reject(new Error(`iptables-restore in ${spec.netns} failed: ${String(stderr).trim() || err.message}`)) : resolve(),
+      );
+      child.stdin?.end(lines.join('\n'));
+    });
+  } catch (err) {
+    await journal.revert(entry).catch(() => undefined);
+    throw err;
+  }
+  let removed = false;
+  return async () => {
+    if (removed) return;
+    removed = true;
+    await journal.revert(entry);
+  };
+}
+
+/** The nat chains of ours in a netns (for tests and status). */
+export async function redirectChainsIn(netns: string): Promise<string[]> {
+  const { stdout } = await run('nsenter', [`--net=${netns}`, '--', 'iptables', '-w', '5', '-t', 'nat', '-S']);
+  return [...new Set([...stdout.matchAll(/^-N (VC-H\d+-P)$/gm)].map((m) => m[1] as string))];
+}
