@@ -183,7 +183,7 @@ ensure_guest() {
 CTL=
 trap '[[ -n $DOCKERD_PID ]] && kill "$DOCKERD_PID" 2>/dev/null; [[ -n $CTL ]] && rm -rf "$CTL"; true' EXIT
 run_in_guest() {
-  local ctl qrc=0 console_pid=
+  local ctl qrc=0 console_pid= t0=$SECONDS
   ctl=$(mktemp -d /tmp/v2-guest.XXXXXX)
   CTL=$ctl
   printf '%s\n' "$1" >"$ctl/cmd.sh"
@@ -213,6 +213,7 @@ run_in_guest() {
     -virtfs local,path="$ROOT",mount_tag=repo,security_model=passthrough,id=repo \
     -serial "file:$ctl/console.log" -serial stdio </dev/null || qrc=$?
   if [[ -n $console_pid ]]; then kill "$console_pid" 2>/dev/null || true; fi
+  log "the guest ran $((SECONDS - t0)) s (boot, command, power-off)"
   if [[ -f $ctl/rc ]]; then return "$(cat "$ctl/rc")"; fi
   log "the guest ended without an exit code (qemu status $qrc; 124 = timed out after ${TIMEOUT} s); console:"
   tail -n 30 "$ctl/console.log" >&2

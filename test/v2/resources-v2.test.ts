@@ -31,7 +31,7 @@ describe('resource kinds on cgroup v2 (systemd driver)', () => {
 
   it('cpu-throttle 0.2 slows a busy loop in the target at least 3x (cpu.max), not the control, and lifts on revert', async () => {
     // one loop at a time: the guest may have a single vCPU, which two loops would share
-    const loops = async () => [await v2BusyLoop(target, 3000), await v2BusyLoop(control, 3000)] as const;
+    const loops = async () => [await v2BusyLoop(target, 4000), await v2BusyLoop(control, 4000)] as const;
     const [base, controlBase] = await loops();
     const fault = await chaos.inject({ kind: 'cpu-throttle', target, cpus: 0.2 });
     expect(await v2Value(target, 'cpu.max')).toBe('20000 100000');

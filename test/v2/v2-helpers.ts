@@ -51,9 +51,10 @@ export async function v2Limits(c: StartedTestContainer): Promise<Record<string, 
  */
 export async function v2BusyLoop(c: StartedTestContainer, ms: number): Promise<{ iterations: number; cpus: number }> {
   const script = [
-    "a=$(awk '/^usage_usec/ {print $2}' /sys/fs/cgroup/cpu.stat); t0=${EPOCHREALTIME/./}",
-    `n=0; e=$((t0 + ${ms * 1000})); while ((\${EPOCHREALTIME/./} < e)); do n=$((n + 1)); done`,
-    "t1=${EPOCHREALTIME/./}; b=$(awk '/^usage_usec/ {print $2}' /sys/fs/cgroup/cpu.stat)",
+    // the clock is read around the reads of cpu.stat, so the CPU of those reads is in both
+    "t0=${EPOCHREALTIME/./}; a=$(awk '/^usage_usec/ {print $2}' /sys/fs/cgroup/cpu.stat)",
+    `n=0; s=\${EPOCHREALTIME/./}; e=$((s + ${ms * 1000})); while ((\${EPOCHREALTIME/./} < e)); do n=$((n + 1)); done`,
+    "b=$(awk '/^usage_usec/ {print $2}' /sys/fs/cgroup/cpu.stat); t1=${EPOCHREALTIME/./}",
     'echo "$n $((b - a)) $((t1 - t0))"',
   ].join('\n');
   const { output, exitCode } = await sh(c, script);
