@@ -2,12 +2,13 @@
 // machine and printed as a table. No pass/fail: the goals are printed beside.
 import autocannon from 'autocannon';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
 import { createChaos } from '../src/index.js';
 import { startDemoSystem } from '../examples/demo-system.js';
 import { kernel } from '../src/kernel/kernel.js';
+import { KernelObserver } from '../src/observe/kernel-observer.js';
 import { TargetResolver } from '../src/targets/resolve-target.js';
 
 process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
@@ -65,7 +66,7 @@ async function throughput(url: string, seconds: number): Promise<number> {
 // kernel.bpf_stats_enabled makes the kernel time every program run; it costs a
 // little, so it is on only for this run and restored to what it was.
 const BPF_STATS = '/proc/sys/kernel/bpf_stats_enabled';
-function programStats(): { ns: number; runs: number } {
+function programStats(prefix = 'vc_'): { ns: number; runs: number } {
   const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as {
     name?: string;
     run_time_ns?: number;
@@ -75,7 +76,7 @@ function programStats(): { ns: number; runs: number } {
   let ns = 0;
   let runs = 0;
   for (const p of progs) {
-    if (!p.name?.startsWith('vc_')) continue; // only this process loads ours while the bench runs
+    if (!p.name?.startsWith(prefix)) continue; // only this process loads ours while the bench runs
     ns += p.run_time_ns ?? 0;
     runs += p.run_cnt ?? 0;
   }
@@ -93,12 +94,102 @@ async function withBpfStats<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Bytes the kernel charges for the BPF maps this process holds (fdinfo memlock). */
+function mapMemoryBytes(): number {
+  let sum = 0;
+  for (const fd of readdirSync('/proc/self/fdinfo')) {
+    let info = '';
+    try {
+      info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+    } catch {
+      continue;
+    }
+    const m = /^memlock:\s+(\d+)/m.exec(info);
+    if (m && /^map_type:/m.test(info)) sum += Number(m[1]);
+  }
+  return sum;
+}
+
+/**
+ * Observers (chaos.observe) on the server: loopback HTTP throughput with none and with
+ * one attached (ABBA rounds), and what their tracepoints cost per event. They run for
+ * every event of the machine (each switch, wakeup, exit, connect exit...), observed or
+ * not, so the cost is also given per second of the whole machine.
+ */
+async function observerBench(url: string, resolved: Awaited<ReturnType<TargetResolver['resolve']>>): Promise<void> {
+  log('loopback HTTP throughput, alternating: no observer / an observer on the server');
+  const none: number[] = [];
+  const observed: number[] = [];
+  const withObserver = async <T>(fn: () => Promise<T>): Promise<{ value: T; seen: ReturnType<KernelObserver['stop']> }> => {
+    const obs = new KernelObserver(kernel(), resolved);
+    try {
+      const value = await fn();
+      return { value, seen: obs.stop() };
+    } finally {
+      obs.stop();
+    }
+  };
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 8);
+  for (let i = 0; i < rounds; i++) {
+    const one = async () => observed.push((await withObserver(() => throughput(url, 3))).value);
+    if (i % 2 === 0) {
+      none.push(await throughput(url, 3));
+      await one();
+    } else {
+      await one();
+      none.push(await throughput(url, 3));
+    }
+  }
+  const t0 = programStats('vc_obs_');
+  const wall0 = performance.now();
+  const { value: rps, seen } = await withObserver(() => withBpfStats(() => throughput(url, 3)));
+  const wallNs = (performance.now() - wall0) * 1e6;
+  const t1 = programStats('vc_obs_');
+  const ns = t1.ns - t0.ns;
+  const runs = t1.runs - t0.runs;
+  const a = quantile(observed, 0.5);
+  const b = quantile(none, 0.5);
+  rows.push({
+    what: 'observer rounds (3 s each, ABBA), req/s none | observed',
+    value: `${none.map((x) => x.toFixed(0)).join(' ')} | ${observed.map((x) => x.toFixed(0)).join(' ')}`,
+    goal: '-',
+  });
+  rows.push({
+    what: 'loopback HTTP req/s: no observer | an observer on the server (medians)',
+    value: `${b.toFixed(0)} | ${a.toFixed(0)}`,
+    goal: '-',
+  });
+  rows.push({ what: 'throughput ratio observed / none', value: (a / b).toFixed(3), goal: '>= 0.98' });
+  if (runs > 0) {
+    rows.push({
+      what: 'observer tracepoints: ns per event (bpf_stats, separate round), events per request',
+      value: `${(ns / runs).toFixed(0)} ns, ${(runs / (rps * 3)).toFixed(1)}`,
+      goal: '<= 200 ns',
+    });
+    rows.push({
+      what: 'observer tracepoints: events/s machine-wide, share of the machine CPU',
+      value: `${((runs / wallNs) * 1e9).toFixed(0)}/s, ${((ns / (wallNs * availableParallelism())) * 100).toFixed(2)} %`,
+      goal: '<= 1 %',
+    });
+    rows.push({
+      what: 'what that observer saw of the server in the timed round',
+      value: `${seen.runqueueSamples} runqueue waits, p99 ${seen.runqueueDelayP99Us} us, ${seen.tcpRetransmits} retransmits`,
+      goal: '-',
+    });
+  }
+}
+
 async function main(): Promise<void> {
   try {
     await run();
   } finally {
     writeFileSync(BPF_STATS, statsWas);
   }
+  const w1 = Math.max(...rows.map((r) => r.what.length));
+  const w2 = Math.max(...rows.map((r) => r.value.length));
+  console.log(`\n${'measure'.padEnd(w1)}  ${'value'.padStart(w2)}  goal`);
+  console.log(`${'-'.repeat(w1)}  ${'-'.repeat(w2)}  ----`);
+  for (const r of rows) console.log(`${r.what.padEnd(w1)}  ${r.value.padStart(w2)}  ${r.goal}`);
 }
 
 async function run(): Promise<void> {
@@ -121,9 +212,40 @@ async function run(): Promise<void> {
       .start();
     containers.push(target);
 
+    const url = `http://127.0.0.1:${port}/`;
+    const resolved = await new TargetResolver().resolve(server);
+    await throughput(url, 4); // warm-up: the server's JIT, the kernel's caches
+    if (process.env.BENCH_ONLY === 'observe') {
+      await observerBench(url, resolved);
+      return;
+    }
     const chaos = createChaos({ seed: 1, progress: false });
+    const mem0 = mapMemoryBytes();
     const t0 = performance.now();
     await (await chaos.inject({ kind: 'network-loss', target, percent: 10 })).revert();
+    const mem1 = mapMemoryBytes();
+    const held = [];
+    for (let i = 0; i < 64; i++) held.push(await chaos.inject({ kind: 'network-loss', target, percent: 0, port: 9 }));
+    const mem64 = mapMemoryBytes();
+    for (const f of held) await f.revert();
+    const k = kernel();
+    void k.connect;
+    const mem2 = mapMemoryBytes();
+    void k.veth;
+    void k.dns;
+    void k.syscallSignal;
+    const mem3 = mapMemoryBytes();
+    const mb = (b: number) => (b / 1e6).toFixed(2);
+    rows.push({
+      what: 'BPF map memory: loss object / + connect object / all objects, MB',
+      value: `${mb(mem1 - mem0)} / ${mb(mem2 - mem0)} / ${mb(mem3 - mem0)}`,
+      goal: 'small (with 8 preallocated slots a target: 1.92 / 11.64 / 17.20)',
+    });
+    rows.push({
+      what: 'BPF map memory added by 64 loss faults on one target, KB',
+      value: ((mem64 - mem1) / 1e3).toFixed(1),
+      goal: '-',
+    });
     rows.push({
       what: 'first inject+revert of the process (loads the BPF object), ms',
       value: (performance.now() - t0).toFixed(1),
@@ -165,9 +287,6 @@ async function run(): Promise<void> {
     }
 
     log('loopback HTTP throughput, alternating: none attached / attached with no fault');
-    const url = `http://127.0.0.1:${port}/`;
-    const resolved = await new TargetResolver().resolve(server);
-    await throughput(url, 4); // warm-up: the server's JIT, the kernel's caches
     const none: number[] = [];
     const attached: number[] = [];
     let bpfNs = 0;
@@ -233,14 +352,10 @@ async function run(): Promise<void> {
         goal: '<= 1 %',
       });
     }
+    await observerBench(url, resolved);
   } finally {
     await Promise.allSettled(containers.map((c) => c.stop({ timeout: 0 })));
   }
-  const w1 = Math.max(...rows.map((r) => r.what.length));
-  const w2 = Math.max(...rows.map((r) => r.value.length));
-  console.log(`\n${'measure'.padEnd(w1)}  ${'value'.padStart(w2)}  goal`);
-  console.log(`${'-'.repeat(w1)}  ${'-'.repeat(w2)}  ----`);
-  for (const r of rows) console.log(`${r.what.padEnd(w1)}  ${r.value.padStart(w2)}  ${r.goal}`);
 }
 
 await main();

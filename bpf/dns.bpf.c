@@ -9,69 +9,65 @@
 #include <bpf/bpf_endian.h>
 #include "dns.h"
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, __u32);
-} dns_slots SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024 * VC_MAX_SLOTS);
-	__type(key, struct vc_slot_key);
-	__type(value, struct vc_dns_rule);
-} dns_rules SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024 * VC_MAX_SLOTS);
-	__type(key, struct vc_slot_key);
-	__type(value, struct vc_dns_stats);
-} dns_stats SEC(".maps");
+VC_SLOT_MAPS(dns, struct vc_dns_rule, struct vc_dns_stats);
 
 enum hook { HOOK_CONNECT, HOOK_SENDMSG, HOOK_RECVMSG };
+
+struct dns_walk {
+	__u64 cgid;
+	__u64 mask;
+	struct bpf_sock_addr *ctx;
+	enum hook hook;
+	__u32 addr, port;
+};
+
+/* Returns 1 (stop) once a slot rewrote the address. */
+static long dns_slot(__u32 slot, void *data)
+{
+	struct dns_walk *w = data;
+	struct bpf_sock_addr *ctx = w->ctx;
+	struct vc_slot_key key = { .cgroup_id = w->cgid, .slot = slot };
+	struct vc_dns_rule *r;
+	struct vc_dns_stats *s;
+
+	if (!vc_slot_used(w->mask, slot))
+		return 0;
+	r = bpf_map_lookup_elem(&dns_rules, &key);
+	s = bpf_map_lookup_elem(&dns_stats, &key);
+	if (!r || !s)
+		return 0;
+	if (w->hook == HOOK_RECVMSG) {
+		/* A reply from our resolver: say it came from the nameserver. */
+		if (w->addr != r->redirect_addr || w->port != r->redirect_port)
+			return 0;
+		ctx->user_ip4 = r->ns_addr;
+		ctx->user_port = r->ns_port;
+		__sync_fetch_and_add(&s->replies_rewritten, 1);
+		return 1;
+	}
+	if (w->addr != r->ns_addr || w->port != r->ns_port)
+		return 0;
+	ctx->user_ip4 = r->redirect_addr;
+	ctx->user_port = r->redirect_port;
+	if (w->hook == HOOK_CONNECT)
+		__sync_fetch_and_add(&s->connects_redirected, 1);
+	else
+		__sync_fetch_and_add(&s->sends_redirected, 1);
+	return 1;
+}
 
 static __always_inline int rewrite(struct bpf_sock_addr *ctx, enum hook hook)
 {
 	__u64 cgid = bpf_get_current_cgroup_id();
-	__u32 *mask = bpf_map_lookup_elem(&dns_slots, &cgid);
-	__u32 addr, port;
+	__u64 *mask = bpf_map_lookup_elem(&dns_slots, &cgid);
+	struct dns_walk w = { .cgid = cgid, .ctx = ctx, .hook = hook };
 
 	if (!mask || !*mask)
 		return 1;
-	addr = ctx->user_ip4;
-	port = (__u16)ctx->user_port;
-	for (__u32 slot = 0; slot < VC_MAX_SLOTS; slot++) {
-		struct vc_slot_key key = { .cgroup_id = cgid, .slot = slot };
-		struct vc_dns_rule *r;
-		struct vc_dns_stats *s;
-
-		if (!(*mask & (1u << slot)))
-			continue;
-		r = bpf_map_lookup_elem(&dns_rules, &key);
-		s = bpf_map_lookup_elem(&dns_stats, &key);
-		if (!r || !s)
-			continue;
-		if (hook == HOOK_RECVMSG) {
-			/* A reply from our resolver: say it came from the nameserver. */
-			if (addr != r->redirect_addr || port != r->redirect_port)
-				continue;
-			ctx->user_ip4 = r->ns_addr;
-			ctx->user_port = r->ns_port;
-			__sync_fetch_and_add(&s->replies_rewritten, 1);
-			return 1;
-		}
-		if (addr != r->ns_addr || port != r->ns_port)
-			continue;
-		ctx->user_ip4 = r->redirect_addr;
-		ctx->user_port = r->redirect_port;
-		if (hook == HOOK_CONNECT)
-			__sync_fetch_and_add(&s->connects_redirected, 1);
-		else
-			__sync_fetch_and_add(&s->sends_redirected, 1);
-		return 1;
-	}
+	w.mask = *mask;
+	w.addr = ctx->user_ip4;
+	w.port = (__u16)ctx->user_port;
+	bpf_loop(vc_slot_span(w.mask), dns_slot, &w, 0);
 	return 1;
 }
 

@@ -8,70 +8,53 @@
 #include <bpf/bpf_endian.h>
 #include "packet-drop.h"
 
-/* cgroup id -> bitmask of slots in use: one lookup decides for unfaulted traffic. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, __u32);
-} drop_slots SEC(".maps");
+VC_SLOT_MAPS(drop, struct vc_pkt_rule, struct vc_drop_stats);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024 * VC_MAX_SLOTS);
-	__type(key, struct vc_slot_key);
-	__type(value, struct vc_pkt_rule);
-} drop_rules SEC(".maps");
+struct drop_walk {
+	__u64 cgid;
+	__u64 mask;
+	__u32 dir;
+	int verdict;
+	struct vc_pkt p;
+};
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024 * VC_MAX_SLOTS);
-	__type(key, struct vc_slot_key);
-	__type(value, struct vc_drop_stats);
-} drop_stats SEC(".maps");
+static long drop_slot(__u32 slot, void *data)
+{
+	struct drop_walk *w = data;
+	struct vc_pkt_rule *r;
+	struct vc_drop_stats *s = vc_slot_matching(&drop_rules, &drop_stats, w->cgid, w->mask, slot,
+	                                           &w->p, w->dir, &r);
+
+	if (!s)
+		return 0;
+	VC_COUNT(s, w->dir, seen);
+	/* A packet already dropped by an earlier slot is seen but not drawn for. */
+	if (!w->verdict)
+		return 0;
+	if ((r->flags & VC_PKT_ALL) || vc_draw(&s->rng) < r->threshold) {
+		w->verdict = 0;
+		VC_COUNT(s, w->dir, dropped);
+	}
+	return 0;
+}
 
 static __always_inline int filter(struct __sk_buff *skb, __u32 dir)
 {
 	__u64 cgid = bpf_skb_cgroup_id(skb);
-	__u32 *mask = bpf_map_lookup_elem(&drop_slots, &cgid);
-	struct vc_pkt p;
-	int verdict = 1;
+	__u64 *mask = bpf_map_lookup_elem(&drop_slots, &cgid);
+	struct drop_walk w = { .cgid = cgid, .dir = dir, .verdict = 1 };
 
 	if (!mask || !*mask)
 		return 1;
-	vc_parse_ipv4(skb, 0, &p, false);
-	for (__u32 slot = 0; slot < VC_MAX_SLOTS; slot++) {
-		struct vc_slot_key key = { .cgroup_id = cgid, .slot = slot };
-		struct vc_pkt_rule *r;
-		struct vc_drop_stats *s;
-
-		if (!(*mask & (1u << slot)))
-			continue;
-		r = bpf_map_lookup_elem(&drop_rules, &key);
-		s = bpf_map_lookup_elem(&drop_stats, &key);
-		if (!r || !s || !vc_pkt_matches(r, &p, dir))
-			continue;
-		if (dir == VC_PKT_EGRESS)
-			__sync_fetch_and_add(&s->egress_seen, 1);
-		else
-			__sync_fetch_and_add(&s->ingress_seen, 1);
-		/* A packet already dropped by an earlier slot is seen but not drawn for. */
-		if (!verdict)
-			continue;
-		if ((r->flags & VC_PKT_ALL) || vc_draw(&s->rng) < r->threshold) {
-			verdict = 0;
-			if (dir == VC_PKT_EGRESS)
-				__sync_fetch_and_add(&s->egress_dropped, 1);
-			else
-				__sync_fetch_and_add(&s->ingress_dropped, 1);
-		}
-	}
+	w.mask = *mask;
+	vc_parse_ip(skb, 0, &w.p, false);
+	bpf_loop(vc_slot_span(w.mask), drop_slot, &w, 0);
 	/* An egress drop returns 2 (drop + NET_XMIT_CN): the sender sees no
 	 * error, as on a lossy wire. Plain 0 would fail UDP sends and TCP connects
 	 * with EPERM at once, which is not what loss or a silent partition look like. */
-	if (!verdict && dir == VC_PKT_EGRESS)
-		return 2;
-	return verdict;
+	if (!w.verdict)
+		return dir == VC_PKT_EGRESS ? 2 : 0;
+	return 1;
 }
 
 SEC("cgroup_skb/ingress")

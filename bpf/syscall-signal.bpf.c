@@ -9,59 +9,51 @@
 #include <bpf/bpf_helpers.h>
 #include "syscall-signal.h"
 
-/* cgroup id -> bitmask of slots in use. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, __u32);
-} sig_slots SEC(".maps");
+VC_SLOT_MAPS(sig, struct vc_sig_rule, struct vc_sig_stats);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024 * VC_MAX_SLOTS);
-	__type(key, struct vc_slot_key);
-	__type(value, struct vc_sig_rule);
-} sig_rules SEC(".maps");
+struct sig_walk {
+	__u64 cgid;
+	__u64 mask;
+	long nr;
+};
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024 * VC_MAX_SLOTS);
-	__type(key, struct vc_slot_key);
-	__type(value, struct vc_sig_stats);
-} sig_stats SEC(".maps");
+static long sig_slot(__u32 slot, void *data)
+{
+	struct sig_walk *w = data;
+	struct vc_slot_key key = { .cgroup_id = w->cgid, .slot = slot };
+	struct vc_sig_rule *r;
+	struct vc_sig_stats *s;
+	__u64 before;
+
+	if (!vc_slot_used(w->mask, slot))
+		return 0;
+	r = bpf_map_lookup_elem(&sig_rules, &key);
+	s = bpf_map_lookup_elem(&sig_stats, &key);
+	if (!r || !s || w->nr != (long)r->nr)
+		return 0;
+	before = __sync_fetch_and_add(&s->matched, 1);
+	if (before < r->after_count)
+		return 0;
+	if (!(r->flags & VC_SIG_ALL) && vc_draw(&s->rng) >= r->threshold)
+		return 0;
+	if (bpf_send_signal(r->signal) == 0)
+		__sync_fetch_and_add(&s->signaled, 1);
+	return 0;
+}
 
 /* tp_btf/sys_enter: ctx[0] is struct pt_regs *, ctx[1] the syscall number. */
 SEC("tp_btf/sys_enter")
 int vc_syscall_sig(__u64 *ctx)
 {
 	__u64 cgid = bpf_get_current_cgroup_id();
-	__u32 *mask = bpf_map_lookup_elem(&sig_slots, &cgid);
-	long nr;
+	__u64 *mask = bpf_map_lookup_elem(&sig_slots, &cgid);
+	struct sig_walk w = { .cgid = cgid };
 
 	if (!mask || !*mask)
 		return 0;
-	nr = (long)ctx[1];
-	for (__u32 slot = 0; slot < VC_MAX_SLOTS; slot++) {
-		struct vc_slot_key key = { .cgroup_id = cgid, .slot = slot };
-		struct vc_sig_rule *r;
-		struct vc_sig_stats *s;
-		__u64 before;
-
-		if (!(*mask & (1u << slot)))
-			continue;
-		r = bpf_map_lookup_elem(&sig_rules, &key);
-		s = bpf_map_lookup_elem(&sig_stats, &key);
-		if (!r || !s || nr != (long)r->nr)
-			continue;
-		before = __sync_fetch_and_add(&s->matched, 1);
-		if (before < r->after_count)
-			continue;
-		if (!(r->flags & VC_SIG_ALL) && vc_draw(&s->rng) >= r->threshold)
-			continue;
-		if (bpf_send_signal(r->signal) == 0)
-			__sync_fetch_and_add(&s->signaled, 1);
-	}
+	w.mask = *mask;
+	w.nr = (long)ctx[1];
+	bpf_loop(vc_slot_span(w.mask), sig_slot, &w, 0);
 	return 0;
 }
 

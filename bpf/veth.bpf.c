@@ -11,33 +11,14 @@
 
 #define ETH_HLEN_ 14
 #define ETH_P_IP_ 0x0800
+#define ETH_P_IPV6_ 0x86DD
 #define CHECKSUM_PARTIAL_ 3
 #define TC_ACT_UNSPEC_ (-1) /* TCX_NEXT: let later programs and the stack decide */
 #define BPF_F_INGRESS_ 1
 
 extern void *bpf_cast_to_kern_ctx(void *) __ksym;
 
-/* ifindex -> bitmask of slots in use */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, __u32);
-} veth_slots SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024 * VC_MAX_SLOTS);
-	__type(key, struct vc_slot_key);
-	__type(value, struct vc_pkt_rule);
-} veth_rules SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024 * VC_MAX_SLOTS);
-	__type(key, struct vc_slot_key);
-	__type(value, struct vc_veth_stats);
-} veth_stats SEC(".maps");
+VC_SLOT_MAPS(veth, struct vc_pkt_rule, struct vc_veth_stats);
 
 static __always_inline bool offloaded(struct __sk_buff *ctx)
 {
@@ -75,12 +56,50 @@ static __always_inline bool duplicate(struct __sk_buff *skb, __u32 dir)
 	return rc == 0;
 }
 
+struct veth_walk {
+	__u64 ifindex;
+	__u64 mask;
+	struct __sk_buff *skb;
+	__u32 dir;
+	bool corrupted, duplicated;
+	struct vc_pkt p;
+};
+
+static long veth_slot(__u32 slot, void *data)
+{
+	struct veth_walk *w = data;
+	struct __sk_buff *skb = w->skb;
+	__u32 dir = w->dir;
+	struct vc_pkt_rule *r;
+	struct vc_veth_stats *s = vc_slot_matching(&veth_rules, &veth_stats, w->ifindex, w->mask,
+	                                           slot, &w->p, dir, &r);
+	bool hit = false;
+
+	if (!s)
+		return 0;
+	VC_COUNT(s, dir, seen);
+	/* Draw only for packets this slot can act on, so a seed replays. */
+	if ((r->flags & VC_PKT_CORRUPT) && !w->corrupted && w->p.payload_len > 0 &&
+	    ((r->flags & VC_PKT_ALL) || vc_draw(&s->rng) < r->threshold)) {
+		bool partial = offloaded(skb);
+
+		hit = w->corrupted = corrupt(skb, &w->p, s);
+		if (hit && partial)
+			VC_COUNT(s, dir, offloaded);
+	} else if ((r->flags & VC_PKT_DUPLICATE) && !w->duplicated &&
+	           ((r->flags & VC_PKT_ALL) || vc_draw(&s->rng) < r->threshold)) {
+		hit = w->duplicated = duplicate(skb, dir);
+	}
+	if (hit)
+		VC_COUNT(s, dir, hit);
+	return 0;
+}
+
 static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 {
 	__u64 ifindex = skb->ifindex;
-	__u32 *mask;
-	struct vc_pkt p;
-	bool corrupted = false, duplicated = false;
+	__u64 *mask;
+	struct veth_walk w = { .ifindex = ifindex, .skb = skb, .dir = dir };
 
 	if (skb->tc_index == VC_VETH_CLONE_TAG) {
 		skb->tc_index = 0;
@@ -89,49 +108,10 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 dir)
 	mask = bpf_map_lookup_elem(&veth_slots, &ifindex);
 	if (!mask || !*mask)
 		return TC_ACT_UNSPEC_;
-	if (skb->protocol == bpf_htons(ETH_P_IP_))
-		vc_parse_ipv4(skb, ETH_HLEN_, &p, true);
-	else
-		__builtin_memset(&p, 0, sizeof(p));
-	for (__u32 slot = 0; slot < VC_MAX_SLOTS; slot++) {
-		struct vc_slot_key key = { .cgroup_id = ifindex, .slot = slot };
-		struct vc_pkt_rule *r;
-		struct vc_veth_stats *s;
-		bool hit = false;
-
-		if (!(*mask & (1u << slot)))
-			continue;
-		r = bpf_map_lookup_elem(&veth_rules, &key);
-		s = bpf_map_lookup_elem(&veth_stats, &key);
-		if (!r || !s || !vc_pkt_matches(r, &p, dir))
-			continue;
-		if (dir == VC_PKT_EGRESS)
-			__sync_fetch_and_add(&s->egress_seen, 1);
-		else
-			__sync_fetch_and_add(&s->ingress_seen, 1);
-		/* Draw only for packets this slot can act on, so a seed replays. */
-		if ((r->flags & VC_PKT_CORRUPT) && !corrupted && p.payload_len > 0 &&
-		    ((r->flags & VC_PKT_ALL) || vc_draw(&s->rng) < r->threshold)) {
-			bool partial = offloaded(skb);
-
-			hit = corrupted = corrupt(skb, &p, s);
-			if (hit && partial) {
-				if (dir == VC_PKT_EGRESS)
-					__sync_fetch_and_add(&s->egress_offloaded, 1);
-				else
-					__sync_fetch_and_add(&s->ingress_offloaded, 1);
-			}
-		} else if ((r->flags & VC_PKT_DUPLICATE) && !duplicated &&
-		           ((r->flags & VC_PKT_ALL) || vc_draw(&s->rng) < r->threshold)) {
-			hit = duplicated = duplicate(skb, dir);
-		}
-		if (hit) {
-			if (dir == VC_PKT_EGRESS)
-				__sync_fetch_and_add(&s->egress_hit, 1);
-			else
-				__sync_fetch_and_add(&s->ingress_hit, 1);
-		}
-	}
+	w.mask = *mask;
+	if (skb->protocol == bpf_htons(ETH_P_IP_) || skb->protocol == bpf_htons(ETH_P_IPV6_))
+		vc_parse_ip(skb, ETH_HLEN_, &w.p, true);
+	bpf_loop(vc_slot_span(w.mask), veth_slot, &w, 0);
 	return TC_ACT_UNSPEC_;
 }
 

@@ -21,6 +21,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -490,6 +491,28 @@ Napi::Value LiveLinks(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), state ? state->links.size() : 0);
 }
 
+// The credentials of the process at the other end of a connected unix socket
+// (SO_PEERCRED), for the kill switch's channel: Node has no API for them.
+Napi::Value PeerCredentials(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "peerCredentials(fd): fd must be a number").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct ucred cred = {};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    Napi::Error::New(env, std::string("SO_PEERCRED: ") + strerror(errno)).ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", Napi::Number::New(env, cred.pid));
+  out.Set("uid", Napi::Number::New(env, cred.uid));
+  out.Set("gid", Napi::Number::New(env, cred.gid));
+  return out;
+}
+
 void Cleanup(void *arg) {
   auto *state = static_cast<EnvState *>(arg);
   // Release() edits the set, so copy first.
@@ -514,6 +537,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("BpfLink", link);
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
   exports.Set("liveLinks", Napi::Function::New(env, LiveLinks));
+  exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials));
   return exports;
 }
 

@@ -2,7 +2,9 @@
 # Builds the local Docker images the tests run (steps d-e of scripts/setup.sh; can run alone):
 #   vitest-chaos/base:bookworm       debootstrap --variant=minbase bookworm, `docker import`ed
 #                                    (there is no registry here: nothing can be pulled)
-#   vitest-chaos/<name>:latest       for every fixtures/<name>/Dockerfile (FROM the base image)
+#   vitest-chaos/<name>:latest       for every fixtures/<name>/Dockerfile (FROM the base image);
+#                                    fixtures/<name>/prepare.sh, if any, runs first (it may need
+#                                    node_modules: scripts/setup.sh runs npm ci before this)
 # Idempotent: the base is built only when missing; a fixture is rebuilt only when the sha256 of
 # its directory (label vitest-chaos.fixture-hash) or the base image's id (label
 # vitest-chaos.base-id) differ from what the existing image carries.
@@ -127,6 +129,14 @@ build_fixture() {
   local dir=$1 name image want base_id have old_id reason t0=$EPOCHREALTIME
   name=$(basename "$dir")
   image=vitest-chaos/$name:latest
+  # A fixture's prepare.sh writes what its build context needs from the host (trading-api: pg and
+  # ioredis bundled from node_modules into build/), deterministically, before the hash is taken.
+  if [[ -f $dir/prepare.sh ]]; then
+    bash "$dir/prepare.sh" >"$LOG_DIR/prepare-$name.log" 2>&1 || {
+      show_log "$LOG_DIR/prepare-$name.log"
+      die "fixtures/$name/prepare.sh failed"
+    }
+  fi
   want=$(fixture_hash "$dir")
   base_id=$(docker image inspect --format '{{.Id}}' "$BASE_IMAGE")
   have=$(docker image inspect --format \

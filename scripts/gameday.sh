@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job of the README: set-up (idempotent), then the example game day
-# against the demo services in examples/.
+# The main job of the README: set-up (idempotent), then the game day: ten experiments
+# (examples/NN-*.gameday.ts) on the trading stack (nginx, the trading API, PostgreSQL,
+# Redis; examples/trading/). Prints the game day's wall time at the end.
 #   sudo bash scripts/gameday.sh [vitest args...]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,4 +16,8 @@ if [[ $EUID -ne 0 ]]; then
 fi
 bash scripts/setup.sh
 export TESTCONTAINERS_RYUK_DISABLED=true
-exec npx vitest run --config examples/vitest.config.ts "$@"
+T0=$EPOCHREALTIME
+rc=0
+npx vitest run --config examples/vitest.config.ts "$@" || rc=$?
+echo "[gameday] wall time: $(awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f s", b - a }') (the experiments, set-up excluded); exit $rc"
+exit $rc

@@ -79,7 +79,7 @@ if (process.platform !== 'linux') {
   fail([`${why}, and vitest-chaos runs only on Linux (eBPF in the kernel that runs the containers).`,
     'On macOS or Windows, run the tests inside a Linux VM or a privileged Linux container.']);
 }
-const objects = ['packet-drop', 'connect', 'syscall-signal', 'veth', 'dns'];
+const objects = ['packet-drop', 'connect', 'syscall-signal', 'veth', 'dns', 'conn-limit', 'observe'];
 const needBpf = objects.some((o) => !existsSync(join(root, 'bpf', `${o}.bpf.o`)));
 const missing = missingForBuild(needBpf);
 if (!resolvable('node-addon-api')) {

@@ -4,11 +4,12 @@
 # Steps, each skipped when already done:
 #   1. Debian packages (apt-get only when one is missing)
 #   2. Docker engine (starts dockerd in the background when `docker info` fails)
-#   3. images: vitest-chaos/base:bookworm + fixtures/*  (scripts/fixture-images.sh)
-#   4. npm dependencies (npm ci when node_modules is missing or older than package-lock.json)
-#   5. npm run build (bpf/, native/, TypeScript)
+#   3. npm dependencies (npm ci when node_modules is missing or older than package-lock.json)
+#   4. npm run build (bpf/, native/, TypeScript)
+#   5. images: vitest-chaos/base:bookworm + fixtures/*  (scripts/fixture-images.sh; after npm:
+#      fixtures/trading-api/prepare.sh bundles pg and ioredis from node_modules)
 # Environment:
-#   SETUP_SKIP_BUILD=1      skip step 5
+#   SETUP_SKIP_BUILD=1      skip step 4
 #   SETUP_REBUILD_IMAGES=1  rebuild the images even when up to date
 #   SETUP_BUILD_NETWORK=    auto (default) | default | host  (see scripts/fixture-images.sh)
 # Logs go to .cache/setup/ and /var/log/vitest-chaos-dockerd.log. Nothing is exported.
@@ -200,6 +201,6 @@ step_npm() {
 
 step_packages
 step_docker
+step_npm # before the images: fixtures/trading-api/prepare.sh bundles from node_modules
 step_images
-step_npm
 log "done in $(since "$T_START") s ($(IFS=,; echo "${TIMES[*]}" | sed 's/,/, /g'))"

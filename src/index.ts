@@ -17,3 +17,5 @@ export type { LoadOptions, LoadTotals } from './steady-state/load-generator.js';
 export type { ProbeSpec } from './steady-state/probes.js';
 export type { WindowStats } from './steady-state/recorder.js';
 export type { Slos, SloName } from './steady-state/slo.js';
+export { KernelObserver, type KernelObservation, type ObserverMark, type OomKill, type ProcessExit } from './observe/kernel-observer.js';
+export { kernelChanges, type KernelChange } from './observe/kernel-changes.js';

@@ -28,6 +28,7 @@ import { PreflightGate } from './preflight-gate.js';
 import type { PreflightResult } from './preflight.js';
 import { TestSeeds } from './test-seeds.js';
 import { experimentEvent } from '../report/chaos-metrics.js';
+import { KernelObserver } from '../observe/kernel-observer.js';
 import { sendChaosEvent } from '../report/metrics-channel.js';
 
 export type { FaultSpec } from '../faults/kinds.js';
@@ -80,6 +81,7 @@ export class Chaos implements ControlMember {
   readonly resolver: TargetResolver;
   private readonly radius: BlastRadius;
   private readonly active = new Set<ActiveFault<object>>();
+  private readonly byTest = new WeakMap<object, Set<ActiveFault<object>>>();
   private readonly seeds: TestSeeds;
   private readonly gate: PreflightGate;
   private readonly reap: () => Promise<void>;
@@ -158,9 +160,9 @@ export class Chaos implements ControlMember {
       const meta = test.meta as { vitestChaos?: { experiments: ExperimentResult[] } };
       meta.vitestChaos ??= { experiments: [] };
       meta.vitestChaos.experiments.push(result);
-      await test.context.annotate(summarize(result), 'vitest-chaos').catch(() => undefined);
+      await annotate(test, summarize(result), 'vitest-chaos');
       // A property of its own in JUnit output, for CI tools that read properties by name.
-      await test.context.annotate(`${result.name}: ${result.verdict}`, 'vitest-chaos.verdict').catch(() => undefined);
+      await annotate(test, `${result.name}: ${result.verdict}`, 'vitest-chaos.verdict');
     }
     await sendChaosEvent(this.metricsSocket, experimentEvent(result));
     if (result.error && !test?.context.signal.aborted) throw new Error(`chaos.experiment(${opts.name}): ${result.error}`);
@@ -201,6 +203,58 @@ export class Chaos implements ControlMember {
       const spec = (step && typeof step === 'object' && 'fault' in step ? step.fault : step) as { kind?: unknown };
       for (const p of faultKinds.get(String(spec.kind))?.programs ?? []) void k[p];
     }
+  }
+
+  /**
+   * Watches what the kernel does to a container (TCP retransmits, connects and their
+   * errors, runqueue delay, block I/O waits and bytes, OOM kills, process exits), from
+   * now until `stop()` or the end of the test: `obs.snapshot()` is what it saw so far.
+   * Read-only: any running container may be observed (a restarted one is followed).
+   */
+  async observe(container: ContainerRef): Promise<KernelObserver> {
+    const where = 'chaos.observe()';
+    const test = currentTest();
+    await this.gate.require(test);
+    const t = await this.radius.resolve(container, 'container', where, { readOnly: true });
+    const obs = new KernelObserver(kernel(), t, () => this.relocate(t));
+    test?.context.onTestFinished(() => void obs.stop());
+    return obs;
+  }
+
+  /** A container again after a restart; by name when it was re-created under a new id. */
+  private relocate(t: ResolvedTarget): Promise<ResolvedTarget | null> {
+    return this.resolver
+      .resolve(t.id)
+      .catch(() => this.resolver.resolve(t.name))
+      .catch(() => null);
+  }
+
+  /**
+   * Observers on every target the experiment's faults choose (with the seeds the
+   * experiment will inject them with) and on `also` (its `observe` option), started
+   * now; the experiment stops them.
+   */
+  async observeTargets(specs: readonly { spec: FaultSpec; seed: number }[], also: readonly ContainerRef[] = []): Promise<KernelObserver[]> {
+    if (this.dryRun) return [];
+    const targets = new Map<string, ResolvedTarget>();
+    for (const { spec, seed } of specs) {
+      const plan = await this.plan(spec, seed);
+      for (const t of plan.chosen) if (t.state !== 'stopped' && !targets.has(t.id)) targets.set(t.id, t);
+    }
+    for (const [i, ref] of also.entries()) {
+      const t = await this.radius.resolve(ref, `observe.${i}`, 'chaos.experiment()', { readOnly: true });
+      if (!targets.has(t.id)) targets.set(t.id, t);
+    }
+    const observers: KernelObserver[] = [];
+    try {
+      for (const t of targets.values()) {
+        observers.push(new KernelObserver(kernel(), t, () => this.relocate(t)));
+      }
+    } catch (err) {
+      for (const o of observers) o.stop();
+      throw err;
+    }
+    return observers;
   }
 
   /** Starts steady traffic now and records every request; `stop()` ends it and returns the totals. */
@@ -293,6 +347,7 @@ export class Chaos implements ControlMember {
       }
       for (const p of mine.parts) on.add(p.target, p.applied);
     };
+    const testFaults = test ? this.faultsOfTest(test) : undefined;
     const t0 = performance.now();
     if (!this.dryRun) await applyRange(Math.max(1, count));
     const applySeconds = (performance.now() - t0) / 1000;
@@ -304,10 +359,14 @@ export class Chaos implements ControlMember {
       plainParams(plan.params),
       () => {
         this.active.delete(fault);
+        testFaults?.delete(fault);
         if (!fault.dryRun) void sendChaosEvent(this.metricsSocket, { type: 'revert', kind });
+        warnIfUnmatched(fault, test);
       },
       {
         dryRun: this.dryRun,
+        matched: (s) => impl.matched(s),
+        matchedWhat: impl.matchedWhat,
         chosen: plan.chosen.map(info),
         widen: this.dryRun
           ? undefined
@@ -319,7 +378,7 @@ export class Chaos implements ControlMember {
     );
     this.active.add(fault);
     if (!this.dryRun) await sendChaosEvent(this.metricsSocket, { type: 'inject', kind, applySeconds });
-    test?.context.onTestFinished(() => fault.revert());
+    testFaults?.add(fault);
     // A stop that came while we applied found nothing to revert: revert now.
     try {
       refuseIfStopped(where);
@@ -328,6 +387,28 @@ export class Chaos implements ControlMember {
       throw err;
     }
     return fault;
+  }
+
+  /**
+   * The faults of a test still in force, reverted (newest first) when it ends however it
+   * ends. One hook per test, not one per fault: a test that injects thousands of
+   * times (a soak) would otherwise keep every reverted fault alive in its hooks until it ends.
+   */
+  private faultsOfTest(test: NonNullable<ReturnType<typeof currentTest>>): Set<ActiveFault<object>> {
+    let faults = this.byTest.get(test);
+    if (!faults) {
+      const mine = new Set<ActiveFault<object>>();
+      faults = mine;
+      this.byTest.set(test, mine);
+      test.context.onTestFinished(async () => {
+        this.byTest.delete(test); // a retry of the test registers its own hook
+        const failed: unknown[] = [];
+        for (const f of [...mine].reverse()) await f.revert().catch((err: unknown) => failed.push(err));
+        if (failed.length === 1) throw failed[0];
+        if (failed.length) throw new AggregateError(failed, `${failed.length} fault(s) failed to revert`);
+      });
+    }
+    return faults;
   }
 
   /** For the kill switch: what is in force. */
@@ -372,3 +453,34 @@ export function createChaos(options?: ChaosOptions): Chaos {
 }
 
 export type { Kernel, RunningLoad };
+export type { KernelObserver };
+
+/**
+ * A fault that reached nothing by the time it was reverted did not test
+ * anything: say so (console and the test's annotations), naming the fault.
+ * An experiment says it in its verdict ('inconclusive') as well.
+ */
+function warnIfUnmatched(fault: ActiveFault<object>, test: ReturnType<typeof currentTest>): void {
+  let matched: number | null;
+  try {
+    matched = fault.matched();
+  } catch {
+    return;
+  }
+  if (matched !== 0) return;
+  const message = `vitest-chaos: ${fault} matched nothing while in force (0 ${fault.matchedWhat ?? 'things it counts'}): it had no effect to test`;
+  console.warn(message);
+  if (test) void annotate(test, message, 'warning');
+}
+
+/**
+ * Adds an annotation to the test while it runs. Vitest throws (synchronously) once the test
+ * has finished, which is when a fault bound to it is reverted: the console line stands then.
+ */
+async function annotate(test: NonNullable<ReturnType<typeof currentTest>>, message: string, type: string): Promise<void> {
+  try {
+    await test.context.annotate(message, type);
+  } catch {
+    // the test is over: nothing to attach the note to
+  }
+}

@@ -1,19 +1,35 @@
 // The kill switch's channel into each run. Every process that injects listens
 // on a unix socket in one directory (default /run/vitest-chaos, or
 // VITEST_CHAOS_CONTROL_DIR) that must be root-owned and 0700; the socket itself
-// is 0600. Node cannot read SO_PEERCRED, so the peer's uid is not checked on
-// the connection: the directory and file permissions are what keep everyone
-// but root out, and they are checked (not assumed) before listening.
+// is 0600. Those permissions keep everyone but root out, and they are checked
+// (not assumed) before listening; behind them, each connection's peer uid
+// (SO_PEERCRED, read by the addon) must be root's or ours, or it is closed
+// unanswered.
 // `vitest-chaos stop` also leaves a flag file there; every inject checks it
 // first, so nothing new is applied until `vitest-chaos resume` removes it.
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { processStartTicks } from '../journal/process-start.js';
+import { loadAddon } from '../kernel/addon.js';
 
 export const DEFAULT_CONTROL_DIR = '/run/vitest-chaos';
 const STOP_FLAG = 'stopped';
+/** A request is one short JSON line. */
+const MAX_REQUEST = 4096;
 
 export function controlDir(): string {
   return process.env.VITEST_CHAOS_CONTROL_DIR ?? DEFAULT_CONTROL_DIR;
@@ -33,6 +49,13 @@ export function ensureControlDir(dir = controlDir()): string {
   if (problem) {
     throw new Error(
       `vitest-chaos: the control directory ${dir} is unsafe (${problem}); the kill switch must be reachable by root only. Remove it or fix it (chown root, chmod 700).`,
+    );
+  }
+  try {
+    accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK);
+  } catch {
+    throw new Error(
+      `vitest-chaos: the control directory ${dir} is reachable by root only, and this process runs as uid ${process.getuid?.()}: run the kill switch as root (e.g. sudo npx vitest-chaos stop).`,
     );
   }
   return dir;
@@ -131,11 +154,62 @@ interface ChannelState {
 const KEY = Symbol.for('vitest-chaos.control-channel');
 type WithChannel = { [KEY]?: ChannelState };
 
+/** The records of the processes listening in the control directory (their sockets beside them). */
+export function processRecords(dir: string): ProcessRecord[] {
+  const out: ProcessRecord[] = [];
+  for (const name of readdirSync(dir)) {
+    if (!/^\d+-\d+\.json$/.test(name)) continue;
+    try {
+      out.push(JSON.parse(readFileSync(join(dir, name), 'utf8')) as ProcessRecord);
+    } catch {
+      // being written
+    }
+  }
+  return out;
+}
+
+/** Whether the process of a record still runs (same pid, same start time). */
+export const recordAlive = (r: ProcessRecord): boolean => processStartTicks(r.pid) === r.pidStart;
+
+/** Removes a record and its socket. */
+export function forgetRecord(dir: string, r: ProcessRecord): void {
+  rmSync(join(dir, `${r.pid}-${r.threadId}.sock`), { force: true });
+  rmSync(join(dir, `${r.pid}-${r.threadId}.json`), { force: true });
+}
+
+/**
+ * Removes the sockets and records of processes that died without removing them (SIGKILL):
+ * done by each process that starts listening, and by `vitest-chaos status | stop`. Returns them.
+ */
+export function forgetDeadRecords(dir: string): ProcessRecord[] {
+  const dead = processRecords(dir).filter((r) => !recordAlive(r));
+  for (const r of dead) forgetRecord(dir, r);
+  return dead;
+}
+
+/** The uid of the process at the other end of a connection to a unix socket, or null when it cannot be read. */
+export function peerUid(conn: Socket): number | null {
+  const fd = (conn as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return null;
+  try {
+    return loadAddon().peerCredentials(fd).uid;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a connection to the channel may be answered: its peer is root, or runs as this process's uid. */
+export function peerAllowed(conn: Socket): boolean {
+  const uid = peerUid(conn);
+  return uid !== null && (uid === 0 || uid === process.getuid?.());
+}
+
 /** Joins this Chaos instance to the process's channel, starting it on first use. */
 export async function joinControlChannel(member: ControlMember, info: { runPid: number; journalDir: string }): Promise<void> {
   const g = globalThis as WithChannel;
   if (!g[KEY]) {
     const dir = ensureControlDir();
+    forgetDeadRecords(dir);
     const base = `${process.pid}-${threadId}`;
     const socket = join(dir, `${base}.sock`);
     const record: ProcessRecord = {
@@ -150,13 +224,21 @@ export async function joinControlChannel(member: ControlMember, info: { runPid: 
     };
     const members = new Set<ControlMember>();
     const server = createServer((conn) => {
+      // Behind the directory's mode: another uid's connection is closed unanswered.
+      if (!peerAllowed(conn)) {
+        conn.destroy();
+        return;
+      }
       let buf = '';
       conn.setEncoding('utf8');
       conn.on('error', () => undefined);
       conn.on('data', (chunk) => {
         buf += chunk;
         const nl = buf.indexOf('\n');
-        if (nl < 0) return;
+        if (nl < 0) {
+          if (buf.length > MAX_REQUEST) conn.end(`${JSON.stringify({ error: 'request too long' })}\n`);
+          return;
+        }
         let req: ControlRequest;
         try {
           req = JSON.parse(buf.slice(0, nl)) as ControlRequest;

@@ -6,9 +6,7 @@
 // the kernel then drops its eBPF links and in-process proxies, and its journal
 // records (cgroup values, paused containers, burners, qdiscs) are reverted
 // here by the reaper, as the next run would. resume lowers the flag.
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Journal } from '../journal/journal.js';
 import { processStartTicks } from '../journal/process-start.js';
@@ -16,6 +14,10 @@ import {
   clearStopFlag,
   controlDir,
   ensureControlDir,
+  forgetDeadRecords,
+  forgetRecord,
+  processRecords,
+  recordAlive,
   readStopFlag,
   writeStopFlag,
   type ControlRequest,
@@ -23,29 +25,10 @@ import {
   type StatusReply,
   type StopReply,
 } from './control-channel.js';
+import { reapDeadRates } from './injection-rate.js';
 
 /** How long a process may take to answer before it is taken for stuck. Default 300 ms (stop must finish within 1 s). */
 const DEFAULT_GRACE_MS = 300;
-
-function records(dir: string): ProcessRecord[] {
-  const out: ProcessRecord[] = [];
-  for (const name of readdirSync(dir)) {
-    if (!name.endsWith('.json') || name.startsWith('rate-')) continue;
-    try {
-      out.push(JSON.parse(readFileSync(join(dir, name), 'utf8')) as ProcessRecord);
-    } catch {
-      // being written
-    }
-  }
-  return out;
-}
-
-const alive = (r: ProcessRecord) => processStartTicks(r.pid) === r.pidStart;
-
-function forget(dir: string, r: ProcessRecord): void {
-  rmSync(r.socket, { force: true });
-  rmSync(join(dir, `${r.pid}-${r.threadId}.json`), { force: true });
-}
 
 /**
  * Sends one request; null when no ack came within `ackMs` (stuck or gone) or
@@ -99,17 +82,18 @@ export async function stop(opts: { graceMs?: number; dir?: string } = {}): Promi
   const dir = ensureControlDir(opts.dir ?? controlDir());
   const grace = opts.graceMs ?? DEFAULT_GRACE_MS;
   const flag = writeStopFlag(dir);
+  reapDeadRates(dir);
   const lines = [`kill switch ON since ${flag.since}: new injects are refused until \`vitest-chaos resume\``];
   let ok = true;
-  const all = records(dir);
+  const all = processRecords(dir);
   await Promise.all(
     all.map(async (r) => {
       const out: string[] = [];
       const who = `run ${r.runPid} process ${r.pid}${r.threadId ? `/${r.threadId}` : ''}`;
-      if (!alive(r)) {
+      if (!recordAlive(r)) {
         out.push(`${who}: gone`);
         ok = (await reapDead(r.journalDir, r.pid, out)) && ok;
-        forget(dir, r);
+        forgetRecord(dir, r);
       } else {
         const reply = await ask<StopReply>(r, { cmd: 'stop' }, grace);
         if (reply && 'record' in reply) {
@@ -126,7 +110,7 @@ export async function stop(opts: { graceMs?: number; dir?: string } = {}): Promi
           }
           for (let i = 0; i < 100 && processStartTicks(r.pid) === r.pidStart; i++) await sleep(5);
           ok = (await reapDead(r.journalDir, r.pid, out)) && ok;
-          forget(dir, r);
+          forgetRecord(dir, r);
         }
       }
       lines.push(...out);
@@ -137,20 +121,18 @@ export async function stop(opts: { graceMs?: number; dir?: string } = {}): Promi
 }
 
 export function resume(opts: { dir?: string } = {}): { lines: string[] } {
-  const was = clearStopFlag(opts.dir ?? controlDir());
+  const was = clearStopFlag(ensureControlDir(opts.dir ?? controlDir()));
   return { lines: [was ? 'kill switch OFF: injects are allowed again' : 'kill switch was not on'] };
 }
 
 export async function status(opts: { dir?: string } = {}): Promise<{ lines: string[]; runs: StatusReply[] }> {
   const dir = ensureControlDir(opts.dir ?? controlDir());
+  reapDeadRates(dir);
   const flag = readStopFlag(dir);
   const lines = [flag ? `kill switch ON since ${flag.since} (pid ${flag.pid})` : 'kill switch off'];
   const runs: StatusReply[] = [];
-  const live = records(dir).filter((r) => {
-    if (alive(r)) return true;
-    forget(dir, r);
-    return false;
-  });
+  forgetDeadRecords(dir);
+  const live = processRecords(dir);
   const replies = await Promise.all(live.map((r) => ask<StatusReply>(r, { cmd: 'status' }, 1000).then((rep) => [r, rep] as const)));
   const byRun = new Map<number, (readonly [ProcessRecord, StatusReply | null])[]>();
   for (const pair of replies) byRun.set(pair[0].runPid, [...(byRun.get(pair[0].runPid) ?? []), pair]);

@@ -12,7 +12,10 @@ export function configureChaos(options: ChaosOptions): Chaos {
 }
 
 /** Delegates to the worker's current instance, so `import { chaos }` stays valid after configure. */
-export const chaos: Pick<Chaos, 'inject' | 'plan' | 'validate' | 'allow' | 'activeFaults' | 'revertAll' | 'experiment' | 'load'> & {
+export const chaos: Pick<
+  Chaos,
+  'inject' | 'plan' | 'validate' | 'allow' | 'activeFaults' | 'revertAll' | 'experiment' | 'load' | 'observe'
+> & {
   readonly seed: number;
   readonly dryRun: boolean;
 } = {
@@ -20,6 +23,7 @@ export const chaos: Pick<Chaos, 'inject' | 'plan' | 'validate' | 'allow' | 'acti
   plan: (spec, seed) => current.plan(spec, seed),
   experiment: (opts) => current.experiment(opts),
   load: (opts) => current.load(opts),
+  observe: (container) => current.observe(container),
   validate: (spec) => current.validate(spec),
   allow: (ref) => current.allow(ref),
   activeFaults: () => current.activeFaults(),

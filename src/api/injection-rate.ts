@@ -1,11 +1,47 @@
 // maxInjectionsPerMinute, per run. Workers of one Vitest run share a file of
 // injection times in the control directory, named after the run's main process
-// and updated under a lock (an exclusive mkdir), so the limit holds across
-// workers; outside the plugin (createChaos in a script) the run is the process.
-import { mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+// (pid and start time) and updated under a lock (an exclusive mkdir), so the
+// limit holds across workers; outside the plugin (createChaos in a script) the
+// run is the process. The file goes when its run ends (the plugin's close, or
+// the process's exit), and a file whose run died is removed by the next run
+// that counts injections, and by `vitest-chaos status | stop`.
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChaosSpecError } from '../contracts/errors.js';
-import { ensureControlDir } from './control-channel.js';
+import { processStartTicks } from '../journal/process-start.js';
+import { controlDir, ensureControlDir } from './control-channel.js';
+
+const RATE_FILE = /^rate-(\d+)-(\d+)\.json(\.lock)?$/;
+
+/** The name of a run's file of injection times. */
+export function rateFileOf(runPid: number): string {
+  return `rate-${runPid}-${processStartTicks(runPid) ?? 0}.json`;
+}
+
+/** Removes a run's file of injection times (and a lock left with it): the run has ended. */
+export function removeRunRate(runPid = process.pid, dir = controlDir()): void {
+  const file = rateFileOf(runPid);
+  rmSync(join(dir, file), { force: true });
+  rmSync(join(dir, `${file}.lock`), { recursive: true, force: true });
+}
+
+/** Removes the files of runs that are gone (their pid dead, or reused by another process); returns their names. */
+export function reapDeadRates(dir = controlDir()): string[] {
+  const gone: string[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return gone;
+  }
+  for (const name of names) {
+    const m = RATE_FILE.exec(name);
+    if (!m || processStartTicks(Number(m[1])) === Number(m[2])) continue;
+    rmSync(join(dir, name), { recursive: true, force: true });
+    gone.push(name);
+  }
+  return gone;
+}
 
 const MINUTE = 60_000;
 /** A lock older than this was left by a process that died holding it (it is held for microseconds). */
@@ -13,12 +49,13 @@ const STALE_LOCK_MS = 5_000;
 
 export class InjectionRate {
   private readonly file: string;
+  private started = false;
 
   constructor(
     readonly limit: number | undefined,
     readonly runPid: number,
   ) {
-    this.file = `rate-${runPid}.json`;
+    this.file = rateFileOf(runPid);
   }
 
   /**
@@ -29,6 +66,12 @@ export class InjectionRate {
     if (this.limit === undefined) return;
     const dir = ensureControlDir();
     const path = join(dir, this.file);
+    if (!this.started) {
+      this.started = true;
+      reapDeadRates(dir);
+      // Outside the plugin the run is this process: its file goes with it.
+      if (this.runPid === process.pid) process.once('exit', () => removeRunRate(this.runPid, dir));
+    }
     this.locked(join(dir, `${this.file}.lock`), () => {
       const now = Date.now();
       let times: number[] = [];

@@ -20,6 +20,7 @@ export const chaosMatchers = {
           : [
               `Hypothesis "${received.hypothesis}" was ${received.verdict}${received.verdict === 'aborted' && received.rollbackMs !== null ? ` (faults reverted ${received.rollbackMs.toFixed(1)} ms after the breach)` : ''}:`,
               ...(received.error ? [`  ${received.error}`] : []),
+              ...(received.verdict === 'inconclusive' ? [`  ${received.reason}`] : []),
               ...received.breaches.slice(0, 5).map((b) => `  ${describeBreach(b)}`),
               ...(received.breaches.length > 5 ? [`  ... and ${received.breaches.length - 5} more breached windows`] : []),
               `  seed ${received.seed}`,
@@ -42,7 +43,10 @@ export const chaosMatchers = {
 };
 
 interface ChaosMatchers<R = unknown> {
-  /** Passes when the experiment's verdict is 'validated'; the failure names the breached SLO. */
+  /**
+   * Passes when the experiment's verdict is 'validated'; the failure names the
+   * breached SLO, or for 'inconclusive' the fault that matched nothing.
+   */
   toHoldSteadyState(): R;
   /** Passes when the SLOs held again within `ms` of the last fault's revert. */
   toRecoverWithin(ms: number): R;

@@ -2,9 +2,9 @@
 // Detection is pure functions over facts (capabilities, kernel release, the engine's
 // /info and /version), so each case is unit-tested; gathering the facts is separate.
 import Docker from 'dockerode';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { release } from 'node:os';
-import { bpfObjectPath, resolveAddon } from '../kernel/addon.js';
+import { bpfObjectPath, loadAddon, packageRoot, resolveAddon } from '../kernel/addon.js';
 import { hostControllers, type CgroupLayout, type Controller, type HostControllers } from '../targets/cgroup-controller.js';
 import { cgroup2MountOn } from '../targets/cgroup-v2.js';
 
@@ -126,7 +126,7 @@ export const KERNEL_MECHANISMS: readonly { mechanism: string; since: [number, nu
   },
   { mechanism: 'cgroup/sendmsg4 and recvmsg4 programs held by bpf_links', since: [5, 7], kinds: ['dns'] },
   { mechanism: 'tp_btf programs with bpf_send_signal', since: [5, 5], kinds: ['crash-on-syscall'] },
-  { mechanism: 'TCX links on the host-side veth', since: [6, 6], kinds: ['network-corrupt', 'network-duplicate'] },
+  { mechanism: 'TCX links on the host-side veth', since: [6, 6], kinds: ['network-corrupt', 'network-duplicate', 'connection-limit'] },
 ];
 
 /** Kinds that need no eBPF: cgroup v1/v2 files, HTB qdiscs, Docker, signals and processes. */
@@ -244,7 +244,71 @@ export function checkBtf(hasVmlinuxBtf: boolean, kernelRelease: string): Preflig
 }
 
 /** Every object the package ships (bpf/Makefile builds them in a checkout). */
-const BPF_OBJECTS = ['packet-drop', 'connect', 'syscall-signal', 'veth', 'dns'];
+const BPF_OBJECTS = ['packet-drop', 'connect', 'syscall-signal', 'veth', 'dns', 'conn-limit', 'observe'];
+
+const EM_BPF = 247;
+const ET_DYN = 3;
+
+/** What an ELF file's header says, or why it is not one (the first 20 bytes are enough). */
+export function elfProblem(path: string, want: { machine?: number; type?: number }): string | null {
+  let head = Buffer.alloc(0);
+  let size = 0;
+  try {
+    size = statSync(path).size;
+    const fd = openSync(path, 'r');
+    try {
+      head = Buffer.alloc(20);
+      head = head.subarray(0, readSync(fd, head, 0, 20, 0));
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    return `cannot be read (${(err as Error).message})`;
+  }
+  if (head.length < 20 || head.readUInt32BE(0) !== 0x7f454c46) return `is not an ELF file (${size} bytes; corrupt or truncated)`;
+  const type = head.readUInt16LE(16);
+  const machine = head.readUInt16LE(18);
+  if (want.machine !== undefined && machine !== want.machine) return `is an ELF file for machine ${machine}, not eBPF (${want.machine})`;
+  if (want.type !== undefined && type !== want.type) return `is an ELF file of type ${type}, not a shared object`;
+  return null;
+}
+
+/**
+ * The addon and every BPF object: missing, corrupt (not the ELF file it must be)
+ * or, for the addon of this package, failing to load. `root` is the package.
+ */
+export function checkArtifacts(root = packageRoot): PreflightProblem[] {
+  const problems: PreflightProblem[] = [];
+  const rebuild =
+    'in a checkout: `bash scripts/setup.sh` (or `npm run build` once clang, llvm, libbpf-dev and bpftool are installed); installed: `npm rebuild vitest-chaos`';
+  try {
+    const addon = resolveAddon(root);
+    const bad = elfProblem(addon, { type: ET_DYN });
+    if (bad) problems.push({ requirement: 'native addon', detail: `the native addon ${addon} ${bad}`, fix: rebuild });
+    else if (root === packageRoot) loadAddon();
+  } catch (err) {
+    problems.push({ requirement: 'native addon', detail: (err as Error).message, fix: 'see above' });
+  }
+  const missing = BPF_OBJECTS.filter((o) => !existsSync(bpfObjectPath(o, root)));
+  if (missing.length) {
+    problems.push({
+      requirement: 'eBPF objects',
+      detail: `${missing.map((o) => `bpf/${o}.bpf.o`).join(', ')} missing (the package ships them; a checkout builds them)`,
+      fix: 'in a checkout: `bash scripts/setup.sh` (or `npm run build` once clang, llvm, libbpf-dev and bpftool are installed)',
+    });
+  }
+  const corrupt = BPF_OBJECTS.filter((o) => !missing.includes(o))
+    .map((o) => [o, elfProblem(bpfObjectPath(o, root), { machine: EM_BPF })] as const)
+    .filter(([, bad]) => bad);
+  if (corrupt.length) {
+    problems.push({
+      requirement: 'eBPF objects',
+      detail: corrupt.map(([o, bad]) => `bpf/${o}.bpf.o ${bad}`).join('; '),
+      fix: rebuild,
+    });
+  }
+  return problems;
+}
 
 /** Synchronous checks; the engine's are separate because they need the socket. */
 export function preflightLocal(): PreflightProblem[] {
@@ -270,19 +334,7 @@ export function preflightLocal(): PreflightProblem[] {
   if (btf) problems.push(btf);
   const kernel = checkKernel(release());
   if (kernel) problems.push(kernel);
-  try {
-    resolveAddon();
-  } catch (err) {
-    problems.push({ requirement: 'native addon', detail: (err as Error).message, fix: 'see above' });
-  }
-  const missing = BPF_OBJECTS.filter((o) => !existsSync(bpfObjectPath(o)));
-  if (missing.length) {
-    problems.push({
-      requirement: 'eBPF objects',
-      detail: `${missing.map((o) => `bpf/${o}.bpf.o`).join(', ')} missing (the package ships them; a checkout builds them)`,
-      fix: 'in a checkout: `bash scripts/setup.sh` (or `npm run build` once clang, llvm, libbpf-dev and bpftool are installed)',
-    });
-  }
+  problems.push(...checkArtifacts());
   return problems;
 }
 

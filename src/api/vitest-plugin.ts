@@ -5,6 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'vite';
 import { startMetricsServer } from '../report/metrics-channel.js';
+import { removeRunRate } from './injection-rate.js';
 import { formatResourceSupport, preflight, type PreflightResult } from './preflight.js';
 import { randomSeed } from '../contracts/seed.js';
 
@@ -107,6 +108,8 @@ export function chaos(options: ChaosPluginOptions = {}): Plugin {
         }
         metricsSocket = (await metricsServer).socketPath;
       }
+      // The run's file of injection times goes with the run.
+      if (options.maxInjectionsPerMinute !== undefined) vitest.onClose(() => removeRunRate(process.pid));
       project.provide('vitestChaos', {
         allowTargets: options.allowTargets ?? [],
         seed,

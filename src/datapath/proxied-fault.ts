@@ -49,8 +49,10 @@ export async function applyProxied<C extends Record<string, number>>(
   const host = gatewayOf(kind, target);
   const rank = policy.layer === 'http' ? 1 : 0;
   let slots: ReadonlySet<number> = new Set();
+  const host6 = target.networks.find((n) => n.gateway6)?.gateway6;
   const proxy: TcpProxy = new TcpProxy({
     host,
+    ...(host6 ? { host6 } : {}),
     lookup: (addr, clientPort) => {
       const flow = ctx.kernel.lookupFlow(addr, clientPort);
       // Only flows our own slots redirected; anything else is not ours to carry.
@@ -68,6 +70,7 @@ export async function applyProxied<C extends Record<string, number>>(
       peers: scope.peers,
       port: scope.port,
       redirectTo: { address: listening.address, port: listening.port },
+      ...(listening.address6 ? { redirectTo6: listening.address6 } : {}),
       tcpOnly: true,
       rank,
     });

@@ -63,6 +63,8 @@ export interface RelayHooks {
 export interface TcpProxyOptions {
   /** Address to listen on: the target's gateway, so only its network reaches us. */
   host: string;
+  /** The target's IPv6 gateway, when its network has IPv6: redirected IPv6 connections arrive there, on the same port. */
+  host6?: string;
   /** Where an accepted connection goes; null drops the connection. */
   lookup(clientAddress: string, clientPort: number): Route | null | Promise<Route | null>;
   /** The policy: hooks for a new relay (may set timers with relay.after). */
@@ -72,6 +74,7 @@ export interface TcpProxyOptions {
 export class TcpProxy {
   private server?: net.Server;
   private hopServer?: net.Server;
+  private server6?: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
   readonly counters: ProxyCounters = {
@@ -88,11 +91,12 @@ export class TcpProxy {
    * Listens for the target's redirected connections (address, port) and for
    * hops from other faults' proxies stacked on the same connections (hopPort).
    */
-  async listen(): Promise<{ address: string; port: number; hopPort: number }> {
+  async listen(): Promise<{ address: string; port: number; hopPort: number; address6?: string }> {
     // Half-open: a FIN from one side is passed on as a FIN, not answered by us.
-    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (c) => {
+    const onConnection = (c: net.Socket) => {
       this.accept(c, () => this.opts.lookup(c.remoteAddress?.replace(/^::ffff:/, '') ?? '', c.remotePort ?? 0));
-    });
+    };
+    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, onConnection);
     const hopServer = net.createServer({ noDelay: true, allowHalfOpen: true }, (c) => {
       this.accept(c, () => readHop(c));
     });
@@ -102,7 +106,24 @@ export class TcpProxy {
     hopServer.listen(0, this.opts.host);
     await Promise.all([once(server, 'listening'), once(hopServer, 'listening')]);
     const a = server.address() as net.AddressInfo;
-    return { address: a.address, port: a.port, hopPort: (hopServer.address() as net.AddressInfo).port };
+    const address6 = this.opts.host6 ? await this.listen6(this.opts.host6, a.port, onConnection) : undefined;
+    return { address: a.address, port: a.port, hopPort: (hopServer.address() as net.AddressInfo).port, ...(address6 ? { address6 } : {}) };
+  }
+
+  /**
+   * The IPv6 listener, on the IPv4 listener's port (the connect rule holds one
+   * port). When that port is taken there, IPv6 connections are not redirected,
+   * and the fault's counters show it.
+   */
+  private async listen6(host6: string, port: number, onConnection: (c: net.Socket) => void): Promise<string | undefined> {
+    const server6 = net.createServer({ noDelay: true, allowHalfOpen: true }, onConnection);
+    const ok = await new Promise<boolean>((resolve) => {
+      server6.once('error', () => resolve(false));
+      server6.listen({ port, host: host6, ipv6Only: true }, () => resolve(true));
+    });
+    if (!ok) return undefined;
+    this.server6 = server6;
+    return (server6.address() as net.AddressInfo).address;
   }
 
   async close(): Promise<void> {
@@ -110,8 +131,8 @@ export class TcpProxy {
     this.timers.clear();
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
-    const servers = [this.server, this.hopServer];
-    this.server = this.hopServer = undefined;
+    const servers = [this.server, this.hopServer, this.server6];
+    this.server = this.hopServer = this.server6 = undefined;
     await Promise.all(servers.map((server) => (server?.listening ? new Promise<void>((r) => server.close(() => r())) : undefined)));
   }
 

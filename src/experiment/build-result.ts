@@ -2,6 +2,7 @@
 import type { LoadTotals } from '../steady-state/load-generator.js';
 import type { Recorder, WindowStats } from '../steady-state/recorder.js';
 import type { Slos } from '../steady-state/slo.js';
+import type { KernelPhases } from './kernel-watch.js';
 import type { Breach, ExperimentResult, FaultRecord, Severity, TimelinePoint } from './result.js';
 
 export interface Measured {
@@ -24,16 +25,39 @@ export interface Measured {
   recoveryMs: number | null;
   /** A failed inject or revert, or a cancelled test. */
   error?: string;
+  /** What the kernel saw of the targets, by phase. */
+  kernel?: KernelPhases;
+  kernelError?: string;
+}
+
+/** "network-partition(peer=db) on app": a fault as the verdict's reason names it. */
+export function faultLabel(f: FaultRecord, index: number): string {
+  const params = Object.entries(f.params)
+    .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+    .join(' ');
+  return `fault ${index} ${f.kind}(${params}) on ${(f.targets ?? [f.target]).join(', ')}`;
+}
+
+/** The applied faults that matched nothing (no packet, no connection, ...), as reasons. */
+export function unmatchedFaults(faults: readonly FaultRecord[]): string[] {
+  return faults.flatMap((f, i) =>
+    f.matched === 0 && f.injectedAtMs !== null && !f.dryRun && !f.error
+      ? [`${faultLabel(f, i)} matched nothing: 0 ${f.matchedWhat ?? 'things it counts'} while in force`]
+      : [],
+  );
 }
 
 export function buildResult(m: Measured): ExperimentResult {
-  const verdict = m.error || m.aborted ? 'aborted' : m.breaches.length ? 'rejected' : 'validated';
+  const unmatched = unmatchedFaults(m.faults);
+  const verdict = m.error || m.aborted ? 'aborted' : m.breaches.length ? 'rejected' : unmatched.length ? 'inconclusive' : 'validated';
   const first = m.breaches[0];
   const reason = m.error
     ? m.error
     : first
       ? `${first.slo} ${first.actual === null ? 'never recovered' : first.actual.toFixed(2)} against ${first.stated} (${first.phase})`
-      : 'every SLO held in every window';
+      : unmatched.length
+        ? `every SLO held, but nothing was tested: ${unmatched.join('; ')}`
+        : 'every SLO held in every window';
   return {
     name: m.name,
     hypothesis: m.hypothesis,
@@ -53,6 +77,8 @@ export function buildResult(m: Measured): ExperimentResult {
     faults: m.faults,
     load: m.load,
     timeline: m.timeline,
+    ...(m.kernel ? { kernel: m.kernel } : {}),
+    ...(m.kernelError ? { kernelError: m.kernelError } : {}),
     ...(m.error ? { error: m.error } : {}),
   };
 }

@@ -22,6 +22,7 @@ export function summarize(r: ExperimentResult): string {
   const o = r.phases.observe;
   const parts = [`${r.name}: ${r.verdict}`];
   if (r.breaches[0]) parts.push(describeBreach(r.breaches[0]));
+  if (r.verdict === 'inconclusive') parts.push(r.reason);
   if (o) parts.push(`observe p99 ${o.p99Ms?.toFixed(1) ?? '-'} ms, errors ${((o.errorRate ?? 0) * 100).toFixed(2)}%`);
   if (r.rollbackMs !== null) parts.push(`rollback ${r.rollbackMs.toFixed(1)} ms`);
   parts.push(r.recoveryMs !== null ? `recovered in ${r.recoveryMs.toFixed(0)} ms` : 'not recovered');

@@ -1,6 +1,8 @@
 // What an experiment is given: its options (the public shape of
 // chaos.experiment()), and the injector and environment it runs with.
 import type { ActiveFault } from '../faults/fault-handle.js';
+import type { KernelObserver } from '../observe/kernel-observer.js';
+import type { ContainerRef } from '../targets/resolve-target.js';
 import type { Severity } from './result.js';
 import type { LoadOptions } from '../steady-state/load-generator.js';
 import type { ProbeSpec } from '../steady-state/probes.js';
@@ -47,6 +49,11 @@ export interface ExperimentOptions<S> {
   rollout?: { steps: (number | 'all')[]; holdMs: number };
   /** Seed of every random choice (fault draws, arrivals). Default: derived from the run's seed. */
   seed?: number;
+  /**
+   * Containers whose kernel observations the result carries besides the faults' targets
+   * (`result.kernel[phase][name]`), e.g. the client of a server under a fault. Default: none.
+   */
+  observe?: ContainerRef[];
   /** How much it matters that this hypothesis holds; weights the run's resilience score. Default 'medium'. */
   severity?: Severity;
 }
@@ -56,6 +63,8 @@ export interface Injector<S> {
   inject(spec: S): Promise<ActiveFault<object>>;
   /** Inject on only the first `count` chosen targets (a rollout widens it later). */
   injectOn?(spec: S, count: number): Promise<ActiveFault<object>>;
+  /** Kernel observers on every target these faults choose (with these seeds) and on `also`; none in a dry run. */
+  observeTargets?(faults: readonly { spec: S; seed: number }[], also?: readonly ContainerRef[]): Promise<KernelObserver[]>;
 }
 
 export interface ExperimentEnv<S> {

@@ -48,6 +48,11 @@ export class FaultSchedule<S extends { seed?: number }> {
     }));
   }
 
+  /** Every step's fault with the seed it is injected with. */
+  seededFaults(): { spec: S; seed: number }[] {
+    return this.steps.map((s) => ({ spec: s.fault, seed: s.fault.seed as number }));
+  }
+
   /** Starts the steps; in parallel mode, resolves once the steps at offset 0 are in force. */
   async start(mode: 'parallel' | 'serial'): Promise<void> {
     this.open = true;
@@ -159,6 +164,15 @@ export class FaultSchedule<S extends { seed?: number }> {
     }
     r.revertedAtMs = this.rec.now();
     r.stats = f.stats() as Record<string, number>;
+    try {
+      const matched = f.matched();
+      if (matched !== null) {
+        r.matched = matched;
+        r.matchedWhat = f.matchedWhat;
+      }
+    } catch {
+      // counters are best effort once the target is gone
+    }
     this.lastRevertMs = Math.max(this.lastRevertMs, r.revertedAtMs);
   }
 

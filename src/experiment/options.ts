@@ -83,6 +83,15 @@ export const experimentSchema = z
       .optional(),
     seed: z.number({ error: 'an integer from 0 to 2147483647' }).int().min(0).max(0x7fffffff).optional(),
     severity: z.enum(['low', 'medium', 'high', 'critical'], { error: 'one of "low", "medium", "high", "critical"' }).optional(),
+    observe: z
+      .array(
+        z.custom<string | { getId(): string }>(
+          (v) => typeof v === 'string' || (!!v && typeof v === 'object' && typeof (v as { getId?: unknown }).getId === 'function'),
+          { error: 'a started container or a container id or name' },
+        ),
+        { error: 'a list of containers' },
+      )
+      .optional(),
   })
   .superRefine((o, ctx) => {
     if (o.rollout) {

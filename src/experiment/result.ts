@@ -2,9 +2,14 @@
 import type { LoadTotals } from '../steady-state/load-generator.js';
 import type { WindowStats } from '../steady-state/recorder.js';
 import type { SloCheck, SloName, Slos } from '../steady-state/slo.js';
+import type { KernelObservation } from '../observe/kernel-observer.js';
 
 /** 'dry-run': nothing was applied (dry run); the load and probes ran and the baseline was measured. */
-export type Verdict = 'validated' | 'rejected' | 'aborted' | 'dry-run';
+/**
+ * 'inconclusive': every SLO held, but a fault matched nothing (no packet, no
+ * connection, ...): the experiment did not test what it says; `reason` names the fault.
+ */
+export type Verdict = 'validated' | 'rejected' | 'aborted' | 'inconclusive' | 'dry-run';
 export type Phase = 'baseline' | 'observe' | 'recovery';
 export type Severity = 'low' | 'medium' | 'high' | 'critical';
 
@@ -36,6 +41,10 @@ export interface FaultRecord {
   /** How long inject() took to put the fault in force. */
   applyMs: number | null;
   stats: Record<string, number>;
+  /** How many things (packets, connections, ...) the fault reached, by its kind's measure; absent when not applied. */
+  matched?: number;
+  /** What `matched` counts, in words. */
+  matchedWhat?: string;
   /** Why the inject failed. */
   error?: string;
   /** Why the revert failed: the fault may still be in force (the journal keeps its undo for the reaper). */
@@ -102,4 +111,12 @@ export interface ExperimentResult {
   error?: string;
   /** The gradual rollout, step by step, when the experiment had one. */
   rollout?: RolloutResult;
+  /**
+   * What the kernel saw of every target of the faults, per phase that ran and per target
+   * (the container's name without the leading '/'): `kernel.observe.db.tcpRetransmits`.
+   * Absent in a dry run and when the observers could not start (then `kernelError` says why).
+   */
+  kernel?: Partial<Record<Phase, Record<string, KernelObservation>>>;
+  /** Why there are no kernel observations. */
+  kernelError?: string;
 }

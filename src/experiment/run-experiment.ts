@@ -18,6 +18,7 @@ import { validateExperiment } from './validate-experiment.js';
 import { timelinePoint, watchObserve } from './watch-observe.js';
 import { Rollout } from './rollout.js';
 import { WindowClock } from './window-clock.js';
+import { KernelWatch } from './kernel-watch.js';
 
 export async function runExperiment<S extends { seed?: number }>(
   opts: ExperimentOptions<S>,
@@ -48,12 +49,16 @@ export async function runExperiment<S extends { seed?: number }>(
   let baseline: WindowStats | null = null;
   let observed = { aborted: false, rollbackMs: null as number | null };
   let recoveryMs: number | null = null;
+  let kernelSeen: Awaited<ReturnType<KernelWatch['finish']>> = {};
 
   const loadOpts = o.steadyState.load;
   const load = loadOpts ? new LoadGenerator({ ...loadOpts, seed: loadOpts.seed ?? deriveSeed(seed, 'load') }, rec) : null;
   const stopProbes = startProbes(o.steadyState.probes ?? [], rec);
   const stopPromql = startPromqlSlos(o.steadyState.slos, rec);
+  const kernelWatch = await KernelWatch.start(env.injector, faults.seededFaults(), opts.observe);
+  if (kernelWatch.error) log(kernelWatch.error);
   try {
+    await kernelWatch.phase('baseline');
     rec.setPhase('baseline');
     log(`baseline ${o.baselineMs} ms`);
     // Full windows of the baseline go on the timeline, so reports show the band it drew.
@@ -69,6 +74,7 @@ export async function runExperiment<S extends { seed?: number }>(
     for (const c of baseChecks) breaches.push({ ...c, phase: 'baseline', window: { startMs: 0, endMs: rec.now() }, activeFaults: [] });
 
     if (!stop.signal.aborted && baseChecks.length === 0) {
+      await kernelWatch.phase('observe');
       rec.setPhase('observe');
       log(`observe ${o.durationMs} ms`);
       await faults.start(o.schedule);
@@ -87,6 +93,7 @@ export async function runExperiment<S extends { seed?: number }>(
       );
       await faults.revertAll();
 
+      await kernelWatch.phase('recovery');
       rec.setPhase('recovery');
       recoveryMs = await measureRecovery(clock, { ...o, slos: o.steadyState.slos }, baseline, faults.lastRevertMs, breaches, timeline, log);
     }
@@ -95,6 +102,7 @@ export async function runExperiment<S extends { seed?: number }>(
     await faults.revertAll();
     await stopProbes();
     await stopPromql();
+    kernelSeen = await kernelWatch.finish();
     env.signal?.removeEventListener('abort', onCancel);
   }
   const loadTotals = load ? await load.stop() : null;
@@ -116,6 +124,7 @@ export async function runExperiment<S extends { seed?: number }>(
     load: loadTotals,
     ...observed,
     recoveryMs,
+    ...kernelSeen,
     ...(error ? { error } : {}),
   });
   if (rollout) {

@@ -55,6 +55,10 @@ export interface FaultOptions {
   widen?: (count: number) => Promise<void>;
   /** Every chosen target, in rollout order (what `targets` reaches once fully widened). */
   chosen?: FaultTargetInfo[];
+  /** The kind's matched(): how many things its stats say the fault reached. */
+  matched?: (stats: never) => number;
+  /** What matched() counts, in words (the kind's matchedWhat). */
+  matchedWhat?: string;
 }
 
 /** `S`: the kind's stats interface (`NetworkLossStats`, ...), so `stats().ingressDropped` is type-checked. */
@@ -134,6 +138,20 @@ export class ActiveFault<S extends object = FaultStats> implements AsyncDisposab
   stats(): S {
     if (!this.active) return { ...this.lastStats };
     return this.on.stats();
+  }
+
+  /**
+   * How many things (packets, connections, processes, ...) the fault reached so
+   * far, by its kind's own measure; 0: it has done nothing yet. null in a dry run.
+   */
+  /** What matched() counts, in words. */
+  get matchedWhat(): string | undefined {
+    return this.options.matchedWhat;
+  }
+
+  matched(): number | null {
+    if (this.dryRun || !this.options.matched) return null;
+    return (this.options.matched as (s: S) => number)(this.stats());
   }
 
   /** The counters of each target, by container name. */

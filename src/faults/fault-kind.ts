@@ -45,6 +45,16 @@ export interface FaultKind<K extends string = string, S extends z.ZodType = z.Zo
    * then measures the fault, not our loading.
    */
   readonly programs?: readonly ProgramSet[];
+  /**
+   * How many things the fault reached, from its stats: packets, connections,
+   * lookups, processes, calls (the target itself for a fault on its whole cgroup
+   * or container). 0 means it did nothing: an experiment in which a fault matched
+   * nothing is 'inconclusive', and a plain chaos.inject() warns when reverted.
+   * Every kind must say what counts, so a new kind cannot be silent by omission.
+   */
+  matched(stats: St): number;
+  /** What matched() counts, in words for the verdict's reason: "packets to or from the target that fit direction, peer, port and protocol". */
+  readonly matchedWhat: string;
   /** Applies the fault; checks that need the resolved target throw ChaosSpecError. */
   apply(params: z.output<S>, target: ResolvedTarget, ctx: FaultContext): Promise<AppliedFault<St>>;
 }

@@ -4,6 +4,7 @@
 import type { z } from 'zod';
 import type { AnyFaultKind, FaultKind } from './fault-kind.js';
 import type { CommonFields } from './params.js';
+import { connectionLimit } from './connection/connection-limit.js';
 import { dns } from './connection/dns.js';
 import { http } from './connection/http.js';
 import { networkLatency } from './connection/network-latency.js';
@@ -39,6 +40,7 @@ export const FAULT_KINDS = [
   networkSlowClose,
   http,
   dns,
+  connectionLimit,
   cpuThrottle,
   cpuStress,
   memoryStress,
@@ -75,6 +77,7 @@ export type FaultSpec = { [N in FaultKindName]: { kind: N } & ParamsOf<N> & Comm
 /** The kinds by name. */
 export const faultKinds: ReadonlyMap<string, AnyFaultKind> = new Map(FAULT_KINDS.map((k) => [k.kind, k as AnyFaultKind]));
 
+export type { ConnectionLimitParams, ConnectionLimitStats } from './connection/connection-limit.js';
 export type { DnsParams, DnsStats } from './connection/dns.js';
 export type { HttpParams, HttpStats } from './connection/http.js';
 export type { NetworkLatencyParams, NetworkLatencyStats } from './connection/network-latency.js';

@@ -3,39 +3,32 @@
 // (percent), and the units (milliseconds, bytes, signals, names). Each kind's
 // schema spreads or picks these; its own fields live in its file.
 import { z } from 'zod';
-import { ipv4ToInt } from '../kernel/kernel.js';
 import { ChaosSpecError } from '../contracts/errors.js';
 import { containerVeths } from '../targets/host-veth.js';
 import type { ContainerRef, ResolvedTarget } from '../targets/resolve-target.js';
 import type { TargetMode } from '../targets/choose-targets.js';
 import type { FaultContext } from './fault-kind.js';
-import { ANY_PEER, type PeerMatch } from '../kernel/peer-match.js';
+import { ANY_PEER, peerOfCidr, type PeerMatch } from '../kernel/peer-match.js';
 import { signalNumber } from '../kernel/signals.js';
+import { applyVethRules, type VethRuleSpec, type VethRuleStats } from '../kernel/veth-rules.js';
+import type { AppliedFault } from '../contracts/applied-fault.js';
+import type { Direction } from '../kernel/peer-match.js';
 
 export const direction = z.enum(['egress', 'ingress', 'both'], { error: 'one of "egress", "ingress", "both"' }).default('both');
 
 export type { Direction, Protocol } from '../kernel/peer-match.js';
 
-const CIDR = /^(\d{1,3}(?:\.\d{1,3}){3})(?:\/(\d{1,2}))?$/;
-
 function isCidr(s: string): boolean {
-  const m = CIDR.exec(s);
-  if (!m) return false;
-  try {
-    ipv4ToInt(m[1] as string);
-  } catch {
-    return false;
-  }
-  return m[2] === undefined || Number(m[2]) <= 32;
+  return peerOfCidr(s) !== null;
 }
 
 const isContainerObject = (v: unknown): v is { getId(): string } =>
   typeof v === 'object' && v !== null && typeof (v as { getId?: unknown }).getId === 'function';
 
-/** A container (object or "container:ID") or an IPv4 address / CIDR. */
+/** A container (object or "container:ID") or an IPv4 or IPv6 address / CIDR. */
 export const peer = z.custom<ContainerRef>(
   (v) => isContainerObject(v) || (typeof v === 'string' && (isCidr(v) || /^container:[\w.-]+$/.test(v))),
-  { error: 'a started container, "container:<id or name>", or an IPv4 address or CIDR such as "10.0.0.0/8"' },
+  { error: 'a started container, "container:<id or name>", or an IPv4 or IPv6 address or CIDR such as "10.0.0.0/8" or "fd00::/64"' },
 );
 
 export const port = z
@@ -135,7 +128,7 @@ export const stopTimeoutSec = z
 export const packetScope = {
   /** `'egress'`: what the target sends; `'ingress'`: what it receives; `'both'`. Default `'both'`. */
   direction,
-  /** Only packets to or from this peer: a container, `'container:<id or name>'`, or an IPv4 address / CIDR. Default: every peer. */
+  /** Only packets to or from this peer: a container, `'container:<id or name>'`, or an IPv4 / IPv6 address or CIDR. Default: every peer. */
   peer: peer.optional(),
   /** Only packets with this source or destination port (1-65535). Default: every port. */
   port: port.optional(),
@@ -143,7 +136,7 @@ export const packetScope = {
 
 /** Which connections a data-path fault (latency, reset, timeout, slow-close, http) applies to. */
 export const connectionScope = {
-  /** Only connections to this peer: a container, `'container:<id or name>'`, or an IPv4 address / CIDR. Default: every peer. */
+  /** Only connections to this peer: a container, `'container:<id or name>'`, or an IPv4 / IPv6 address or CIDR. Default: every peer. */
   peer: peer.optional(),
   /** Only connections to this destination port (1-65535). Default: every port. */
   port: port.optional(),
@@ -155,17 +148,10 @@ export const connectionScope = {
  * containers, from the host), those it OPENS (`'outbound'`), or both (`'all'`, default).
  * For inbound connections `peer` is the client's address and `port` the target's own port.
  */
-export const connections = z
-  .enum(['inbound', 'outbound', 'all'], { error: 'one of "inbound", "outbound", "all"' })
-  .default('all');
+export const connections = z.enum(['inbound', 'outbound', 'all'], { error: 'one of "inbound", "outbound", "all"' }).default('all');
 
 export type Connections = z.output<typeof connections>;
 
-function maskOf(bits: number): number {
-  return bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-}
-
-/** The address matches a peer stands for: one per IPv4 of a container, or the CIDR. */
 /** The resolved `connectionScope` of a data-path fault: the peers' addresses and the port. */
 export async function resolveConnectionScope(
   p: { peer?: ContainerRef; port?: number },
@@ -174,17 +160,21 @@ export async function resolveConnectionScope(
   return { peers: await resolvePeer(p.peer, ctx), port: p.port };
 }
 
+/** The address matches a peer stands for: one per IPv4 and IPv6 address of a container, or the CIDR. */
 export async function resolvePeer(p: ContainerRef | undefined, ctx: FaultContext): Promise<PeerMatch[]> {
   if (p === undefined) return [ANY_PEER];
   if (typeof p === 'string' && !p.startsWith('container:')) {
-    const [ip, bits] = p.split('/');
-    const mask = maskOf(bits === undefined ? 32 : Number(bits));
-    return [{ addr: (ipv4ToInt(ip as string) & mask) >>> 0, mask, label: p }];
+    const peer = peerOfCidr(p);
+    if (!peer) throw new ChaosSpecError('peer', [{ field: 'peer', value: p, expected: 'an IPv4 or IPv6 address or CIDR' }]);
+    return [peer];
   }
   const ref = typeof p === 'string' ? p.slice('container:'.length) : p;
   const t = await ctx.resolvePeer(ref);
-  if (t.networks.length === 0) throw new Error(`peer container ${t.name} has no IPv4 address`);
-  return t.networks.map((n) => ({ addr: ipv4ToInt(n.ipv4), mask: 0xffffffff, label: `${t.name}(${n.ipv4})` }));
+  const peers = t.networks.flatMap((n) =>
+    [n.ipv4, n.ipv6].filter((ip): ip is string => !!ip).map((ip) => peerOfCidr(ip, `${t.name}(${ip})`) as PeerMatch),
+  );
+  if (peers.length === 0) throw new Error(`peer container ${t.name} has no IP address`);
+  return peers;
 }
 
 export const packetFault = { percent, direction, peer: peer.optional(), port: port.optional() };
@@ -204,6 +194,27 @@ export function hostVethsOf(kind: string, target: ResolvedTarget): number[] {
   }
   if (veths.length === 0) refuse('it has no veth with a peer on the host');
   return veths.map((v) => v.hostIfindex);
+}
+
+/**
+ * apply() of a kind acting on the target's packets on its host-side veths (network-corrupt,
+ * network-duplicate): its veths, its peers, port, direction and percent. Each kind names the
+ * counters' `hit` after its action.
+ */
+export async function applyVethAction(
+  kind: string,
+  action: VethRuleSpec['action'],
+  p: { direction: Direction; peer?: ContainerRef; port?: number; percent: number },
+  target: ResolvedTarget,
+  ctx: FaultContext,
+): Promise<AppliedFault<VethRuleStats>> {
+  return applyVethRules(ctx.kernel, hostVethsOf(kind, target), ctx.seed, {
+    action,
+    direction: p.direction,
+    peers: await resolvePeer(p.peer, ctx),
+    port: p.port,
+    percent: p.percent,
+  });
 }
 
 /** The attributes every fault spec has besides `kind` and the kind's own parameters. */

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { ChaosSpecError, problemsFromZod, type SpecProblem } from '../contracts/errors.js';
 import { chosenCount, TARGET_MODES, type TargetMode } from '../targets/choose-targets.js';
-import type { ContainerRef } from '../targets/resolve-target.js';
+import { CONTAINER_REF, type ContainerRef } from '../targets/resolve-target.js';
 import { faultKinds, type FaultSpec } from './kinds.js';
 
 const SEED = 'an integer from 0 to 2147483647';
@@ -24,8 +24,9 @@ export interface ValidSpec {
   value?: number;
 }
 
-const TARGET = 'a started container (StartedTestContainer) or a container id';
-const isRef = (t: unknown): t is ContainerRef => typeof t === 'string' || typeof (t as { getId?: unknown } | null)?.getId === 'function';
+const TARGET = 'a started container (StartedTestContainer) or a container id or name (letters, digits, _ . -)';
+const isRef = (t: unknown): t is ContainerRef =>
+  (typeof t === 'string' && CONTAINER_REF.test(t)) || typeof (t as { getId?: unknown } | null)?.getId === 'function';
 const idOf = (t: ContainerRef): string => (typeof t === 'string' ? t : t.getId());
 
 /** The kind and its parsed parameters, or a ChaosSpecError naming every wrong field. */
@@ -37,6 +38,11 @@ export function validateSpec(spec: FaultSpec): ValidSpec {
   let mode = givenMode;
   // network-partition's action was named `mode` before `mode` chose among targets.
   if (kind === 'network-partition' && (mode === 'drop' || mode === 'reject') && rest.action === undefined) {
+    rest.action = mode;
+    mode = undefined;
+  }
+  // connection-limit's action, as its issue named it: `mode` already chooses among targets.
+  if (kind === 'connection-limit' && (mode === 'reject' || mode === 'hang') && rest.action === undefined) {
     rest.action = mode;
     mode = undefined;
   }

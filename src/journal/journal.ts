@@ -19,6 +19,10 @@ import {
 import { join } from 'node:path';
 import { z } from 'zod';
 import { journalDirProblem, recordFileProblem } from './journal-access.js';
+import { journalUnwritable } from './journal-unwritable.js';
+import { LimitStacks } from './limit-stack.js';
+
+export { JournalUnwritable } from './journal-unwritable.js';
 import { processStartTicks } from './process-start.js';
 import { assertUndoShape, runUndo, UndoRefused, type UndoAction } from './undo.js';
 
@@ -190,7 +194,7 @@ export class Journal {
     for (const e of newestFirst(entries)) {
       if (processStartTicks(e.pid) === e.pidStart) continue; // its owner still runs
       try {
-        await runUndo(e.undo, { fromDisk: true });
+        await runUndo(e.undo, { fromDisk: true, limits: new LimitStacks(this.dir) });
         this.forget(e);
         reverted.push(e);
       } catch (err) {
@@ -214,22 +218,36 @@ export class Journal {
     return join(this.dir, `${id}.json`);
   }
 
+  /**
+   * Writes a record durably, or throws naming the directory and the reason
+   * (read-only, full) with nothing of the record left: the change it would
+   * have recorded is then never made.
+   */
   private write(entry: JournalEntry): void {
     const final = this.path(entry.id);
     const tmp = `${final}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
     try {
-      writeSync(fd, JSON.stringify(entry, null, 2));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, final);
-    const dfd = openSync(this.dir, 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        writeSync(fd, JSON.stringify(entry, null, 2));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, final);
+      const dfd = openSync(this.dir, 'r');
+      try {
+        fsyncSync(dfd);
+      } finally {
+        closeSync(dfd);
+      }
+    } catch (err) {
+      try {
+        rmSync(tmp, { force: true });
+      } catch {
+        // a read-only directory never got it
+      }
+      throw journalUnwritable(this.dir, entry.description, err);
     }
   }
 }

@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { promisify } from 'node:util';
 import { checkUndo, UndoRefused, type Checked } from './undo-guard.js';
+import type { LimitStacks } from './limit-stack.js';
 import { processStartTicks } from './process-start.js';
 import { undoActionSchema, type UndoAction } from './undo-schema.js';
 
@@ -24,7 +25,7 @@ export { UndoRefused } from './undo-guard.js';
  * (the blast radius let them in, including containers allowed by name).
  * Throws UndoRefused, having run nothing, when an action fails its checks.
  */
-export async function runUndo(actions: unknown[], opts: { docker?: Docker; fromDisk?: boolean } = {}): Promise<void> {
+export async function runUndo(actions: unknown[], opts: { docker?: Docker; fromDisk?: boolean; limits?: LimitStacks } = {}): Promise<void> {
   const docker = opts.docker ?? new Docker();
   const checked: Checked[] = [];
   for (const [i, raw] of actions.entries()) {
@@ -34,7 +35,10 @@ export async function runUndo(actions: unknown[], opts: { docker?: Docker; fromD
       const field = issue?.path.join('.') || 'type';
       throw new UndoRefused(`undo[${i}].${field}: ${issue?.message ?? 'invalid'} (got ${JSON.stringify(pick(raw, issue?.path))})`);
     }
-    checked.push(await checkUndo(parsed.data, i, docker, opts.fromDisk ?? false));
+    let action = parsed.data;
+    // A limit other live runs still hold gets what they need, not the original (limit-stack.ts); checked like any write.
+    if (action.type === 'cgroup-write' && opts.limits) action = { ...action, content: opts.limits.restoreFor(action.path, action.content) };
+    checked.push(await checkUndo(action, i, docker, opts.fromDisk ?? false));
   }
   for (const c of checked) if (!c.gone) await undoOne(c.action, docker);
 }

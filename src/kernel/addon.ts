@@ -40,13 +40,15 @@ export interface NativeAddon {
   BpfObject: new (path: string) => NativeObject;
   libbpfVersion(): string;
   liveLinks(): number;
+  /** SO_PEERCRED of a connected unix socket's file descriptor. */
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
 }
 
 /** The package root: two levels up from src/kernel or dist/kernel. */
 export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-export function bpfObjectPath(name: string): string {
-  return join(packageRoot, 'bpf', `${name}.bpf.o`);
+export function bpfObjectPath(name: string, root = packageRoot): string {
+  return join(root, 'bpf', `${name}.bpf.o`);
 }
 
 /** Debian/Ubuntu packages, then Fedora/RHEL ones, for a source build of the addon. */
@@ -64,12 +66,12 @@ interface NodeGypBuild {
  * Where the addon is: a source build (build/Release) first, then the prebuild for this
  * platform (prebuilds/linux-x64/), as node-gyp-build resolves it. Throws what to do if neither.
  */
-export function resolveAddon(): string {
+export function resolveAddon(root = packageRoot): string {
   try {
-    return (require('node-gyp-build') as NodeGypBuild).resolve(packageRoot);
+    return (require('node-gyp-build') as NodeGypBuild).resolve(root);
   } catch (err) {
     throw new Error(
-      `vitest-chaos: no native addon for ${process.platform}-${process.arch} in ${packageRoot} ` +
+      `vitest-chaos: no native addon for ${process.platform}-${process.arch} in ${root} ` +
         `(${(err as Error).message.split('\n')[0]}). The package ships one prebuilt for linux-x64 (glibc); elsewhere build it ` +
         `from source: ${SOURCE_BUILD_PACKAGES}, then \`VITEST_CHAOS_BUILD_FROM_SOURCE=1 npm rebuild vitest-chaos\` ` +
         '(in a checkout: `bash scripts/setup.sh`).',

@@ -4,14 +4,20 @@
 
 /** The value of each struct shared with the BPF programs, by its C name. */
 export interface BpfStructs {
-  vc_conn_rule: { action: number; peer_addr: number; peer_mask: number; port: number; redirect_port: number; redirect_addr: number; tcp_only: number; rank: number };
+  vc_climit_rule: { max: number; flags: number; port: number; npeers: number; peer0_addr: number; peer0_mask: number; peer1_addr: number; peer1_mask: number; peer2_addr: number; peer2_mask: number; peer3_addr: number; peer3_mask: number };
+  vc_climit_stats: { accepted: bigint; rejected: bigint; current: bigint };
+  vc_conn_rule: { action: number; peer_addr: number; peer_mask: number; port: number; redirect_port: number; redirect_addr: number; tcp_only: number; rank: number; family: number; peer_addr6: Buffer; peer_mask6: Buffer; redirect_addr6: Buffer };
   vc_conn_stats: { matched: bigint; rejected: bigint; redirected: bigint };
   vc_dns_rule: { ns_addr: number; ns_port: number; redirect_port: number; redirect_addr: number; pad: number };
   vc_dns_stats: { connects_redirected: bigint; sends_redirected: bigint; replies_rewritten: bigint };
   vc_drop_stats: { ingress_seen: bigint; ingress_dropped: bigint; egress_seen: bigint; egress_dropped: bigint; rng: bigint };
-  vc_flow: { cgroup_id: bigint; slot: number; orig_addr: number; orig_port: number; pad: number; slots: number };
+  vc_flow: { cgroup_id: bigint; slot: number; orig_addr: number; orig_port: number; pad: number; pad2: number; slots: bigint; orig_addr6: Buffer };
+  vc_flow6_key: { addr: Buffer; port: number };
   vc_flow_key: { addr: number; port: number };
-  vc_pkt_rule: { flags: number; threshold: number; peer_addr: number; peer_mask: number; port: number; protocol: number; pad: number; pad2: number };
+  vc_obs_event: { seq: bigint; kind: number; target: number; pid: number; exit_code: number; comm: Buffer };
+  vc_obs_since: { ts: bigint; target: number; pad: number };
+  vc_obs_stats: { tcp_retransmits: bigint; connect_attempts: bigint; connects_established: bigint; connect_errors_total: bigint; block_io_bytes: bigint; block_io_ops: bigint; io_waits: bigint; runq_samples: bigint; oom_kills: bigint; process_exits: bigint; rtt_samples: bigint; connect_errors: Buffer; runq_hist: Buffer; io_hist: Buffer; rtt_hist: Buffer };
+  vc_pkt_rule: { flags: number; threshold: number; port: number; protocol: number; family: number; pad: number; peer_addr: Buffer; peer_mask: Buffer };
   vc_sig_rule: { nr: number; signal: number; threshold: number; flags: number; after_count: bigint };
   vc_sig_stats: { matched: bigint; signaled: bigint; rng: bigint };
   vc_slot_key: { cgroup_id: bigint; slot: number; pad: number };
@@ -20,14 +26,20 @@ export interface BpfStructs {
 
 /** Field names in declaration order, to check the loaded objects against this file. */
 export const BPF_STRUCT_FIELDS: { readonly [S in keyof BpfStructs]: readonly (keyof BpfStructs[S])[] } = {
-  vc_conn_rule: ['action', 'peer_addr', 'peer_mask', 'port', 'redirect_port', 'redirect_addr', 'tcp_only', 'rank'],
+  vc_climit_rule: ['max', 'flags', 'port', 'npeers', 'peer0_addr', 'peer0_mask', 'peer1_addr', 'peer1_mask', 'peer2_addr', 'peer2_mask', 'peer3_addr', 'peer3_mask'],
+  vc_climit_stats: ['accepted', 'rejected', 'current'],
+  vc_conn_rule: ['action', 'peer_addr', 'peer_mask', 'port', 'redirect_port', 'redirect_addr', 'tcp_only', 'rank', 'family', 'peer_addr6', 'peer_mask6', 'redirect_addr6'],
   vc_conn_stats: ['matched', 'rejected', 'redirected'],
   vc_dns_rule: ['ns_addr', 'ns_port', 'redirect_port', 'redirect_addr', 'pad'],
   vc_dns_stats: ['connects_redirected', 'sends_redirected', 'replies_rewritten'],
   vc_drop_stats: ['ingress_seen', 'ingress_dropped', 'egress_seen', 'egress_dropped', 'rng'],
-  vc_flow: ['cgroup_id', 'slot', 'orig_addr', 'orig_port', 'pad', 'slots'],
+  vc_flow: ['cgroup_id', 'slot', 'orig_addr', 'orig_port', 'pad', 'pad2', 'slots', 'orig_addr6'],
+  vc_flow6_key: ['addr', 'port'],
   vc_flow_key: ['addr', 'port'],
-  vc_pkt_rule: ['flags', 'threshold', 'peer_addr', 'peer_mask', 'port', 'protocol', 'pad', 'pad2'],
+  vc_obs_event: ['seq', 'kind', 'target', 'pid', 'exit_code', 'comm'],
+  vc_obs_since: ['ts', 'target', 'pad'],
+  vc_obs_stats: ['tcp_retransmits', 'connect_attempts', 'connects_established', 'connect_errors_total', 'block_io_bytes', 'block_io_ops', 'io_waits', 'runq_samples', 'oom_kills', 'process_exits', 'rtt_samples', 'connect_errors', 'runq_hist', 'io_hist', 'rtt_hist'],
+  vc_pkt_rule: ['flags', 'threshold', 'port', 'protocol', 'family', 'pad', 'peer_addr', 'peer_mask'],
   vc_sig_rule: ['nr', 'signal', 'threshold', 'flags', 'after_count'],
   vc_sig_stats: ['matched', 'signaled', 'rng'],
   vc_slot_key: ['cgroup_id', 'slot', 'pad'],
@@ -36,11 +48,30 @@ export const BPF_STRUCT_FIELDS: { readonly [S in keyof BpfStructs]: readonly (ke
 
 /** Every constant of the headers' enums. */
 export const BPF_CONSTANTS = {
+  // enum vc_climit_flags
+  VC_CLIMIT_INBOUND: 1,
+  VC_CLIMIT_OUTBOUND: 2,
+  VC_CLIMIT_HANG: 4,
   // enum vc_conn_action
   VC_CONN_REJECT: 1,
   VC_CONN_REDIRECT: 2,
+  // enum vc_family
+  VC_FAMILY_ANY: 0,
+  VC_FAMILY_IPV4: 4,
+  VC_FAMILY_IPV6: 6,
   // enum vc_limits
-  VC_MAX_SLOTS: 8,
+  VC_MAX_SLOTS: 64,
+  VC_MAX_RULES: 4096,
+  // enum vc_object_limits
+  VC_OBJECT_SLOTS: 16,
+  // enum vc_obs_event_kind
+  VC_OBS_EXIT: 1,
+  VC_OBS_OOM: 2,
+  // enum vc_obs_limits
+  VC_OBS_MAX_TARGETS: 64,
+  VC_OBS_ERRNOS: 136,
+  VC_OBS_BUCKETS: 160,
+  VC_OBS_EVENTS: 1024,
   // enum vc_pkt_flags
   VC_PKT_INGRESS: 1,
   VC_PKT_EGRESS: 2,

@@ -1,8 +1,8 @@
-// Installs cgroup/connect4 rules (one slot per peer address): reject a
-// connection at once, or redirect it to a local proxy.
+// Installs cgroup/connect4 and connect6 rules (one slot per peer address):
+// reject a connection at once, or redirect it to a local proxy.
 import { ipv4ToInt, type Kernel } from './kernel.js';
 import type { CgroupPlace } from './packet-rules.js';
-import type { PeerMatch } from './peer-match.js';
+import { ipv6Bytes, type PeerMatch } from './peer-match.js';
 import { holdSlots, type HeldSlots } from './slot-rules.js';
 
 export interface ConnectRuleSpec {
@@ -10,6 +10,8 @@ export interface ConnectRuleSpec {
   peers: readonly PeerMatch[];
   port?: number;
   redirectTo?: { address: string; port: number };
+  /** Where IPv6 connections go (the same port as redirectTo); without it they are not redirected. */
+  redirectTo6?: string;
   tcpOnly: boolean;
   /** Of several matching redirects, the lowest rank's proxy gets the connection first. */
   rank?: number;
@@ -28,6 +30,8 @@ export interface ConnectRuleStats {
   connectsRedirected: number;
 }
 
+const ZERO16 = Buffer.alloc(16);
+
 export function applyConnectRules(k: Kernel, cgroup: CgroupPlace, spec: ConnectRuleSpec): AppliedConnectRules {
   const cp = k.connect;
   const action = k.constant(spec.action === 'reject' ? 'VC_CONN_REJECT' : 'VC_CONN_REDIRECT');
@@ -38,8 +42,12 @@ export function applyConnectRules(k: Kernel, cgroup: CgroupPlace, spec: ConnectR
     (ref, { peer: p }) =>
       cp.enable(ref, {
         action,
+        family: p.family,
         peer_addr: p.addr,
         peer_mask: p.mask,
+        peer_addr6: p.addr6 ?? ZERO16,
+        peer_mask6: p.mask6 ?? ZERO16,
+        redirect_addr6: spec.redirectTo6 ? (ipv6Bytes(spec.redirectTo6) ?? ZERO16) : ZERO16,
         port: spec.port ?? 0,
         redirect_addr: spec.redirectTo ? ipv4ToInt(spec.redirectTo.address) : 0,
         redirect_port: spec.redirectTo?.port ?? 0,

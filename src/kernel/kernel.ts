@@ -4,21 +4,24 @@
 import { endianness } from 'node:os';
 import { loadAddon } from './addon.js';
 import { BPF_CONSTANTS, type BpfConstant } from './bpf-types.js';
+import { ipv6Bytes, ipv6Text } from './peer-match.js';
 import { SlottedPrograms } from './slotted-programs.js';
 import { structCodec, type StructCodec } from './struct-codec.js';
+import { ObservePrograms } from './observe-programs.js';
 import { SyscallSignalPrograms } from './syscall-signal-programs.js';
 
 export type PacketDropPrograms = SlottedPrograms<'vc_pkt_rule', 'vc_drop_stats'>;
 export type VethPrograms = SlottedPrograms<'vc_pkt_rule', 'vc_veth_stats'>;
 export type ConnectPrograms = SlottedPrograms<'vc_conn_rule', 'vc_conn_stats'>;
 export type DnsPrograms = SlottedPrograms<'vc_dns_rule', 'vc_dns_stats'>;
+export type ConnLimitPrograms = SlottedPrograms<'vc_climit_rule', 'vc_climit_stats'>;
 
 export interface FlowRecord {
   cgroupId: bigint;
   slot: number;
   /** Every redirect slot that matched the connection, ascending (slot among them). */
   slots: number[];
-  /** Dotted IPv4 the connection was going to. */
+  /** The address the connection was going to: dotted IPv4, or IPv6 text. */
   address: string;
   port: number;
 }
@@ -29,7 +32,9 @@ export class Kernel {
   private dnsPrograms?: DnsPrograms;
   private vethPrograms?: VethPrograms;
   private syscallSignalPrograms?: SyscallSignalPrograms;
-  private flowCodecs?: { key: StructCodec<'vc_flow_key'>; flow: StructCodec<'vc_flow'> };
+  private observePrograms?: ObservePrograms;
+  private connLimitPrograms?: ConnLimitPrograms;
+  private flowCodecs?: { key: StructCodec<'vc_flow_key'>; key6: StructCodec<'vc_flow6_key'>; flow: StructCodec<'vc_flow'> };
 
   constructor() {
     if (endianness() !== 'LE') throw new Error('vitest-chaos: only little-endian hosts are supported');
@@ -52,11 +57,11 @@ export class Kernel {
     return this.packetDropPrograms;
   }
 
-  /** cgroup/connect4 + sockops: reject and redirect the target's connections. */
+  /** cgroup/connect4 + connect6 + sockops: reject and redirect the target's connections. */
   get connect(): ConnectPrograms {
     this.connectPrograms ??= new SlottedPrograms(
       'connect',
-      ['vc_connect4', 'vc_sockops'],
+      ['vc_connect4', 'vc_connect6', 'vc_sockops'],
       { slots: 'conn_slots', rules: 'conn_rules', stats: 'conn_stats' },
       'vc_conn_rule',
       'vc_conn_stats',
@@ -68,6 +73,24 @@ export class Kernel {
   get syscallSignal(): SyscallSignalPrograms {
     this.syscallSignalPrograms ??= new SyscallSignalPrograms();
     return this.syscallSignalPrograms;
+  }
+
+  /** cgroup/connect4 + cgroup_skb egress + sockops (bpf/conn-limit.bpf.c); its TCX program is attached by conn-limit-rules.ts. */
+  get connLimit(): ConnLimitPrograms {
+    this.connLimitPrograms ??= new SlottedPrograms(
+      'conn-limit',
+      ['vc_climit_connect4', 'vc_climit_egress', 'vc_climit_sockops'],
+      { slots: 'climit_slots', rules: 'climit_rules', stats: 'climit_stats' },
+      'vc_climit_rule',
+      'vc_climit_stats',
+    );
+    return this.connLimitPrograms;
+  }
+
+  /** Tracepoints of bpf/observe.bpf.c: what the kernel saw of observed containers. */
+  get observe(): ObservePrograms {
+    this.observePrograms ??= new ObservePrograms();
+    return this.observePrograms;
   }
 
   /**
@@ -98,21 +121,27 @@ export class Kernel {
     return this.dnsPrograms;
   }
 
-  /** The original destination of a connection the connect4 program redirected. */
+  /** The original destination of a connection the connect4 / connect6 program redirected (client as seen on accept()). */
   lookupFlow(clientAddress: string, clientPort: number): FlowRecord | null {
     // Called for every proxied connection: the codecs are built once.
     this.flowCodecs ??= {
       key: structCodec(this.connect.object, 'vc_flow_key'),
+      key6: structCodec(this.connect.object, 'vc_flow6_key'),
       flow: structCodec(this.connect.object, 'vc_flow'),
     };
-    const key = this.flowCodecs.key.encode({ addr: ipv4ToInt(clientAddress), port: clientPort });
-    const buf = this.connect.object.mapLookup('flows', key);
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(clientAddress);
+    const v6 = mapped ? null : ipv6Bytes(clientAddress);
+    const [map, key] = v6
+      ? ['flows6', this.flowCodecs.key6.encode({ addr: v6, port: clientPort })]
+      : ['flows', this.flowCodecs.key.encode({ addr: ipv4ToInt(mapped?.[1] ?? clientAddress), port: clientPort })];
+    const buf = this.connect.object.mapLookup(map, key);
     if (!buf) return null;
     const f = this.flowCodecs.flow.decode(buf);
-    this.connect.object.mapDelete('flows', key);
+    this.connect.object.mapDelete(map, key);
     const slots: number[] = [];
-    for (let slot = 0; slot < 32; slot++) if (f.slots & (1 << slot)) slots.push(slot);
-    return { cgroupId: f.cgroup_id, slot: f.slot, slots, address: intToIpv4(f.orig_addr), port: f.orig_port };
+    for (let slot = 0; slot < 64; slot++) if (f.slots & (1n << BigInt(slot))) slots.push(slot);
+    const address = v6 ? ipv6Text(f.orig_addr6) : intToIpv4(f.orig_addr);
+    return { cgroupId: f.cgroup_id, slot: f.slot, slots, address, port: f.orig_port };
   }
 
   /** Live links this process holds (all of them die with the process). */
@@ -125,7 +154,7 @@ let shared: Kernel | undefined;
 
 /** The process's Kernel, created on first use. */
 /** The program objects a Kernel loads on first use, by getter name. */
-export type ProgramSet = 'packetDrop' | 'connect' | 'dns' | 'veth' | 'syscallSignal';
+export type ProgramSet = 'packetDrop' | 'connect' | 'dns' | 'veth' | 'syscallSignal' | 'observe' | 'connLimit';
 
 export function kernel(): Kernel {
   shared ??= new Kernel();

@@ -2,7 +2,7 @@
 // shared by network-loss and network-partition (mode 'drop').
 import type { AppliedFault } from '../contracts/applied-fault.js';
 import type { Kernel } from './kernel.js';
-import { directionBits, IP_PROTOCOL, type Direction, type PeerMatch, type Protocol } from './peer-match.js';
+import { directionBits, IP_PROTOCOL, peerRuleBytes, type Direction, type PeerMatch, type Protocol } from './peer-match.js';
 import { drawThreshold, holdSlots, slotRng } from './slot-rules.js';
 
 /** A container's cgroup v2 directory and id (its inode): where cgroup programs attach. */
@@ -50,8 +50,9 @@ export function applyPacketRules(k: Kernel, cgroup: CgroupPlace, seed: number, s
         {
           flags,
           threshold,
-          peer_addr: p.addr,
-          peer_mask: p.mask,
+          family: p.family,
+          peer_addr: peerRuleBytes(p).addr,
+          peer_mask: peerRuleBytes(p).mask,
           port: spec.port ?? 0,
           protocol: spec.protocol ? IP_PROTOCOL[spec.protocol] : 0,
         },

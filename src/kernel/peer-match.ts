@@ -1,14 +1,20 @@
 // What the packet and connect programs match on: a peer as an address and a
-// mask, a direction as the C side's bits, a protocol as its IP number.
+// mask (IPv4 or IPv6), a direction as the C side's bits, a protocol as its IP number.
+import { isIPv4, isIPv6 } from 'node:net';
 
 export interface PeerMatch {
-  /** Host-order IPv4 and mask; mask 0 matches every peer. */
+  /** 4 or 6; 0 for every peer (the masks are then 0). */
+  family: 0 | 4 | 6;
+  /** IPv4 (family 4): host-order address and mask. 0 otherwise. */
   addr: number;
   mask: number;
+  /** IPv6 (family 6): the address and mask, 16 bytes each, network order. */
+  addr6?: Buffer;
+  mask6?: Buffer;
   label: string;
 }
 
-export const ANY_PEER: PeerMatch = { addr: 0, mask: 0, label: 'any' };
+export const ANY_PEER: PeerMatch = { family: 0, addr: 0, mask: 0, label: 'any' };
 
 export type Direction = 'egress' | 'ingress' | 'both';
 
@@ -19,3 +25,89 @@ export function directionBits(d: Direction, k: { ingress: number; egress: number
 
 export const IP_PROTOCOL = { tcp: 6, udp: 17 } as const;
 export type Protocol = keyof typeof IP_PROTOCOL;
+
+/** The 16 bytes of an IPv6 address (`::` and a dotted IPv4 tail allowed), or null. */
+export function ipv6Bytes(ip: string): Buffer | null {
+  if (!isIPv6(ip)) return null;
+  let s = ip.replace(/%.*$/, '');
+  const v4 = /(\d{1,3}(?:\.\d{1,3}){3})$/.exec(s);
+  if (v4) {
+    const b = (v4[1] as string).split('.').map(Number);
+    s = `${s.slice(0, v4.index)}${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+  }
+  const [head, tail] = s.includes('::') ? s.split('::') : [s, undefined];
+  const words = (x: string | undefined) => (x ? x.split(':').map((w) => Number.parseInt(w, 16)) : []);
+  const h = words(head);
+  const t = words(tail);
+  const all = tail === undefined ? h : [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+  if (all.length !== 8) return null;
+  const out = Buffer.alloc(16);
+  for (const [i, w] of all.entries()) out.writeUInt16BE(w, i * 2);
+  return out;
+}
+
+/** An IPv6 address as text, in its canonical short form. */
+export function ipv6Text(bytes: Buffer): string {
+  const words = Array.from({ length: 8 }, (_, i) => bytes.readUInt16BE(i * 2));
+  // The longest run of zero words (two or more) becomes '::'.
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j === i ? i + 1 : j;
+  }
+  const hex = words.map((w) => w.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+function ipv4Int(ip: string): number {
+  return ip.split('.').reduce((n, p) => n * 256 + Number(p), 0) >>> 0;
+}
+
+function maskBytes(bits: number): Buffer {
+  const out = Buffer.alloc(16);
+  for (let i = 0; i < 16; i++) out[i] = bits >= (i + 1) * 8 ? 0xff : bits <= i * 8 ? 0 : (0xff << (8 - (bits - i * 8))) & 0xff;
+  return out;
+}
+
+/**
+ * An address or CIDR ("10.0.0.0/8", "fd00::/64", "fd00::2") as a peer, or null
+ * when it is neither an IPv4 nor an IPv6 address with a prefix in range.
+ */
+export function peerOfCidr(cidr: string, label = cidr): PeerMatch | null {
+  const slash = cidr.indexOf('/');
+  const ip = slash < 0 ? cidr : cidr.slice(0, slash);
+  const bitsText = slash < 0 ? undefined : cidr.slice(slash + 1);
+  if (bitsText !== undefined && !/^\d{1,3}$/.test(bitsText)) return null;
+  if (isIPv4(ip)) {
+    const bits = bitsText === undefined ? 32 : Number(bitsText);
+    if (bits > 32) return null;
+    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+    return { family: 4, addr: (ipv4Int(ip) & mask) >>> 0, mask, label };
+  }
+  const bytes = ipv6Bytes(ip);
+  if (!bytes) return null;
+  const bits = bitsText === undefined ? 128 : Number(bitsText);
+  if (bits > 128) return null;
+  const mask6 = maskBytes(bits);
+  const addr6 = Buffer.from(bytes.map((b, i) => b & (mask6[i] as number)));
+  return { family: 6, addr: 0, mask: 0, addr6, mask6, label };
+}
+
+/** The peer as the packet programs' rule holds it: 16-byte address and mask (IPv4 in the first 4). */
+export function peerRuleBytes(p: PeerMatch): { addr: Buffer; mask: Buffer } {
+  if (p.family === 6) return { addr: p.addr6 as Buffer, mask: p.mask6 as Buffer };
+  const addr = Buffer.alloc(16);
+  const mask = Buffer.alloc(16);
+  if (p.family === 4) {
+    addr.writeUInt32BE(p.addr >>> 0, 0);
+    mask.writeUInt32BE(p.mask >>> 0, 0);
+  }
+  return { addr, mask };
+}

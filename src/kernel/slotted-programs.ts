@@ -1,5 +1,5 @@
 // One loaded BPF object whose programs are attached once per target cgroup and
-// hold up to VC_MAX_SLOTS faults per cgroup as map entries. Injecting a second
+// hold up to VC_MAX_SLOTS (64) faults per cgroup as map entries. Injecting a second
 // fault into a cgroup is therefore a map update; the links go when the last
 // slot of a cgroup is released.
 import { bpfObjectPath, loadAddon, type NativeLink, type NativeObject } from './addon.js';
@@ -24,12 +24,16 @@ export interface SlottedMaps {
 interface CgroupEntry {
   path: string;
   links: NativeLink[];
-  mask: number;
+  /** The slots in use, as the kernel's __u64 bitmask. */
+  mask: bigint;
 }
+
+const bit = (slot: number): bigint => 1n << BigInt(slot);
 
 export class SlottedPrograms<R extends StructName, S extends StructName> {
   readonly object: NativeObject;
   readonly maxSlots: number;
+  private readonly maskBytes: 4 | 8;
   readonly rule: StructCodec<R>;
   readonly stats: StructCodec<S>;
   private readonly key: StructCodec<'vc_slot_key'>;
@@ -46,9 +50,13 @@ export class SlottedPrograms<R extends StructName, S extends StructName> {
   ) {
     this.object = new (loadAddon().BpfObject)(bpfObjectPath(objectName));
     checkConstants(this.object, objectName);
-    const limits = this.object.enums().vc_limits;
-    if (limits?.VC_MAX_SLOTS === undefined) throw new Error(`bpf/${objectName}.bpf.o exports no VC_MAX_SLOTS`);
-    this.maxSlots = limits.VC_MAX_SLOTS;
+    const enums = this.object.enums();
+    // An object may hold fewer slots than VC_MAX_SLOTS (enum vc_object_limits); up to 32 its
+    // masks are __u32, past 32 __u64.
+    const slots = enums.vc_object_limits?.VC_OBJECT_SLOTS ?? enums.vc_limits?.VC_MAX_SLOTS;
+    if (slots === undefined) throw new Error(`bpf/${objectName}.bpf.o exports no VC_MAX_SLOTS`);
+    this.maxSlots = slots;
+    this.maskBytes = slots <= 32 ? 4 : 8;
     this.key = structCodec(this.object, 'vc_slot_key');
     this.rule = structCodec(this.object, ruleStruct);
     this.stats = structCodec(this.object, statsStruct);
@@ -65,16 +73,16 @@ export class SlottedPrograms<R extends StructName, S extends StructName> {
         for (const l of links) l.destroy();
         throw err;
       }
-      entry = { path: cgroupPath, links, mask: 0 };
+      entry = { path: cgroupPath, links, mask: 0n };
       this.cgroups.set(cgroupId, entry);
     }
     for (let slot = 0; slot < this.maxSlots; slot++) {
-      if (!(entry.mask & (1 << slot))) {
-        entry.mask |= 1 << slot; // reserved; published to the kernel by enable()
+      if (!(entry.mask & bit(slot))) {
+        entry.mask |= bit(slot); // reserved; published to the kernel by enable()
         return { cgroupId, slot };
       }
     }
-    if (entry.mask === 0) this.detach(cgroupId);
+    if (entry.mask === 0n) this.detach(cgroupId);
     throw new Error(`cgroup ${cgroupPath} already holds ${this.maxSlots} faults of this kind; revert one before injecting another`);
   }
 
@@ -94,14 +102,14 @@ export class SlottedPrograms<R extends StructName, S extends StructName> {
   /** Hides the slot from the programs, returns its last counters, frees it. Idempotent. */
   release(ref: SlotRef): StructValue<S> | null {
     const entry = this.cgroups.get(ref.cgroupId);
-    if (!entry || !(entry.mask & (1 << ref.slot))) return null;
-    entry.mask &= ~(1 << ref.slot);
+    if (!entry || !(entry.mask & bit(ref.slot))) return null;
+    entry.mask &= ~bit(ref.slot);
     this.publishMask(ref.cgroupId);
     const key = this.keyOf(ref);
     const last = this.readStats(ref);
     this.object.mapDelete(this.maps.rules, key);
     this.object.mapDelete(this.maps.stats, key);
-    if (entry.mask === 0) this.detach(ref.cgroupId);
+    if (entry.mask === 0n) this.detach(ref.cgroupId);
     return last;
   }
 
@@ -116,8 +124,8 @@ export class SlottedPrograms<R extends StructName, S extends StructName> {
     return () => {
       const entry = this.cgroups.get(cgroupId);
       if (!entry) return;
-      entry.mask &= ~(1 << ref.slot);
-      if (entry.mask === 0) this.detach(cgroupId);
+      entry.mask &= ~bit(ref.slot);
+      if (entry.mask === 0n) this.detach(cgroupId);
     };
   }
 
@@ -125,12 +133,13 @@ export class SlottedPrograms<R extends StructName, S extends StructName> {
     const entry = this.cgroups.get(cgroupId);
     const idKey = Buffer.alloc(8);
     idKey.writeBigUInt64LE(cgroupId);
-    const mask = entry?.mask ?? 0;
-    if (mask === 0) {
+    const mask = entry?.mask ?? 0n;
+    if (mask === 0n) {
       this.object.mapDelete(this.maps.slots, idKey);
     } else {
-      const v = Buffer.alloc(4);
-      v.writeUInt32LE(mask);
+      const v = Buffer.alloc(this.maskBytes);
+      if (this.maskBytes === 4) v.writeUInt32LE(Number(mask));
+      else v.writeBigUInt64LE(mask);
       this.object.mapUpdate(this.maps.slots, idKey, v);
     }
   }

@@ -2,7 +2,7 @@
 // address) and sums their counters; shared by network-corrupt and network-duplicate.
 import type { AppliedFault } from '../contracts/applied-fault.js';
 import type { Kernel } from './kernel.js';
-import { directionBits, type Direction, type PeerMatch } from './peer-match.js';
+import { directionBits, peerRuleBytes, type Direction, type PeerMatch } from './peer-match.js';
 import { drawThreshold, holdSlots, slotRng } from './slot-rules.js';
 
 export interface VethRuleSpec {
@@ -42,7 +42,15 @@ export function applyVethRules(k: Kernel, hostIfindexes: readonly number[], seed
     (ref, { peer: p }, n) =>
       v.enable(
         ref,
-        { flags, threshold, peer_addr: p.addr, peer_mask: p.mask, port: spec.port ?? 0, protocol: 0 },
+        {
+          flags,
+          threshold,
+          family: p.family,
+          peer_addr: peerRuleBytes(p).addr,
+          peer_mask: peerRuleBytes(p).mask,
+          port: spec.port ?? 0,
+          protocol: 0,
+        },
         { rng: slotRng(seed, n) },
       ),
     (s) => ({

@@ -79,7 +79,7 @@ export class ChaosMetrics {
 
   constructor() {
     // Every verdict exists from the start, so a query by verdict sees 0, not "no data".
-    for (const v of ['validated', 'rejected', 'aborted']) this.experiments.inc({ verdict: v }, 0);
+    for (const v of ['validated', 'rejected', 'aborted', 'inconclusive']) this.experiments.inc({ verdict: v }, 0);
   }
 
   record(e: ChaosEvent): void {

@@ -12,6 +12,7 @@ import { ChaosMetrics } from './chaos-metrics.js';
 import { renderHtmlReport } from './html-report.js';
 import type { ExperimentResult } from '../experiment/result.js';
 import { describeBreach } from '../experiment/describe.js';
+import { kernelChanges } from '../observe/kernel-changes.js';
 
 export interface ChaosReporterOptions {
   /** Where to write every experiment's full result as JSON. Default: nowhere. */
@@ -51,7 +52,7 @@ export function formatTable(entries: ChaosReportEntry[]): string {
   const rows = entries.map(({ result: r }) => [
     r.name,
     r.verdict,
-    r.breaches[0] ? describeBreach(r.breaches[0]).split(' in window')[0]! : '-',
+    r.breaches[0] ? describeBreach(r.breaches[0]).split(' in window')[0]! : r.verdict === 'inconclusive' ? r.reason : '-',
     r.rollbackMs === null ? '-' : `${r.rollbackMs.toFixed(1)} ms`,
     r.recoveryMs === null ? 'never' : `${r.recoveryMs.toFixed(0)} ms`,
     r.faults.map((f) => (f.targets ?? [f.target]).filter(Boolean).join('+') || '-').join(', ') || '-',
@@ -61,7 +62,19 @@ export function formatTable(entries: ChaosReportEntry[]): string {
   const widths = head.map((h, i) => Math.min(70, Math.max(h.length, ...rows.map((r) => r[i]!.length))));
   const line = (cells: string[]) =>
     cells.map((c, i) => (c.length > widths[i]! ? `${c.slice(0, widths[i]! - 1)}…` : c.padEnd(widths[i]!))).join('  ');
-  return ['', 'vitest-chaos experiments', line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), ''].join('\n');
+  const kernel = entries.flatMap(({ result: r }) => {
+    const changes = kernelChanges(r.kernel, 3);
+    return changes.length ? [`  ${r.name}: ${changes.map((c) => c.text).join('; ')}`] : [];
+  });
+  return [
+    '',
+    'vitest-chaos experiments',
+    line(head),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map(line),
+    ...(kernel.length ? ['', 'what the kernel saw change most against the baseline', ...kernel] : []),
+    '',
+  ].join('\n');
 }
 
 export class ChaosReporter implements Reporter {

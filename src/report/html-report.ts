@@ -8,6 +8,7 @@
 // maintained, no dependencies; Chart.js or ECharts would weigh 200 KB to 1 MB.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { kernelChanges } from '../observe/kernel-changes.js';
 import { describeBreach } from '../experiment/describe.js';
 import type { Breach, ExperimentResult } from '../experiment/result.js';
 import { CLIENT_SCRIPT } from './html-report-script.js';
@@ -42,7 +43,7 @@ const scriptSafe = (s: string) => s.replace(/<\/(script)/gi, '<\\/$1').replace(/
 const ms = (v: number | null | undefined, digits = 0) => (v === null || v === undefined ? '-' : `${v.toFixed(digits)} ms`);
 const sec = (v: number | null | undefined) => (v === null || v === undefined ? '-' : `${(v / 1000).toFixed(2)} s`);
 
-const VERDICTS = ['validated', 'rejected', 'aborted'] as const;
+const VERDICTS = ['validated', 'rejected', 'aborted', 'inconclusive'] as const;
 
 export function renderHtmlReport(entries: ReadonlyArray<HtmlReportEntry>, options: HtmlReportOptions = {}): string {
   const log = options.progress ?? (() => {});
@@ -54,7 +55,7 @@ export function renderHtmlReport(entries: ReadonlyArray<HtmlReportEntry>, option
 
   const rows = entries
     .map(({ result: r }, i) => {
-      const first = r.breaches[0] ? describeBreach(r.breaches[0]).split(' in window')[0] : '-';
+      const first = r.breaches[0] ? describeBreach(r.breaches[0]).split(' in window')[0] : r.verdict === 'inconclusive' ? r.reason : '-';
       return `<tr class="v-${esc(r.verdict)}"><td><a href="#exp-${i}">${esc(r.name)}</a></td><td><span class="badge ${esc(r.verdict)}">${esc(r.verdict)}</span></td><td>${esc(r.severity ?? 'medium')}</td><td>${esc(first)}</td><td>${ms(r.rollbackMs, 1)}</td><td>${r.recoveryMs === null ? (r.faults.some((f) => f.injectedAtMs !== null) ? 'never' : '-') : ms(r.recoveryMs)}</td><td>${esc(r.seed)}</td></tr>`;
     })
     .join('\n');
@@ -94,7 +95,7 @@ ${VERDICTS.map((v) => `<div class="card ${v}" data-verdict="${v}"><div class="nu
 <div class="card score" id="score"><div class="num">${scoreText}</div><div>resilience score</div></div>
 </div>
 <p class="formula" id="score-formula">${esc(SCORE_FORMULA)} = 100 × ${score.validatedWeight} / ${score.totalWeight}${score.score === null ? '' : ` = ${score.score.toFixed(1)}`}</p>
-<p><button type="button" id="expand-all">expand all</button> <button type="button" id="collapse-all">collapse all</button> <label><input type="checkbox" id="only-failed"> only rejected / aborted</label></p>
+<p><button type="button" id="expand-all">expand all</button> <button type="button" id="collapse-all">collapse all</button> <label><input type="checkbox" id="only-failed"> only rejected / aborted / inconclusive</label></p>
 <table class="summary"><thead><tr><th>experiment</th><th>verdict</th><th>severity</th><th>first breach</th><th>rollback</th><th>recovery</th><th>seed</th></tr></thead>
 <tbody>
 ${rows}
@@ -175,13 +176,18 @@ function renderExperiment({ test, file, result: r }: HtmlReportEntry, i: number)
           : ''
       }`
     : '';
-  // Kernel observations (eBPF observers) are attached by newer versions; shown when present.
-  const observations = (r as ExperimentResult & { observations?: unknown }).observations;
-  const obs =
-    observations && typeof observations === 'object' && Object.keys(observations).length
-      ? `<h4>kernel observations</h4><table class="kv">${Object.entries(observations as Record<string, unknown>)
-          .map(([k, v]) => `<tr><th>${esc(k)}</th><td><code>${esc(typeof v === 'object' ? JSON.stringify(v) : v)}</code></td></tr>`)
-          .join('')}</table>`
+  // What the kernel saw (eBPF observers on the faults' targets): the largest changes against the baseline, then every figure.
+  const changes = kernelChanges(r.kernel, 8);
+  const obs = r.kernel
+    ? `<h4>kernel observations</h4>${
+        changes.length
+          ? `<table class="kv"><tr><th>target</th><th>phase</th><th>changed most against the baseline</th></tr>${changes
+              .map((x) => `<tr><td>${esc(x.target)}</td><td>${esc(x.phase)}</td><td>${esc(x.text.slice(x.target.length + 1))}</td></tr>`)
+              .join('')}</table>`
+          : '<p class="muted">nothing changed against the baseline</p>'
+      }<details><summary>every observation by phase and target</summary><pre>${esc(JSON.stringify(r.kernel, null, 1))}</pre></details>`
+    : r.kernelError
+      ? `<p class="muted">kernel observations: ${esc(r.kernelError)}</p>`
       : '';
   const open = r.verdict === 'validated' ? '' : ' open';
   return `<details class="exp v-${esc(r.verdict)}" id="exp-${i}" data-index="${i}"${open}>
@@ -221,13 +227,13 @@ h1 { margin: 0 0 4px; font-size: 22px; }
 .cards { display: flex; gap: 12px; flex-wrap: wrap; }
 .card { background: #fff; border-radius: 8px; padding: 10px 18px; box-shadow: 0 1px 2px #0002; min-width: 110px; border-top: 4px solid #98a2b3; }
 .card .num { font-size: 28px; font-weight: 600; }
-.card.validated { border-color: #12b76a; } .card.rejected { border-color: #f79009; } .card.aborted { border-color: #d92d20; } .card.score { border-color: #2e90fa; }
+.card.validated { border-color: #12b76a; } .card.rejected { border-color: #f79009; } .card.aborted { border-color: #d92d20; } .card.inconclusive { border-color: #667085; } .card.score { border-color: #2e90fa; }
 .formula { font-family: ui-monospace, monospace; font-size: 12px; color: #475467; }
 table { border-collapse: collapse; background: #fff; font-size: 13px; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eaecf0; vertical-align: top; }
 table.summary { width: 100%; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; color: #fff; background: #98a2b3; }
-.badge.validated { background: #12b76a; } .badge.rejected { background: #f79009; } .badge.aborted { background: #d92d20; }
+.badge.validated { background: #12b76a; } .badge.rejected { background: #f79009; } .badge.aborted { background: #d92d20; } .badge.inconclusive { background: #667085; }
 details.exp { background: #fff; border-radius: 8px; margin: 12px 0; box-shadow: 0 1px 2px #0002; }
 details.exp > summary { cursor: pointer; padding: 10px 14px; }
 details.exp .body { padding: 0 14px 14px; }

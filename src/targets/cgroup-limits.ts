@@ -1,8 +1,12 @@
 // A cgroup limit that several faults may tighten at once (a cpu-throttle
-// applied twice, two io-throttles on one disk). The value in force is the
-// tightest of the faults' values and of the value found before the first one;
-// every fault's journal entry restores that first value, so entries can be
-// reverted in any order here, and reaped in any order after a crash.
+// applied twice, two io-throttles on one disk, two Vitest processes throttling
+// one container). The value in force is the tightest of the faults' values and
+// of the value found before the first one; the layers of every process live in
+// the journal directory (journal/limit-stack.ts), so a revert lifts only its own
+// layer, the last one out restores the original, and every fault's journal
+// entry restores that first value (the reaper writes what live layers still
+// need instead), so entries can be reverted and reaped in any order.
+import { LimitStacks, type LimitValue } from '../journal/limit-stack.js';
 import { cgroupWriteUndo, type UndoAction } from '../journal/journal.js';
 import { readCgroupFile, writeCgroupFile } from './cgroup-v1.js';
 import type { AppliedFault } from '../contracts/applied-fault.js';
@@ -19,18 +23,13 @@ export interface LimitFile {
   undo(v: bigint | null): UndoAction;
 }
 
-interface Held {
-  original: bigint | null;
-  layers: Map<symbol, bigint>;
+function limitValue(file: LimitFile, v: bigint | null): LimitValue {
+  const u = file.undo(v);
+  if (u.type !== 'cgroup-write') throw new Error(`the undo of limit ${file.key} is not a cgroup write`);
+  return { rank: v === null ? null : String(v), path: u.path, content: u.content };
 }
 
-const held = new Map<string, Held>();
-
-function effective(h: Held): bigint | null {
-  let v = h.original;
-  for (const l of h.layers.values()) if (v === null || l < v) v = l;
-  return v;
-}
+const rankOf = (v: LimitValue): bigint | null => (v.rank === null ? null : BigInt(v.rank));
 
 /**
  * Tightens each limit to its value (never loosens one). Writes in list order
@@ -44,34 +43,42 @@ export function tightenLimits(
   description: string,
   items: { file: LimitFile; value: bigint }[],
 ): { release(): void; originals: (bigint | null)[] } {
-  const token = Symbol(description);
-  const originals = items.map(({ file }) => (held.has(file.key) ? held.get(file.key)!.original : file.read()));
-  const entry = ctx.journal().record(description, items.map(({ file }, i) => file.undo(originals[i] ?? null)).reverse());
-  const done: LimitFile[] = [];
+  const journal = ctx.journal();
+  const stacks = new LimitStacks(journal.dir);
+  let entry: ReturnType<typeof journal.record> | undefined;
+  const undos: UndoAction[] = [];
+  const originals: (bigint | null)[] = [];
+  const done: { file: LimitFile; token: string }[] = [];
   const release = (): void => {
     const errors: unknown[] = [];
-    for (const file of [...done].reverse()) {
-      const h = held.get(file.key);
-      if (!h?.layers.delete(token)) continue;
-      if (h.layers.size === 0) held.delete(file.key);
+    for (const { file, token } of [...done].reverse()) {
       try {
-        file.write(effective(h));
+        stacks.pop(file.key, token, (v) => file.write(rankOf(v)));
       } catch (err) {
         errors.push(err);
       }
     }
     done.length = 0;
     if (errors.length) throw errors[0];
-    ctx.journal().forget(entry);
+    if (entry) journal.forget(entry);
   };
   try {
-    items.forEach(({ file, value }, i) => {
-      let h = held.get(file.key);
-      if (!h) held.set(file.key, (h = { original: originals[i] ?? null, layers: new Map() }));
-      h.layers.set(token, value);
-      done.push(file);
-      file.write(effective(h));
-    });
+    for (const { file, value } of items) {
+      const { token, original } = stacks.push(
+        file.key,
+        () => limitValue(file, file.read()),
+        limitValue(file, value),
+        (effective, first) => {
+          // write-ahead: what puts this file back is on disk before the write
+          undos.unshift(file.undo(rankOf(first)));
+          if (entry) journal.update(entry, undos);
+          else entry = journal.record(description, undos);
+          file.write(rankOf(effective));
+        },
+      );
+      originals.push(rankOf(original));
+      done.push({ file, token });
+    }
   } catch (err) {
     release();
     throw err;

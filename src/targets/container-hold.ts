@@ -15,6 +15,11 @@ export interface HoldSpec {
   isHeld(): Promise<boolean>;
   /** Makes the change (pause, stop). */
   enter(): Promise<void>;
+  /**
+   * Undoes the change better than the journal's record can (container-stop: a start on the
+   * same host ports) while we live; the record then goes. If it throws, the record's undo runs.
+   */
+  undoLive?(): Promise<void>;
   /** Runs after the undo, e.g. waits until the container runs again. */
   afterUndo?(): Promise<void>;
 }
@@ -75,7 +80,17 @@ export function hold(spec: HoldSpec, journal: () => Journal): Promise<Hold> {
           released = true;
           if (--mine.count > 0) return;
           held.delete(spec.key);
-          await mine.journal.revert(mine.entry);
+          let done = false;
+          if (spec.undoLive) {
+            try {
+              await spec.undoLive();
+              done = true;
+            } catch {
+              // the journal's own undo below
+            }
+          }
+          if (done) mine.journal.forget(mine.entry);
+          else await mine.journal.revert(mine.entry);
           await spec.afterUndo?.();
         }),
     };

@@ -11,6 +11,9 @@ export interface TargetNetwork {
   name: string;
   ipv4: string;
   gateway: string;
+  /** On a network with IPv6 enabled: the container's global IPv6 address and its gateway. */
+  ipv6?: string;
+  gateway6?: string;
 }
 
 /** What Docker says the container is doing. */
@@ -32,6 +35,14 @@ export interface ResolvedTarget {
 export class TargetError extends Error {
   override name = 'TargetError';
 }
+
+/**
+ * What Docker takes as a container id or name. Anything else never reaches the
+ * engine: a reference with "/", "." or ".." in the request path made the engine
+ * answer with a redirect that the Docker client followed to a host named
+ * "containers", an uncaught exception in the test process (found by the spec fuzz).
+ */
+export const CONTAINER_REF = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
 
 export function containerIdOf(ref: ContainerRef): string {
   if (typeof ref === 'string') return ref;
@@ -56,6 +67,7 @@ export class TargetResolver {
    */
   async resolve(ref: ContainerRef, accept: readonly TargetState[] = ['running']): Promise<ResolvedTarget> {
     const id = containerIdOf(ref);
+    if (!CONTAINER_REF.test(id)) throw new TargetError(`'${id.slice(0, 80)}' is not a container id or name (letters, digits, _ . -)`);
     const plain = accept.length === 1 && accept[0] === 'running';
     const hit = this.cache.get(id);
     if (plain && hit && stillCurrent(hit)) return hit;
@@ -82,7 +94,13 @@ export class TargetResolver {
     }
     const networks: TargetNetwork[] = Object.entries(info.NetworkSettings.Networks ?? {})
       .filter(([, n]) => n.IPAddress)
-      .map(([name, n]) => ({ name, ipv4: n.IPAddress, gateway: n.Gateway }));
+      .map(([name, n]) => ({
+        name,
+        ipv4: n.IPAddress,
+        gateway: n.Gateway,
+        ...(n.GlobalIPv6Address ? { ipv6: n.GlobalIPv6Address } : {}),
+        ...(n.IPv6Gateway ? { gateway6: n.IPv6Gateway } : {}),
+      }));
     const target: ResolvedTarget = {
       id: info.Id,
       name,

@@ -1,10 +1,6 @@
 // Probes for the data-path faults (reset, timeout, slow-close, http, dns): what
-// curl inside a container saw, and a child process holding a fault to SIGKILL.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
+// curl inside a container saw.
 import type { StartedTestContainer } from 'testcontainers';
-import { expect } from 'vitest';
 import { sh } from './containers.js';
 
 export interface CurlResult {
@@ -49,24 +45,4 @@ export async function curlRuns(c: StartedTestContainer, url: string, n = 1, args
 
 export async function curlOnce(c: StartedTestContainer, url: string, args?: string): Promise<CurlResult> {
   return (await curlRuns(c, url, 1, args))[0]!;
-}
-
-/** A child process (test/helpers/inject-child.ts) holding one fault until it is killed. */
-export async function startInjector(kind: string, target: StartedTestContainer, params: Record<string, unknown>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/inject-child.ts', kind, target.getId(), JSON.stringify(params)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  await new Promise<void>((resolve, reject) => {
-    lines.on('line', (l) => l.startsWith('READY') && resolve());
-    child.once('exit', (code) => reject(new Error(`injector exited with ${code} before it was ready`)));
-  });
-  return child;
-}
-
-export async function sigkill(child: ChildProcess): Promise<void> {
-  const exited = once(child, 'exit');
-  child.kill('SIGKILL');
-  const [, signal] = await exited;
-  expect(signal).toBe('SIGKILL');
 }

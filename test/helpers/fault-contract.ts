@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaos, ChaosSpecError, type FaultSpec } from 'vitest-chaos';
 import { Journal } from '../../src/journal/journal.js';
 import { stopAll } from './containers.js';
-import { sigkill, startInjector } from './datapath.js';
+import { killInjectors, sigkill, startInjector } from './injector.js';
 
 type Params = Record<string, unknown>;
 
@@ -24,8 +24,15 @@ export interface FaultContractDef<M> {
   startControl?(name: string): Promise<StartedTestContainer>;
   /** The kind's parameters of a valid fault on that target (no kind, no target). */
   params(target: StartedTestContainer): Params;
-  /** Measures the fault's effect on a container, short and bounded. */
-  measure(c: StartedTestContainer): Promise<M>;
+  /** Measures the fault's effect on a container, short and bounded (or give `arm`). */
+  measure?(c: StartedTestContainer): Promise<M>;
+  /**
+   * For a kind whose measurement cannot begin while the fault is in force (crash-on-syscall:
+   * a `docker exec` that writes is itself signalled): sets a measurement up on c and returns
+   * the function that takes it. The contract arms every measurement of a case before the
+   * fault it measures, and takes it afterwards. Default: measure(c), set up when taken.
+   */
+  arm?(c: StartedTestContainer): Promise<() => Promise<M>>;
   /** Asserts that m shows the fault (baseline: the same container measured before it). */
   affected(m: M, baseline: M): void;
   /** Asserts that m shows no fault. */
@@ -82,6 +89,9 @@ export function faultContract<M>(def: FaultContractDef<M>): ContractContainers {
   let target: StartedTestContainer;
   let control: StartedTestContainer;
   let n = 0;
+  if (!def.arm && !def.measure) throw new Error(`${def.kind} contract: give measure or arm`);
+  const arm = def.arm ?? (async (c: StartedTestContainer) => () => def.measure!(c));
+  const measure = async (c: StartedTestContainer) => (await arm(c))();
   const spec = (t: StartedTestContainer) => ({ kind: def.kind, target: t, ...def.params(t) }) as FaultSpec;
   // A kind that cannot be undone leaves its target changed for good: the next case gets a new one.
   const renew = async () => {
@@ -94,7 +104,10 @@ export function faultContract<M>(def: FaultContractDef<M>): ContractContainers {
   beforeAll(async () => {
     [target, control] = await Promise.all([def.start(`${def.kind}-target`), (def.startControl ?? def.start)(`${def.kind}-control`)]);
   });
-  afterAll(() => stopAll(target, control));
+  afterAll(async () => {
+    killInjectors();
+    await stopAll(target, control);
+  });
 
   describe(`${def.kind} contract`, () => {
     it.each(def.bad)('refuses %s with a clear error and applies nothing', async (_name, params, message) => {
@@ -116,18 +129,19 @@ export function faultContract<M>(def: FaultContractDef<M>): ContractContainers {
         ? 'changes the target as measured, leaves the control and the host alone, and is gone after revert'
         : 'changes the target as measured, leaves the control and the host alone; revert cannot undo it and says so',
       async () => {
-        const [baseline, controlBaseline] = await Promise.all([def.measure(target), def.measure(control)]);
+        const [baseline, controlBaseline] = await Promise.all([measure(target), measure(control)]);
         def.normal(baseline, baseline);
         const [before, controlBefore, host] = [await def.applied(target), await def.applied(control), await def.host?.()];
 
+        const [duringOf, controlDuringOf] = [await arm(target), await arm(control)];
         const fault = await chaos.inject(spec(target));
-        const during = await def.measure(target);
-        const controlDuring = await def.measure(control);
+        const during = await duringOf();
+        const controlDuring = await controlDuringOf();
         const hostDuring = await def.host?.();
         const stats = fault.stats() as Record<string, number>;
         await fault.revert();
         await fault.revert();
-        const after = await def.measure(target);
+        const after = await measure(target);
         console.info(
           `${def.kind} contract: before ${JSON.stringify(baseline)}, during ${JSON.stringify(during)}, after ${JSON.stringify(after)}; stats ${JSON.stringify(stats)}`,
         );
@@ -152,19 +166,20 @@ export function faultContract<M>(def: FaultContractDef<M>): ContractContainers {
     );
 
     it('applies twice and reverts each twice, quietly', async () => {
-      const baseline = await def.measure(target);
+      const baseline = await measure(target);
       const before = await def.applied(target);
+      const [bothOf, secondOf] = [await arm(target), stacks ? await arm(target) : null];
       const a = await chaos.inject(spec(target));
       const b = await chaos.inject(spec(target));
-      def.affected(await def.measure(target), baseline);
+      def.affected(await bothOf(), baseline);
       await a.revert();
       await a.revert();
-      if (stacks) def.affected(await def.measure(target), baseline);
+      if (secondOf) def.affected(await secondOf(), baseline);
       await b.revert();
       await b.revert();
       expect([a.active, b.active]).toEqual([false, false]);
       if (revertible) {
-        def.normal(await def.measure(target), baseline);
+        def.normal(await measure(target), baseline);
         expect(await def.applied(target)).toEqual(before);
       } else {
         expect([a, b].map((f) => (f.stats() as Record<string, number>).revertible)).toEqual([0, 0]);
@@ -184,10 +199,11 @@ export function faultContract<M>(def: FaultContractDef<M>): ContractContainers {
     });
 
     it(`leaves ${def.sigkill === 'nothing left' ? 'nothing' : 'what the next run reaps'} when the injecting process is killed with SIGKILL`, async () => {
-      const baseline = await def.measure(target);
+      const baseline = await measure(target);
       const before = await def.applied(target);
+      const duringOf = await arm(target);
       const child = await startInjector(def.kind, target, forChild(def.params(target)));
-      def.affected(await def.measure(target), baseline);
+      def.affected(await duringOf(), baseline);
       const written = journalOf(child.pid);
       await sigkill(child);
       const { reverted, failed } = await new Journal().reap();
@@ -205,7 +221,7 @@ export function faultContract<M>(def: FaultContractDef<M>): ContractContainers {
           .poll(
             async () => {
               try {
-                def.normal(await def.measure(target), baseline);
+                def.normal(await measure(target), baseline);
                 return true;
               } catch {
                 return false;

@@ -22,12 +22,14 @@ export interface PayloadResult {
 const PAD = 'abcdefghijklmnopqrstuvwxyz0123456789'.repeat(3);
 
 /**
- * Sends `count` datagrams "tag:seq:padding" to an echo server, `perMs` a
- * millisecond at most, and classifies what returns.
+ * Sends `count` datagrams "tag:seq:padding:seq" to an echo server, `perMs` a
+ * millisecond at most, and classifies what returns. The sequence number is
+ * written twice: one flipped digit ("tag:12:" -> "tag:13:") would otherwise
+ * turn a corrupted datagram into another intact one (seen once in CI).
  */
 export async function udpPayloadRound(host: string, port: number, count: number, waitMs = 500, perMs = 5): Promise<PayloadResult> {
   const tag = Math.random().toString(36).slice(2, 8);
-  const payload = (i: number) => `${tag}:${i}:${PAD}`;
+  const payload = (i: number) => `${tag}:${i}:${PAD}:${i}`;
   const sock = dgram.createSocket('udp4');
   const copies = new Map<number, number>();
   let received = 0;

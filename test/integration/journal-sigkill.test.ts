@@ -4,11 +4,11 @@
 // and is reported as failed, never as reverted.
 import { existsSync, readdirSync } from 'node:fs';
 import type { StartedTestContainer } from 'testcontainers';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createChaos } from 'vitest-chaos';
 import { Journal } from '../../src/journal/journal.js';
-import { sh, startHttpServer, stopAll } from '../helpers/containers.js';
-import { sigkill, startInjector } from '../helpers/datapath.js';
+import { sh } from '../helpers/containers.js';
+import { sigkill, sigkillTargets, startInjector } from '../helpers/injector.js';
 import { docker, state } from '../helpers/processes.js';
 
 const MiB = 1 << 20;
@@ -20,20 +20,10 @@ async function tmpOnHost(c: StartedTestContainer): Promise<string> {
 }
 
 describe('the reaper, after a SIGKILLed run', () => {
-  let target: StartedTestContainer;
-  let control: StartedTestContainer;
-  beforeAll(async () => {
-    [target, control] = await Promise.all([startHttpServer('reap-order-target'), startHttpServer('reap-order-control')]);
-  });
-  afterAll(async () => {
-    await docker
-      .getContainer(target.getId())
-      .unpause()
-      .catch(() => undefined);
-    await stopAll(target, control);
-  });
+  const env = sigkillTargets('reap-order');
 
   it('undoes newest first: unpauses the container, then removes the file disk-fill wrote', async () => {
+    const { target, control } = env;
     const child = await startInjector('sequence', target, [
       { kind: 'disk-fill', bytes: 10 * MiB, path: '/tmp' },
       { kind: 'container-pause' },
@@ -61,6 +51,7 @@ describe('the reaper, after a SIGKILLed run', () => {
   });
 
   it('chaos.revertAll() in the living process undoes newest first too', async () => {
+    const { target } = env;
     const chaos = createChaos({ seed: 4, progress: false });
     await chaos.inject({ kind: 'disk-fill', target, bytes: 10 * MiB, path: '/tmp' });
     await chaos.inject({ kind: 'container-pause', target });
@@ -75,6 +66,7 @@ describe('the reaper, after a SIGKILLed run', () => {
   });
 
   it('keeps the record of an undo that failed (the container paused by someone else: 409) and reports it, until it can run', async () => {
+    const { target } = env;
     const child = await startInjector('disk-fill', target, { bytes: 10 * MiB, path: '/tmp' });
     const file = `${await tmpOnHost(target)}/vitest-chaos-disk-fill-${child.pid}-1`;
     expect(existsSync(file)).toBe(true);

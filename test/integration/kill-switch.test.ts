@@ -6,7 +6,7 @@
 // directory of their own, so the kill switch never touches other runs here.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,6 +14,7 @@ import type { StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cgroupV1Dir } from '../../src/targets/cgroup-v1.js';
 import { ipOf, startHttpServer, stopAll } from '../helpers/containers.js';
+import { killInjectors, sigkill, startInjector } from '../helpers/injector.js';
 import { httpGet, state } from '../helpers/processes.js';
 import { udpEchoRound } from '../helpers/udp.js';
 
@@ -90,7 +91,7 @@ describe('kill switch: vitest-chaos stop | resume | status', () => {
   beforeAll(async () => {
     // The bin runs the built code: it must be built from the sources under test.
     const built = statSync('dist/api/control-cli.js').mtimeMs;
-    for (const src of ['src/api/control-cli.ts', 'src/api/control-channel.ts', 'src/journal/journal.ts']) {
+    for (const src of ['src/api/control-cli.ts', 'src/api/control-channel.ts', 'src/api/injection-rate.ts', 'src/journal/journal.ts']) {
       if (statSync(src).mtimeMs > built) throw new Error(`${src} is newer than dist/: run \`npm run build:ts\` first`);
     }
     rmSync(CONTROL, { recursive: true, force: true });
@@ -100,6 +101,7 @@ describe('kill switch: vitest-chaos stop | resume | status', () => {
     expect((await udpEchoRound(ipOf(c[0]!), 9000, 50)).lost).toBe(0);
   });
   afterAll(async () => {
+    killInjectors();
     for (const ch of children) if (ch.exitCode === null) ch.kill('SIGKILL');
     await vitestChaos('resume');
     await stopAll(...c);
@@ -291,6 +293,80 @@ describe('kill switch: vitest-chaos stop | resume | status', () => {
     expect((await vitestChaos('resume')).code).toBe(0);
   });
 
+  it('refuses a non-root user: stop, status and resume as nobody fail and change nothing, the socket refuses them (by its modes, and by the peer uid behind them); root is answered', {
+    timeout: 60_000,
+  }, async () => {
+    await vitestChaos('resume');
+    const loss = c[0]!;
+    const child = await startInjector('network-loss', loss, { percent: 100 }); // a live run holding a fault
+    const socket = join(CONTROL, `${child.pid}-0.sock`);
+    expect(await firstPass(performance.now(), () => existsSync(socket), 20, 10_000)).not.toBeNull();
+    // The modes the issue asks: the directory 0700 root, the socket and its record 0600 root.
+    const mode = (p: string) => {
+      const st = statSync(p);
+      return `${(st.mode & 0o777).toString(8)} uid ${st.uid}`;
+    };
+    expect([mode(CONTROL), mode(socket), mode(join(CONTROL, `${child.pid}-0.json`))]).toEqual(['700 uid 0', '600 uid 0', '600 uid 0']);
+
+    // As uid 65534 (nobody), no capabilities: the command, and a raw connection to the socket.
+    const asNobody = (args: string[]) =>
+      new Promise<{ code: number; out: string }>((resolve) =>
+        execFile(
+          'setpriv',
+          ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', process.execPath, ...args],
+          { env: { ...process.env, VITEST_CHAOS_CONTROL_DIR: CONTROL } },
+          (err, so, se) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: so + se }),
+        ),
+      );
+    const tries: Record<string, { code: number; out: string }> = {};
+    for (const cmd of ['stop', 'status', 'resume']) tries[cmd] = await asNobody([BIN, cmd]);
+    const raw = await asNobody([
+      '-e',
+      `const s = require('net').connect(${JSON.stringify(socket)}); s.on('connect', () => { s.write('{"cmd":"stop"}\\n'); console.log('connected'); s.end(); }); s.on('error', (e) => console.log(e.code));`,
+    ]);
+    const list = await asNobody([
+      '-e',
+      `try { console.log(require('fs').readdirSync(${JSON.stringify(CONTROL)}).length) } catch (e) { console.log(e.code) }`,
+    ]);
+    console.info(`as nobody: ${JSON.stringify(tries)}; raw connect: ${raw.out.trim()}; list: ${list.out.trim()}`);
+    for (const cmd of ['stop', 'status', 'resume']) {
+      expect(tries[cmd]!.code).toBe(1);
+      expect(tries[cmd]!.out).toMatch(
+        /the control directory .* is reachable by root only, and this process runs as uid 65534: run the kill switch as root/,
+      );
+    }
+    expect(raw.out.trim()).toBe('EACCES');
+    expect(list.out.trim()).toBe('EACCES');
+    // Behind the modes, the peer's uid (SO_PEERCRED): with the directory and the socket opened
+    // to everyone, as a mistaken chmod would, nobody's stop is still closed unanswered.
+    chmodSync(CONTROL, 0o711);
+    chmodSync(socket, 0o666);
+    let loose: { code: number; out: string };
+    try {
+      loose = await asNobody([
+        '-e',
+        `const s = require('net').connect(${JSON.stringify(socket)}); let n = 0, err = '';
+         const end = (how) => { console.log(how + ' after ' + n + ' bytes' + (err && ' (' + err + ')')); process.exit(0); };
+         s.on('connect', () => s.write('{"cmd":"stop"}\\n')); s.on('data', (d) => (n += d.length));
+         s.on('error', (e) => (err = e.code)); s.on('close', () => end('closed')); setTimeout(() => end('still open'), 5000);`,
+      ]);
+    } finally {
+      chmodSync(CONTROL, 0o700);
+      chmodSync(socket, 0o600);
+    }
+    console.info(`as nobody, modes opened: ${loose.out.trim()}`);
+    expect(loose.out.trim()).toMatch(/^closed after 0 bytes/); // connected, then closed: no ack, no stop
+    // Nothing changed: no flag, the run alive with its fault in force.
+    expect(existsSync(join(CONTROL, 'stopped'))).toBe(false);
+    expect(child.exitCode).toBe(null);
+    expect((await udpEchoRound(ipOf(loss), 9000, 50)).lost).toBe(50);
+    // Root is answered on the same socket.
+    const st = await vitestChaos('status');
+    expect(st.out).toMatch(new RegExp(`process ${child.pid}: 1 active fault`));
+    await sigkill(child);
+    expect((await udpEchoRound(ipOf(loss), 9000, 50)).lost).toBe(0);
+  });
+
   it('refuses a control directory others could reach', async () => {
     const loose = mkdtempSync(join(tmpdir(), 'vc-loose-'));
     execFile('chmod', ['755', loose]);
@@ -305,5 +381,19 @@ describe('kill switch: vitest-chaos stop | resume | status', () => {
       /the control directory .* is unsafe \(its mode is 755, not 700\); the kill switch must be reachable by root only/,
     );
     rmSync(loose, { recursive: true, force: true });
+    // A directory another user made (0700, but not root's) is refused too.
+    const planted = mkdtempSync(join(tmpdir(), 'vc-planted-'));
+    chownSync(planted, 65534, 65534);
+    const p = await vitestChaos('status');
+    const q = await new Promise<{ code: number; out: string }>((resolve) =>
+      execFile(process.execPath, [BIN, 'stop'], { env: { ...process.env, VITEST_CHAOS_CONTROL_DIR: planted } }, (err, so, se) =>
+        resolve({ code: err ? 1 : 0, out: so + se }),
+      ),
+    );
+    expect(p.code).toBe(0);
+    expect(q.code).toBe(1);
+    expect(q.out).toMatch(/the control directory .* is unsafe \(it is owned by uid 65534, not root\)/);
+    expect(readdirSync(planted)).toEqual([]); // no flag written there
+    rmSync(planted, { recursive: true, force: true });
   });
 });

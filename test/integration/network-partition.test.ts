@@ -54,7 +54,7 @@ describe('network-partition', () => {
       [
         'a bad CIDR',
         { peer: '10.0.0.0/33' },
-        /peer is "10.0.0.0\/33"; expected a started container, "container:<id or name>", or an IPv4 address or CIDR/,
+        /peer is "10.0.0.0\/33"; expected a started container, "container:<id or name>", or an IPv4 or IPv6 address or CIDR/,
       ],
     ],
     sigkill: 'nothing left',

@@ -1,29 +1,17 @@
 // A paused or stopped container does not come back by itself when the process
 // holding the fault dies: the journal entry written before the change lets the
 // next run's reaper undo it.
-import type { StartedTestContainer } from 'testcontainers';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createChaos } from 'vitest-chaos';
 import { Journal } from '../../src/journal/journal.js';
-import { startHttpServer, stopAll } from '../helpers/containers.js';
-import { sigkill, startInjector } from '../helpers/datapath.js';
-import { currentIp, docker, httpGet, serverAnswers, state } from '../helpers/processes.js';
+import { sigkill, sigkillTargets, startInjector } from '../helpers/injector.js';
+import { currentIp, httpGet, serverAnswers, state } from '../helpers/processes.js';
 
 describe('a process holding a process fault, killed with SIGKILL', () => {
-  let target: StartedTestContainer;
-  let control: StartedTestContainer;
-  beforeAll(async () => {
-    [target, control] = await Promise.all([startHttpServer('proc-kill-target'), startHttpServer('proc-kill-control')]);
-  });
-  afterAll(async () => {
-    await docker
-      .getContainer(target.getId())
-      .unpause()
-      .catch(() => undefined);
-    await stopAll(target, control);
-  });
+  const env = sigkillTargets('proc-kill');
 
   it('leaves the target paused until the reaper unpauses it', async () => {
+    const { target, control } = env;
     const ip = await currentIp(target);
     const child = await startInjector('container-pause', target, {});
     expect((await state(target)).Paused).toBe(true);
@@ -43,6 +31,7 @@ describe('a process holding a process fault, killed with SIGKILL', () => {
   });
 
   it("leaves the target stopped until a new run's first inject starts it again", async () => {
+    const { target, control } = env;
     const before = await state(target);
     const controlPid = (await state(control)).Pid;
     const child = await startInjector('container-stop', target, {});

@@ -1,21 +1,11 @@
 // The proxy listens on the bridge's gateway, where every container on the
 // bridge can reach it: a connection our programs did not redirect gets
 // nothing (closed at once, no byte relayed) and is counted.
-import { execFileSync } from 'node:child_process';
 import type { StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { ipOf, sh, startClient, startHttpServer, stopAll } from '../helpers/containers.js';
-import { gatewayOf } from '../helpers/target-info.js';
-
-/** The TCP ports this process listens on at `address`. */
-function listeningPorts(address: string): number[] {
-  const out = execFileSync('ss', ['-Hltnp', 'src', address], { encoding: 'utf8' });
-  return out
-    .split('\n')
-    .filter((l) => l.includes(`pid=${process.pid},`))
-    .map((l) => Number(l.trim().split(/\s+/)[3]?.split(':').pop()));
-}
+import { gatewayOf, listeningPorts } from '../helpers/target-info.js';
 
 describe('the proxy, reached directly', () => {
   let server: StartedTestContainer;

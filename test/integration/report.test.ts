@@ -120,7 +120,7 @@ describe.skipIf(!hasPrometheus() || !hasChromium())('reports of a sharded run', 
     expect(byVerdict).toEqual(
       count(
         experiments.map((e) => e.result.verdict),
-        ['validated', 'rejected', 'aborted'],
+        ['validated', 'rejected', 'aborted', 'inconclusive'],
       ),
     );
     // per run: a shard that ran two files (two workers) served the sum of both
@@ -155,7 +155,7 @@ describe.skipIf(!hasPrometheus() || !hasChromium())('reports of a sharded run', 
     for (const [verdict, n] of Object.entries(
       count(
         experiments.map((e) => e.result.verdict),
-        ['validated', 'rejected', 'aborted'],
+        ['validated', 'rejected', 'aborted', 'inconclusive'],
       ),
     )) {
       expect(text).toContain(`chaos_experiments_total{verdict="${verdict}"} ${n}`);
@@ -223,12 +223,13 @@ describe.skipIf(!hasPrometheus() || !hasChromium())('reports of a sharded run', 
       const validated = experiments.filter((e) => e.result.verdict === 'validated').reduce((n, e) => n + weight[e.result.name]!, 0);
       const verdicts = count(
         experiments.map((e) => e.result.verdict),
-        ['validated', 'rejected', 'aborted'],
+        ['validated', 'rejected', 'aborted', 'inconclusive'],
       );
       expect(summary).toEqual([
         `${verdicts.validated} validated`,
         `${verdicts.rejected} rejected`,
         `${verdicts.aborted} aborted`,
+        `${verdicts.inconclusive} inconclusive`,
         `${((100 * validated) / 10).toFixed(0)} resilience score`,
       ]);
       expect(formula).toContain(`= 100 × ${validated} / 10 = ${((100 * validated) / 10).toFixed(1)}`);

@@ -1,11 +1,10 @@
 // Safety controls on a fault's targets: many candidates with a seeded choice
 // (Chaos Mesh's modes), the limits (maxTargets, maxInjectionsPerMinute) and dry
 // run. Which containers a fault reached is measured by UDP echo traffic to each.
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaos, createChaos } from 'vitest-chaos';
+import { removeRunRate } from '../../src/api/injection-rate.js';
 import { IMAGES, ipOf, startHttpServer, stopAll, testLabels } from '../helpers/containers.js';
 import { attachedPrograms } from '../helpers/kernel-state.js';
 import { cgroupDirOf } from '../helpers/target-info.js';
@@ -136,7 +135,7 @@ describe('safety: many targets, limits, dry run', () => {
     expect(limited.activeFaults()).toEqual([]);
     expect(Object.values(await lostPerReplica())).toEqual([0, 0, 0, 0]);
     await noBpfLeft();
-    rmSync(join(process.env.VITEST_CHAOS_CONTROL_DIR ?? '/run/vitest-chaos', `rate-${runPid}.json`), { force: true });
+    removeRunRate(runPid);
   });
 
   it('dry run: 100% loss leaves traffic untouched, targets chosen as for real, reported dry', async () => {

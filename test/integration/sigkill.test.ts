@@ -1,35 +1,13 @@
 // Faults are bpf_links and an in-process proxy: the kernel drops both when the
 // process that holds them dies, so a SIGKILL mid-fault leaves the target normal.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
 import type { StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sigkill, startInjector } from '../helpers/injector.js';
 import { curlTimes, ipOf, startClient, startHttpServer, stopAll } from '../helpers/containers.js';
 import { attachedPrograms } from '../helpers/kernel-state.js';
 import { median } from '../helpers/stats.js';
 import { cgroupDirOf } from '../helpers/target-info.js';
 import { udpEchoRound } from '../helpers/udp.js';
-
-async function startInjector(kind: string, target: StartedTestContainer): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/inject-child.ts', kind, target.getId()], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const ready = new Promise<void>((resolve, reject) => {
-    lines.on('line', (l) => l.startsWith('READY') && resolve());
-    child.once('exit', (code) => reject(new Error(`injector exited with ${code} before it was ready`)));
-  });
-  await ready;
-  return child;
-}
-
-async function sigkill(child: ChildProcess): Promise<void> {
-  const exited = once(child, 'exit');
-  child.kill('SIGKILL');
-  const [, signal] = await exited;
-  expect(signal).toBe('SIGKILL');
-}
 
 describe('a test process killed with SIGKILL', () => {
   let server: StartedTestContainer;
@@ -41,7 +19,7 @@ describe('a test process killed with SIGKILL', () => {
 
   it('leaves no packet loss behind', async () => {
     await udpEchoRound(ipOf(server), 9000, 50); // settle ARP
-    const child = await startInjector('network-loss', server);
+    const child = await startInjector('network-loss', server, { percent: 100 });
     const during = await udpEchoRound(ipOf(server), 9000, 200, 300);
     expect(await attachedPrograms(await cgroupDirOf(server))).toEqual(['vc_drop_ingress', 'vc_drop_egress']);
     await sigkill(child);
@@ -53,7 +31,7 @@ describe('a test process killed with SIGKILL', () => {
 
   it('leaves no latency (nor a redirect to a dead proxy) behind', async () => {
     const url = `http://${ipOf(server)}:8080/`;
-    const child = await startInjector('network-latency', client);
+    const child = await startInjector('network-latency', client, { latencyMs: 300 });
     const during = median(await curlTimes(client, url, 5));
     await sigkill(child);
     const after = median(await curlTimes(client, url, 10));

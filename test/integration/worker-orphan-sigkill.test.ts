@@ -5,29 +5,18 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { StartedTestContainer } from 'testcontainers';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { Journal } from '../../src/journal/journal.js';
 import { cgroupV1Dir, readCgroupFile } from '../../src/targets/cgroup-v1.js';
-import { startHttpServer, stopAll } from '../helpers/containers.js';
-import { docker, state } from '../helpers/processes.js';
+import { sigkillTargets } from '../helpers/injector.js';
+import { state } from '../helpers/processes.js';
 
-let target: StartedTestContainer;
-let control: StartedTestContainer;
-beforeAll(async () => {
-  [target, control] = await Promise.all([startHttpServer('orphan-target'), startHttpServer('orphan-control')]);
-});
-afterAll(async () => {
-  await docker
-    .getContainer(target.getId())
-    .unpause()
-    .catch(() => undefined);
-  await stopAll(target, control);
-});
+const env = sigkillTargets('orphan');
 
 const alive = (pid: number) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
 
 it('a worker whose Vitest main process was SIGKILLed reverts its faults and exits within 2 s', async () => {
+  const { target, control } = env;
   const quotaFile = () => readCgroupFile(cgroupV1Dir(targetPid, 'cpu'), 'cpu.cfs_quota_us');
   const targetPid = (await state(target)).Pid;
   const quotaBefore = quotaFile();

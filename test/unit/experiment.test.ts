@@ -7,11 +7,15 @@ import { Chaos } from '../../src/api/chaos.js';
 import { ChaosSpecError } from '../../src/contracts/errors.js';
 import { runExperiment, validateExperiment, type ExperimentOptions, type Injector } from '../../src/experiment/experiment.js';
 import { experimentSchema } from '../../src/experiment/options.js';
+import { summarize } from '../../src/experiment/describe.js';
+import { chaosMatchers } from '../../src/api/matchers.js';
 
 interface Spec {
   kind: string;
   seed?: number;
   failRevert?: boolean;
+  /** What the fake fault's stats say it matched (the kinds' matched()). */
+  hits?: number;
 }
 
 function injector(): Injector<Spec> & { reverted: string[] } {
@@ -26,14 +30,17 @@ function injector(): Injector<Spec> & { reverted: string[] } {
       on.add(
         { id, name: 'fake' },
         {
-          stats: () => ({ matched: 1 }),
+          stats: () => ({ matched: spec.hits ?? 1 }),
           async revert() {
             if (spec.failRevert) throw new Error(`${spec.kind} could not be undone`);
             reverted.push(spec.kind);
           },
         },
       );
-      return new ActiveFault(id, spec.kind, on, spec.seed ?? 0, {}, () => undefined);
+      return new ActiveFault(id, spec.kind, on, spec.seed ?? 0, { peer: '10.9.9.9' }, () => undefined, {
+        matched: (st: { matched: number }) => st.matched,
+        matchedWhat: 'packets',
+      });
     },
   };
 }
@@ -119,6 +126,44 @@ describe('default window', () => {
     expect(r.windowMs).toBe(500);
     expect(r.verdict).toBe('validated');
     expect(r.phases.baseline!.probes).toBeGreaterThan(5);
+  });
+});
+
+describe('a fault that matched nothing', () => {
+  it('makes an experiment whose SLOs held inconclusive, naming the fault and why', async () => {
+    const r = await runExperiment(options({ faults: [{ kind: 'a' }, { kind: 'network-partition', hits: 0 }] }), {
+      injector: injector(),
+      seed: 1,
+    });
+    expect(r.verdict).toBe('inconclusive');
+    expect(r.reason).toBe(
+      'every SLO held, but nothing was tested: fault 1 network-partition(peer=10.9.9.9) on fake matched nothing: 0 packets while in force',
+    );
+    expect(r.faults.map((f) => f.matched)).toEqual([1, 0]);
+    expect(summarize(r)).toContain('fault 1 network-partition(peer=10.9.9.9) on fake matched nothing');
+    const m = chaosMatchers.toHoldSteadyState(r);
+    expect(m.pass).toBe(false);
+    expect(m.message()).toMatch(/was inconclusive:\n {2}every SLO held, but nothing was tested: fault 1 network-partition/);
+  });
+
+  it('leaves an experiment whose faults all matched validated', async () => {
+    const r = await runExperiment(options({ faults: [{ kind: 'a', hits: 3 }] }), { injector: injector(), seed: 1 });
+    expect(r.verdict).toBe('validated');
+    expect(r.faults[0]!.matched).toBe(3);
+    expect(r.faults[0]!.matchedWhat).toBe('packets');
+  });
+
+  it('does not hide a breach: a rejected experiment stays rejected', async () => {
+    const failing = { name: 'never', fn: async () => false, intervalMs: 20 };
+    const r = await runExperiment(
+      options({
+        steadyState: { probes: [failing], slos: { availability: { min: 0.5 } }, windowMs: 100 },
+        faults: [{ kind: 'a', hits: 0 }],
+        abortOnBreach: false,
+      }),
+      { injector: injector(), seed: 1 },
+    );
+    expect(r.verdict).toBe('rejected');
   });
 });
 

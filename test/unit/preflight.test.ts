@@ -102,7 +102,7 @@ describe('preflight: the kernel', () => {
 
   it('lists, per kernel, the kinds that cannot run and the ones that still can', () => {
     expect(kindsUnavailableOn('6.6.0')).toEqual({});
-    expect(Object.keys(kindsUnavailableOn('6.1.0-18-amd64')).sort()).toEqual(['network-corrupt', 'network-duplicate']);
+    expect(Object.keys(kindsUnavailableOn('6.1.0-18-amd64')).sort()).toEqual(['connection-limit', 'network-corrupt', 'network-duplicate']);
     expect(kindsUnavailableOn('6.1.0-18-amd64')['network-corrupt']).toBe(
       'kernel 6.1.0-18-amd64 predates TCX links on the host-side veth (Linux 6.6)',
     );

@@ -34,6 +34,8 @@ export type DnsStats = DnsCounters & Record<string, number> & { dnsLookupsFailed
 
 export const dns: FaultKind<'dns', typeof schema, DnsStats> = {
   kind: 'dns',
+  matched: (s) => s.dnsQueries,
+  matchedWhat: 'DNS queries of the target',
   schema,
   programs: ['dns'],
   async apply(p, target, ctx) {

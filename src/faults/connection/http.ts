@@ -60,6 +60,8 @@ export type HttpStats = ProxiedStats<HttpPolicyCounters>;
 
 export const http: FaultKind<'http', typeof schema, HttpStats> = {
   kind: 'http',
+  matched: (s) => s.connectsMatched + s.connections,
+  matchedWhat: 'connections of the target that fit peer and port',
   schema,
   programs: ['connect'],
   async apply(p, target, ctx) {

@@ -70,6 +70,8 @@ function delayPolicy(delayMs: () => number): ProxyPolicy<LatencyCounters> {
 
 export const networkLatency: FaultKind<'network-latency', typeof schema, NetworkLatencyStats> = {
   kind: 'network-latency',
+  matched: (s) => s.connectsMatched + s.connections,
+  matchedWhat: 'connections of the target that fit peer and port',
   schema,
   programs: ['connect'],
   async apply(p, target, ctx) {

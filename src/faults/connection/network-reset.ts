@@ -77,6 +77,8 @@ function resetPolicy(p: { afterBytes?: number; afterMs?: number; chosen: () => b
 
 export const networkReset: FaultKind<'network-reset', typeof schema, NetworkResetStats> = {
   kind: 'network-reset',
+  matched: (s) => s.connectsMatched + s.connections,
+  matchedWhat: 'connections of the target that fit peer and port',
   schema,
   programs: ['connect'],
   apply: async (p, target, ctx) =>

@@ -41,6 +41,8 @@ function slowClosePolicy(delayMs: number): ProxyPolicy<SlowCloseCounters> {
 
 export const networkSlowClose: FaultKind<'network-slow-close', typeof schema, NetworkSlowCloseStats> = {
   kind: 'network-slow-close',
+  matched: (s) => s.connectsMatched + s.connections,
+  matchedWhat: 'connections of the target that fit peer and port',
   schema,
   programs: ['connect'],
   apply: async (p, target, ctx) =>

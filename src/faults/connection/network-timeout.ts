@@ -74,6 +74,8 @@ function stallPolicy(p: { afterBytes: number; closeAfterMs?: number }): ProxyPol
 
 export const networkTimeout: FaultKind<'network-timeout', typeof schema, NetworkTimeoutStats> = {
   kind: 'network-timeout',
+  matched: (s) => s.connectsMatched + s.connections,
+  matchedWhat: 'connections of the target that fit peer and port',
   schema,
   programs: ['connect'],
   apply: async (p, target, ctx) =>

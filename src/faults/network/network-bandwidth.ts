@@ -34,6 +34,8 @@ const where = 'chaos.inject(network-bandwidth)';
 
 export const networkBandwidth: FaultKind<'network-bandwidth', typeof schema, NetworkBandwidthStats> = {
   kind: 'network-bandwidth',
+  matched: (s) => (s.ingressPackets ?? 0) + (s.egressPackets ?? 0),
+  matchedWhat: 'packets through the rate limit',
   schema,
   async apply(p, target, ctx) {
     const refuse = (expected: string): never => {

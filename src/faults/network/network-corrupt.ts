@@ -5,9 +5,8 @@
 // the checksum was already computed, the receiver drops it (InCsumErrors).
 import { z } from 'zod';
 import { mapStats } from '../../contracts/applied-fault.js';
-import { applyVethRules } from '../../kernel/veth-rules.js';
 import type { FaultKind } from '../fault-kind.js';
-import { hostVethsOf, packetScope, percent, resolvePeer } from '../params.js';
+import { applyVethAction, packetScope, percent } from '../params.js';
 
 const schema = z.strictObject({
   /** Share of matching packets corrupted (one payload byte flipped), 0-100 (drawn per packet with the fault's seed). Default 100. */
@@ -33,24 +32,17 @@ export interface NetworkCorruptStats {
 
 export const networkCorrupt: FaultKind<'network-corrupt', typeof schema, NetworkCorruptStats> = {
   kind: 'network-corrupt',
+  matched: (s) => s.ingressSeen + s.egressSeen,
+  matchedWhat: "packets on the target's veth that fit direction, peer and port",
   schema,
   programs: ['veth'],
   apply: async (p, target, ctx) =>
-    mapStats(
-      applyVethRules(ctx.kernel, hostVethsOf('network-corrupt', target), ctx.seed, {
-        action: 'corrupt',
-        direction: p.direction,
-        peers: await resolvePeer(p.peer, ctx),
-        port: p.port,
-        percent: p.percent,
-      }),
-      (s) => ({
-        ingressSeen: s.ingressSeen,
-        ingressCorrupted: s.ingressHit,
-        egressSeen: s.egressSeen,
-        egressCorrupted: s.egressHit,
-        ingressOffloaded: s.ingressOffloaded,
-        egressOffloaded: s.egressOffloaded,
-      }),
-    ),
+    mapStats(await applyVethAction('network-corrupt', 'corrupt', p, target, ctx), (s) => ({
+      ingressSeen: s.ingressSeen,
+      ingressCorrupted: s.ingressHit,
+      egressSeen: s.egressSeen,
+      egressCorrupted: s.egressHit,
+      ingressOffloaded: s.ingressOffloaded,
+      egressOffloaded: s.egressOffloaded,
+    })),
 };

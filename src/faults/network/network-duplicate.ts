@@ -4,9 +4,8 @@
 // the target again for what it receives.
 import { z } from 'zod';
 import { mapStats } from '../../contracts/applied-fault.js';
-import { applyVethRules } from '../../kernel/veth-rules.js';
 import type { FaultKind } from '../fault-kind.js';
-import { hostVethsOf, packetScope, percent, resolvePeer } from '../params.js';
+import { applyVethAction, packetScope, percent } from '../params.js';
 
 const schema = z.strictObject({
   /** Share of matching packets sent twice, 0-100 (drawn per packet with the fault's seed). Default 100. */
@@ -29,22 +28,15 @@ export interface NetworkDuplicateStats {
 
 export const networkDuplicate: FaultKind<'network-duplicate', typeof schema, NetworkDuplicateStats> = {
   kind: 'network-duplicate',
+  matched: (s) => s.ingressSeen + s.egressSeen,
+  matchedWhat: "packets on the target's veth that fit direction, peer and port",
   schema,
   programs: ['veth'],
   apply: async (p, target, ctx) =>
-    mapStats(
-      applyVethRules(ctx.kernel, hostVethsOf('network-duplicate', target), ctx.seed, {
-        action: 'duplicate',
-        direction: p.direction,
-        peers: await resolvePeer(p.peer, ctx),
-        port: p.port,
-        percent: p.percent,
-      }),
-      (s) => ({
-        ingressSeen: s.ingressSeen,
-        ingressDuplicated: s.ingressHit,
-        egressSeen: s.egressSeen,
-        egressDuplicated: s.egressHit,
-      }),
-    ),
+    mapStats(await applyVethAction('network-duplicate', 'duplicate', p, target, ctx), (s) => ({
+      ingressSeen: s.ingressSeen,
+      ingressDuplicated: s.ingressHit,
+      egressSeen: s.egressSeen,
+      egressDuplicated: s.egressHit,
+    })),
 };

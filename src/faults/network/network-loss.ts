@@ -20,6 +20,8 @@ export type NetworkLossStats = PacketRuleStats;
 
 export const networkLoss: FaultKind<'network-loss', typeof schema, NetworkLossStats> = {
   kind: 'network-loss',
+  matched: (s) => s.ingressSeen + s.egressSeen,
+  matchedWhat: 'packets the target sent or received that fit direction, peer, port and protocol',
   schema,
   programs: ['packetDrop'],
   apply: async (p, target, ctx) =>

@@ -46,6 +46,8 @@ export type NetworkPartitionStats = PacketRuleStats & Partial<ConnectRuleStats>;
 
 export const networkPartition: FaultKind<'network-partition', typeof schema, NetworkPartitionStats> = {
   kind: 'network-partition',
+  matched: (s) => s.ingressSeen + s.egressSeen + (s.connectsMatched ?? 0),
+  matchedWhat: 'packets or connections of the target that fit direction, peer, port and protocol',
   schema,
   programs: ['packetDrop', 'connect'],
   async apply(p, target, ctx) {

@@ -22,6 +22,8 @@ export interface ContainerPauseStats {
 
 export const containerPause: FaultKind<'container-pause', typeof schema, ContainerPauseStats> = {
   kind: 'container-pause',
+  matched: () => 1,
+  matchedWhat: 'the target container (always reached)',
   schema,
   targetStates: ['running', 'paused'],
   async apply(_p, target, ctx) {

@@ -1,11 +1,12 @@
 // container-stop: docker stop (the image's stop signal, then SIGKILL after
-// timeoutSec) until revert, which starts the container again and waits until
-// it runs. The container comes back with a new pid and cgroup (and possibly a
-// new IP address): later injects resolve it afresh.
+// timeoutSec) until revert, which starts the container again, on the host
+// ports it had (startOnSamePorts), and waits until it runs. The container comes
+// back with a new pid and cgroup (and possibly a new IP address): later injects
+// resolve it afresh.
 import { z } from 'zod';
 import type { FaultKind } from '../fault-kind.js';
 import { hold } from '../../targets/container-hold.js';
-import { ignoreStatus, inspectOrNull, waitUntil } from '../../targets/docker-state.js';
+import { ignoreStatus, inspectOrNull, startOnSamePorts, waitUntil, type SamePortsStart } from '../../targets/docker-state.js';
 import { stopTimeoutSec } from '../params.js';
 
 const schema = z.strictObject({
@@ -25,6 +26,9 @@ export interface ContainerStopStats {
   stoppedMs: number;
   /** 1 when the container was already stopped: revert leaves it so. */
   foundStopped: number;
+  /** After revert: published host ports the container answers on as before, and those that changed (-1 until revert). */
+  hostPortsKept: number;
+  hostPortsChanged: number;
 }
 
 /** How long revert waits for the started container to run. */
@@ -32,10 +36,14 @@ const START_WAIT_MS = 30_000;
 
 export const containerStop: FaultKind<'container-stop', typeof schema, ContainerStopStats> = {
   kind: 'container-stop',
+  matched: () => 1,
+  matchedWhat: 'the target container (always reached)',
   schema,
   targetStates: ['running', 'stopped'],
   async apply(p, target, ctx) {
     const container = ctx.docker.getContainer(target.id);
+    const before = await inspectOrNull(ctx.docker, target.id);
+    let started: SamePortsStart | undefined;
     const t0 = performance.now();
     const h = await hold(
       {
@@ -45,6 +53,11 @@ export const containerStop: FaultKind<'container-stop', typeof schema, Container
         isHeld: async () => !((await inspectOrNull(ctx.docker, target.id))?.State.Running ?? false),
         // 304: it stopped by itself meanwhile.
         enter: () => ignoreStatus(() => container.stop(p.timeoutSec === undefined ? {} : { t: p.timeoutSec }), [304]),
+        // The journal's docker-start (what the reaper runs) lets Docker pick new host ports; alive, we keep them.
+        undoLive: async () => {
+          if (before) started = await startOnSamePorts(ctx.docker, target.id, before);
+          else await ignoreStatus(() => container.start(), [304, 404]);
+        },
         async afterUndo() {
           ctx.resolver.forget(target.id);
           const ok = await waitUntil(
@@ -71,6 +84,8 @@ export const containerStop: FaultKind<'container-stop', typeof schema, Container
         exitCode: stopped?.State.ExitCode ?? -1,
         stoppedMs: Math.round(stoppedMs ?? performance.now() - t0),
         foundStopped: h.foundHeld ? 1 : 0,
+        hostPortsKept: started?.kept ?? -1,
+        hostPortsChanged: started?.changed ?? -1,
       }),
       async revert() {
         stoppedMs ??= performance.now() - t0;

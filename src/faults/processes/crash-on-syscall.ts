@@ -48,6 +48,8 @@ export interface CrashOnSyscallStats {
 
 export const crashOnSyscall: FaultKind<'crash-on-syscall', typeof schema, CrashOnSyscallStats> = {
   kind: 'crash-on-syscall',
+  matched: (s) => s.matched,
+  matchedWhat: "calls of the syscall by the target's processes",
   schema,
   programs: ['syscallSignal'],
   async apply(p, target, ctx) {

@@ -56,6 +56,8 @@ const alive = (p: ContainerProcess) => processStartTicks(p.pid) === p.start;
 
 export const processKill: FaultKind<'process-kill', typeof schema, ProcessKillStats> = {
   kind: 'process-kill',
+  matched: (s) => s.matched,
+  matchedWhat: 'processes of the target that fit `processes`',
   schema,
   // Killing in a stopped container finds nothing to kill: done, quietly.
   targetStates: ['running', 'stopped'],

@@ -47,6 +47,8 @@ go.then(() => { start = Date.now(); tick(); });
 
 export const cpuStress: FaultKind<'cpu-stress', typeof schema, CpuStressStats> = {
   kind: 'cpu-stress',
+  matched: (s) => s.workers,
+  matchedWhat: 'stress workers started in the target',
   schema,
   async apply(p, target, ctx) {
     const procs = await startInTarget(target, ctx, {

@@ -32,6 +32,8 @@ const MIN_QUOTA_US = 1000n;
 
 export const cpuThrottle: FaultKind<'cpu-throttle', typeof schema, CpuThrottleStats> = {
   kind: 'cpu-throttle',
+  matched: () => 1,
+  matchedWhat: "the target's cgroup (always reached)",
   schema,
   async apply(p, target, ctx) {
     const cpu = cpuControlOf('cpu-throttle', target);

@@ -41,6 +41,8 @@ let files = 0;
 
 export const diskFill: FaultKind<'disk-fill', typeof schema, DiskFillStats> = {
   kind: 'disk-fill',
+  matched: (s) => (s.bytes > 0 ? 1 : 0),
+  matchedWhat: 'files written into the target',
   schema,
   async apply(p, target, ctx) {
     const where = 'chaos.inject(disk-fill)';

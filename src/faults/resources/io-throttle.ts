@@ -51,6 +51,8 @@ export interface IoThrottleStats extends IoCounters {
 
 export const ioThrottle: FaultKind<'io-throttle', typeof schema, IoThrottleStats> = {
   kind: 'io-throttle',
+  matched: () => 1,
+  matchedWhat: "the target's cgroup (always reached)",
   schema,
   async apply(p, target, ctx) {
     const io = ioControlOf('io-throttle', target);

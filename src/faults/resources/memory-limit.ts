@@ -34,6 +34,8 @@ export interface MemoryLimitStats {
 
 export const memoryLimit: FaultKind<'memory-limit', typeof schema, MemoryLimitStats> = {
   kind: 'memory-limit',
+  matched: () => 1,
+  matchedWhat: "the target's cgroup (always reached)",
   schema,
   async apply(p, target, ctx) {
     const memory = memoryControlOf('memory-limit', target);

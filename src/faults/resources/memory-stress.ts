@@ -64,6 +64,8 @@ const HOST_SHARE = 0.8;
 
 export const memoryStress: FaultKind<'memory-stress', typeof schema, MemoryStressStats> = {
   kind: 'memory-stress',
+  matched: (s) => ((s.allocatedBytes ?? 0) > 0 ? 1 : 0),
+  matchedWhat: 'memory hogs that allocated in the target',
   schema,
   async apply(p, target, ctx) {
     const memory = memoryControlOf('memory-stress', target);

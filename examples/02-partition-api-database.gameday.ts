@@ -1,0 +1,76 @@
+// 02 Partition between the API and the database: every packet between them is dropped
+// (no RST, no error: the API's queries and connects just get no answer).
+// Hypothesis: quotes keep answering from the Redis cache; orders fail fast (the query
+// timeout and the database breaker answer 503/504 in about a second: no request hangs to the
+// client's 2 s timeout); orders succeed again within 3 s of the partition healing.
+// SLOs: quote availability (probe) >= 95%, p99 under 1.8 s; recovery within 3 s.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chaos } from 'vitest-chaos';
+import { faultWindow, kernelOf, report, summarize } from './trading/findings.js';
+import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
+import { startTradingStack, type TradingStack } from './trading/stack.js';
+
+describe('02 partition api <-> database', () => {
+  let stack: TradingStack;
+  let flow: OrderFlow;
+  beforeAll(async () => {
+    stack = await startTradingStack();
+    await warmUp(stack.url);
+    flow = orderFlow(stack.url);
+  });
+  afterAll(() => stack?.stop());
+
+  it('quotes answer from the cache, orders fail fast and are back within 3 s of the heal', async () => {
+    const result = await chaos.experiment({
+      name: '02 partition api <-> database',
+      hypothesis:
+        'Given 40 req/s of order flow, when the API cannot reach PostgreSQL for 4 s, quotes keep answering, no request hangs past 1.8 s, and orders succeed again within 3 s of the heal',
+      severity: 'high',
+      steadyState: {
+        load: orderLoad(flow),
+        probes: [{ name: 'quote ACME', http: { url: `${stack.url}/quote/ACME` }, intervalMs: 100 }],
+        slos: { availability: { min: 0.95 }, p99: { maxMs: 1800 } },
+        windowMs: 1000,
+      },
+      baselineMs: 1500,
+      faults: [{ kind: 'network-partition', target: stack.api, peer: stack.postgres, action: 'drop' }],
+      durationMs: 4000,
+      recovery: { withinMs: 3000 },
+    });
+    const { from, to } = faultWindow(result);
+    const during = flow.between(from + 1500, to); // past the first timeouts: the breaker's regime
+    const orders = summarize(during.filter((o) => o.kind === 'order'));
+    const quotes = summarize(during.filter((o) => o.kind === 'quote'));
+    const ordersAfter = flow.outcomes.filter((o) => o.kind === 'order' && o.at >= to);
+    const firstOrderBack = ordersAfter.find((o) => o.ok);
+    const api = await stack.apiStats();
+    report('02 partition api <-> database', {
+      verdict: result.verdict,
+      partition: result.faults[0]?.stats,
+      ordersDuringPartition: orders,
+      quotesDuringPartition: quotes,
+      dbBreaker: api.breakers.db,
+      dbTimeouts: api.dbTimeouts,
+      firstOrderBackAfterHealMs: firstOrderBack ? firstOrderBack.at + firstOrderBack.ms - to : null,
+    });
+
+    // The partition held: packets between the API and PostgreSQL were dropped.
+    const s = result.faults[0]?.stats ?? {};
+    expect((s.egressDropped ?? 0) + (s.ingressDropped ?? 0)).toBeGreaterThan(0);
+    expect(result).toHoldSteadyState();
+    // Orders failed, fast: the breaker opened and answered 503 without waiting.
+    expect(orders.errorRate).toBeGreaterThan(0.9);
+    expect(orders.errors['db-breaker-open'] ?? 0).toBeGreaterThan(0);
+    expect(api.breakers.db.opens).toBeGreaterThanOrEqual(1);
+    // Quotes kept answering from the cache.
+    expect(quotes.errorRate).toBeLessThan(0.01);
+    expect(quotes.sources.cache).toBe(quotes.n);
+    // Orders came back within 3 s of the heal.
+    expect(firstOrderBack).toBeDefined();
+    expect(firstOrderBack!.at + firstOrderBack!.ms - to).toBeLessThan(3000);
+    expect(result).toRecoverWithin(3000);
+    // The kernel saw the API retransmit into the partition (issue 9 item 5).
+    const k = kernelOf(result, 'observe', stack.names.api);
+    if (k) expect(k.tcpRetransmits).toBeGreaterThan(kernelOf(result, 'baseline', stack.names.api)?.tcpRetransmits ?? 0);
+  });
+});

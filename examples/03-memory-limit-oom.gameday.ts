@@ -1,0 +1,73 @@
+// 03 Memory limit -> OOM kill. The API's memory is capped at 160 MiB (it uses about 50)
+// and a report that needs 256 MiB is asked for while the cap is on.
+// Hypothesis: the kernel OOM-kills the report's worker process (the bulkhead: reports run in
+// a child process), not the API: orders keep flowing (errors < 1%, p99 < 500 ms) and the
+// report fails with 500. The same report succeeds without the cap (control, before).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chaos } from 'vitest-chaos';
+import { kernelOf, report } from './trading/findings.js';
+import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
+import { startTradingStack, type TradingStack } from './trading/stack.js';
+
+const LIMIT = 160 * 2 ** 20;
+const REPORT_MB = 256;
+
+describe('03 memory limit -> OOM kill', () => {
+  let stack: TradingStack;
+  let flow: OrderFlow;
+  beforeAll(async () => {
+    stack = await startTradingStack();
+    await warmUp(stack.url);
+    flow = orderFlow(stack.url);
+  });
+  afterAll(() => stack?.stop());
+
+  it('a report past the memory limit is OOM-killed alone; orders keep flowing', async () => {
+    const reportUrl = `${stack.url}/report?mb=${REPORT_MB}`;
+    const control = await fetch(reportUrl);
+    expect(control.status).toBe(200); // without the cap the report fits
+    const apiBefore = await stack.apiStats();
+
+    // Ask for the report once the cap is in force.
+    const reportRun = (async () => {
+      const end = Date.now() + 10_000;
+      while (!chaos.activeFaults().some((f) => f.kind === 'memory-limit') && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 500));
+      const r = await fetch(reportUrl);
+      return { status: r.status, body: (await r.json()) as { error?: string; signal?: string } };
+    })();
+    const result = await chaos.experiment({
+      name: '03 memory limit -> OOM kill',
+      hypothesis: `Given 40 req/s of order flow, when the API is capped at 160 MiB and a ${REPORT_MB} MiB report is asked for, only the report's worker is OOM-killed: errors stay under 1% and p99 under 500 ms`,
+      severity: 'high',
+      steadyState: { load: orderLoad(flow), slos: { errorRate: { max: 0.01 }, p99: { maxMs: 500 } }, windowMs: 1000 },
+      baselineMs: 1500,
+      faults: [{ kind: 'memory-limit', target: stack.api, bytes: LIMIT }],
+      durationMs: 4000,
+      recovery: { withinMs: 2000 },
+    });
+    const rep = await reportRun;
+    const apiAfter = await stack.apiStats();
+    report('03 memory limit -> OOM kill', {
+      verdict: result.verdict,
+      memoryLimit: result.faults[0]?.stats,
+      report: rep,
+      apiPid: { before: apiBefore.startedAt, after: apiAfter.startedAt },
+      apiRestarts: await stack.restartCount('api'),
+    });
+
+    // The kernel OOM-killed one process of the API's container: the report worker.
+    expect(result.faults[0]?.stats.oomKills).toBeGreaterThanOrEqual(1);
+    expect(result.faults[0]?.stats.targetOomKilled).toBe(0);
+    expect(rep.status).toBe(500);
+    expect(rep.body.signal).toBe('SIGKILL');
+    // The API itself lived (same process, no restart) and kept serving orders.
+    expect(apiAfter.startedAt).toBe(apiBefore.startedAt);
+    expect(apiAfter.reportsKilled).toBe(apiBefore.reportsKilled + 1);
+    expect(await stack.restartCount('api')).toBe(0);
+    expect(result).toHoldSteadyState();
+    // The kernel named the victim (issue 9 item 5).
+    const k = kernelOf(result, 'observe', stack.names.api);
+    if (k) expect(k.oomKills.map((o) => o.comm)).toContain('node');
+  });
+});

@@ -1,0 +1,71 @@
+// 07 Redis failure: the cache is stopped for 4 s, then started again (empty: no persistence).
+// Hypothesis: the API degrades, it does not fail: every quote comes from PostgreSQL instead
+// ("db-fallback"; the Redis breaker skips the dead cache), errors stay under 1% and p99
+// under 1 s, and the cache serves again within 3 s of Redis' return.
+// SLOs: errors < 1%, p99 < 500 ms; recovery within 3 s.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chaos } from 'vitest-chaos';
+import { faultWindow, kernelOf, report, summarize } from './trading/findings.js';
+import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
+import { startTradingStack, type TradingStack } from './trading/stack.js';
+
+describe('07 Redis failure', () => {
+  let stack: TradingStack;
+  let flow: OrderFlow;
+  beforeAll(async () => {
+    stack = await startTradingStack();
+    await warmUp(stack.url);
+    flow = orderFlow(stack.url);
+  });
+  afterAll(() => stack?.stop());
+
+  it('without its cache the API answers from the database (degraded), then uses the cache again', async () => {
+    const result = await chaos.experiment({
+      name: '07 Redis failure',
+      hypothesis:
+        'Given 40 req/s of order flow, when Redis is down for 4 s, quotes come from PostgreSQL, errors stay under 1% and p99 under 1 s, and the cache serves again within 3 s',
+      severity: 'high',
+      steadyState: { load: orderLoad(flow), slos: { errorRate: { max: 0.01 }, p99: { maxMs: 1000 } }, windowMs: 1000 },
+      baselineMs: 1500,
+      faults: [{ kind: 'container-stop', target: stack.redis }],
+      durationMs: 4000,
+      recovery: { withinMs: 3000 },
+    });
+    const { from, to } = faultWindow(result);
+    const during = summarize(flow.between(from + 200, to));
+    const after = flow.between(to, to + 3000);
+    // The load stops once the SLOs hold again; ask on (a quote every 50 ms) until one comes from the cache.
+    let firstCacheHit = after.find((o) => o.ok && o.source === 'cache');
+    while (!firstCacheHit && Date.now() < to + 5000) {
+      const at = Date.now();
+      const q = (await (await fetch(`${stack.url}/quote/ACME`)).json()) as { source: string };
+      if (q.source === 'cache') firstCacheHit = { at, kind: 'quote', ok: true, status: 200, ms: 0, source: 'cache' };
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+    const api = await stack.apiStats();
+    report('07 Redis failure', {
+      verdict: result.verdict,
+      stop: result.faults[0]?.stats,
+      whileRedisDown: during,
+      redisBreaker: api.breakers.redis,
+      afterStart: summarize(after),
+      firstCacheHitAfterStartMs: firstCacheHit ? firstCacheHit.at - to : null,
+    });
+
+    expect(result.faults[0]?.stats).toMatchObject({ foundStopped: 0 });
+    expect(result).toHoldSteadyState();
+    // Degraded: while Redis was down every quote came from the database.
+    expect(during.n).toBeGreaterThan(50);
+    expect(during.sources['db-fallback'] ?? 0).toBeGreaterThan(0.9 * (during.n - during.failed));
+    expect(during.sources.cache ?? 0).toBe(0);
+    expect(api.redisErrors).toBeGreaterThan(0);
+    expect(api.breakers.redis.opens).toBeGreaterThanOrEqual(1);
+    // The cache is used again after Redis' return.
+    expect(firstCacheHit).toBeDefined();
+    expect(firstCacheHit!.at - to).toBeLessThan(3000);
+    expect(result).toRecoverWithin(3000);
+    // The kernel saw the API's connects to the stopped Redis fail (issue 9 item 5).
+    const k = kernelOf(result, 'observe', stack.names.api);
+    if (k) expect(Object.values(k.connectErrors).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+  });
+});
