@@ -3,8 +3,8 @@
 # cgroup v2 part in a guest (scripts/v2-guest.sh), then a one-line summary
 # "N passed, N failed, N skipped".
 #   sudo bash scripts/test.sh [vitest args...]
-# The v2 guest adds about 7 min with its cache in .cache/v2-guest/ and 10-18 min from a
-# fresh clone (measured on a 2-core machine shared with other test runs);
+# The v2 guest adds 4.5-7.5 min with its cache in .cache/v2-guest/ and about 8.5 min from
+# a fresh clone (measured on a 2-core machine shared with other test runs);
 # VITEST_CHAOS_V2_GUEST=0 leaves it out.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
