@@ -3,9 +3,9 @@
 # cgroup v2 part in a guest (scripts/v2-guest.sh), then a one-line summary
 # "N passed, N failed, N skipped".
 #   sudo bash scripts/test.sh [vitest args...]
-# The v2 guest runs only with VITEST_CHAOS_V2_GUEST=1: it is not yet green (inside the
-# guest /proc/self/mountinfo shows mount points masked, so cgroup discovery fails there;
-# see docs/resources.md), and a red part must not block the suite.
+# The v2 guest adds 4.5-7.5 min with its cache in .cache/v2-guest/ and about 8.5 min from
+# a fresh clone (measured on a 2-core machine shared with other test runs);
+# VITEST_CHAOS_V2_GUEST=0 leaves it out.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -26,9 +26,8 @@ npm run -s lint || status=$?
 npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/test-results.json "$@" || status=$?
 # The cgroup v2 part needs a pure v2 host: it runs in a QEMU guest, or says why not.
 guest_report=()
-guest=${VITEST_CHAOS_V2_GUEST:-}
-if [[ $guest != 1 ]]; then
-  echo "[test] cgroup v2 guest: skipped: opt-in while it is not green (VITEST_CHAOS_V2_GUEST=1 bash scripts/test.sh, or alone: bash scripts/v2-guest.sh test)"
+if [[ ${VITEST_CHAOS_V2_GUEST:-1} == 0 ]]; then
+  echo "[test] cgroup v2 guest: skipped: VITEST_CHAOS_V2_GUEST=0 (alone: bash scripts/v2-guest.sh test)"
 else
   rm -f .cache/v2-results.json
   t0=$SECONDS guest_status=0

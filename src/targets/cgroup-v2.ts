@@ -28,14 +28,13 @@ function isCgroup2(path: string): boolean {
 }
 
 /**
- * The cgroup2 mount of this machine: mountinfo's, checked with statfs(2); where
- * mountinfo's mount points cannot be trusted (seen in a QEMU guest of these machines,
- * whose mountinfo showed them masked as "xxxx"), the usual places, checked the same way.
+ * The cgroup2 mount of this machine: mountinfo's, checked with statfs(2). (A QEMU
+ * guest with 5-level paging once showed every mount point as "xxxx": that was its
+ * kernel's d_path() failing, fixed in the guest's CPU model, not here.)
  */
 export function cgroup2MountOn(mountinfo: string): string | null {
   const listed = findCgroup2Mount(mountinfo);
-  if (listed && isCgroup2(listed)) return listed;
-  return ['/sys/fs/cgroup', '/sys/fs/cgroup/unified'].find(isCgroup2) ?? null;
+  return listed && isCgroup2(listed) ? listed : null;
 }
 
 /** The v2 path ("0::/docker/ID" -> "/docker/ID") in a /proc/PID/cgroup text, or null. */

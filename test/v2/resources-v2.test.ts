@@ -30,26 +30,33 @@ describe('resource kinds on cgroup v2 (systemd driver)', () => {
   afterAll(() => stopAll(target, control));
 
   it('cpu-throttle 0.2 slows a busy loop in the target at least 3x (cpu.max), not the control, and lifts on revert', async () => {
-    const [base, controlBase] = await Promise.all([v2BusyLoop(target, 3000), v2BusyLoop(control, 3000)]);
+    // one loop at a time: the guest may have a single vCPU, which two loops would share
+    const loops = async () => [await v2BusyLoop(target, 4000), await v2BusyLoop(control, 4000)] as const;
+    const [base, controlBase] = await loops();
     const fault = await chaos.inject({ kind: 'cpu-throttle', target, cpus: 0.2 });
     expect(await v2Value(target, 'cpu.max')).toBe('20000 100000');
-    const [during, controlDuring] = await Promise.all([v2BusyLoop(target, 3000), v2BusyLoop(control, 3000)]);
+    const [during, controlDuring] = await loops();
     const stats = fault.stats();
     await fault.revert();
     const restored = await v2Value(target, 'cpu.max');
-    const [after, controlAfter] = await Promise.all([v2BusyLoop(target, 3000), v2BusyLoop(control, 3000)]);
+    const [after, controlAfter] = await loops();
     const slow = (a: { iterations: number }, b: { iterations: number }) => a.iterations / b.iterations;
+    const cpus = (...r: { cpus: number }[]) => r.map((x) => x.cpus.toFixed(2)).join(' -> ');
     console.info(
-      `v2 cpu-throttle 0.2: target loop slowed ${slow(base, during).toFixed(1)}x (${base.cpus.toFixed(2)} -> ${during.cpus.toFixed(2)} CPUs, after ${after.cpus.toFixed(2)}), ` +
-        `control ${slow(controlBase, controlDuring).toFixed(2)}x; after revert ${slow(base, after).toFixed(2)}x / control ${slow(controlBase, controlAfter).toFixed(2)}x; ${JSON.stringify(stats)}`,
+      `v2 cpu-throttle 0.2: target loop slowed ${slow(base, during).toFixed(1)}x, CPUs ${cpus(base, during, after)}; ` +
+        `control ${slow(controlBase, controlDuring).toFixed(2)}x, CPUs ${cpus(controlBase, controlDuring, controlAfter)}; ` +
+        `after revert ${slow(base, after).toFixed(2)}x / control ${slow(controlBase, controlAfter).toFixed(2)}x; ${JSON.stringify(stats)}`,
     );
     expect(slow(base, during)).toBeGreaterThanOrEqual(3);
     expect(during.cpus).toBeLessThanOrEqual(0.25); // the quota is a hard cap per period
-    expect(slow(controlBase, controlDuring)).toBeLessThan(2);
     expect(stats).toMatchObject({ quotaUs: 20000, periodUs: 100000 });
     expect(stats.throttledPeriods).toBeGreaterThan(5);
     expect(restored).toBe('max 100000');
-    expect(slow(base, after)).toBeLessThan(2);
+    // Not slowed (the control) and lifted (the target after revert): the CPU their loops got.
+    // Their iteration counts are only printed: under emulation the guest's pace follows the
+    // host's load (twice as slow from one loop to the next was seen), a quota does not.
+    expect(controlDuring.cpus).toBeGreaterThan(Math.max(0.5, controlBase.cpus * 0.7));
+    expect(after.cpus).toBeGreaterThan(Math.max(0.5, base.cpus * 0.7));
   });
 
   it('cpu-throttle: a process killed with SIGKILL leaves cpu.max, the reaper restores it', async () => {

@@ -44,25 +44,31 @@ export async function v2Limits(c: StartedTestContainer): Promise<Record<string, 
   );
 }
 
-/** Busy-loops `ms` of wall time in the container: the loop's iterations, and the CPUs its cgroup used meanwhile. */
+/**
+ * Busy-loops `ms` of wall time in the container: the loop's iterations, and the CPUs its
+ * cgroup used meanwhile (cpu.stat). A bash arithmetic loop, not Node: no JIT whose
+ * emulated compile time would make the count swing, and no start-up to pay under a quota.
+ */
 export async function v2BusyLoop(c: StartedTestContainer, ms: number): Promise<{ iterations: number; cpus: number }> {
   const script = [
-    "a=$(awk '/^usage_usec/ {print $2}' /sys/fs/cgroup/cpu.stat); t0=$(date +%s%N)",
-    `n=$(node -e 'let n=0;const e=Date.now()+${ms};while(Date.now()<e)n++;console.log(n)')`,
-    "b=$(awk '/^usage_usec/ {print $2}' /sys/fs/cgroup/cpu.stat); t1=$(date +%s%N)",
+    // the clock is read around the reads of cpu.stat, so the CPU of those reads is in both
+    "t0=${EPOCHREALTIME/./}; a=$(awk '/^usage_usec/ {print $2}' /sys/fs/cgroup/cpu.stat)",
+    `n=0; s=\${EPOCHREALTIME/./}; e=$((s + ${ms * 1000})); while ((\${EPOCHREALTIME/./} < e)); do n=$((n + 1)); done`,
+    "b=$(awk '/^usage_usec/ {print $2}' /sys/fs/cgroup/cpu.stat); t1=${EPOCHREALTIME/./}",
     'echo "$n $((b - a)) $((t1 - t0))"',
   ].join('\n');
   const { output, exitCode } = await sh(c, script);
   if (exitCode !== 0) throw new Error(`busy loop in ${c.getName()} failed: ${output}`);
-  const [n, cpuUs, wallNs] = output.trim().split(' ').map(Number) as [number, number, number];
-  return { iterations: n, cpus: (cpuUs * 1000) / wallNs };
+  const [n, cpuUs, wallUs] = output.trim().split(' ').map(Number) as [number, number, number];
+  return { iterations: n, cpus: cpuUs / wallUs };
 }
 
 /** The processes of the container's cgroup, as "pid command line" in its own pid namespace. */
 export async function v2Processes(c: StartedTestContainer): Promise<string[]> {
   const { output } = await sh(
     c,
-    'for p in $(cat /sys/fs/cgroup/cgroup.procs); do echo "$p $(tr "\\0" " " < /proc/$p/cmdline | cut -c1-40)"; done',
+    // a worker's command line (node -e '<script>') has newlines; a process may be gone already
+    'for p in $(cat /sys/fs/cgroup/cgroup.procs); do c=$(tr "\\0\\n" "  " 2>/dev/null < /proc/$p/cmdline | cut -c1-40); [ -n "$c" ] && echo "$p $c"; done; true',
   );
   return output
     .trim()
