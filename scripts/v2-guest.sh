@@ -140,7 +140,10 @@ build_docker_disk() {
   local img=$1 tmp=$1.tmp x t0=$SECONDS
   rm -rf "$tmp" && mkdir -p "$tmp/data"
   x=$(mktemp -d /run/v2-guest-dockerd.XXXXXX)
-  dockerd --data-root "$tmp/data" --exec-root "$x/exec" --pidfile "$x/pid" -H "unix://$x/sock" \
+  # In a network namespace of its own: a dockerd started with --bridge=none deletes the host's
+  # docker0 (libnetwork removes the default bridge it is told not to use), which broke every
+  # container start on this machine until the host's dockerd made it again.
+  unshare --net -- dockerd --data-root "$tmp/data" --exec-root "$x/exec" --pidfile "$x/pid" -H "unix://$x/sock" \
     --bridge=none --iptables=false --ip-masq=false --storage-driver=overlay2 >"$tmp/dockerd.log" 2>&1 &
   DOCKERD_PID=$!
   local i ok=1
