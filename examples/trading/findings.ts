@@ -25,6 +25,7 @@ export interface OutcomeSummary {
   n: number;
   failed: number;
   errorRate: number;
+  meanMs: number;
   p50Ms: number;
   p99Ms: number;
   /** Failures by the API's or the client's error. */
@@ -46,6 +47,7 @@ export function summarize(list: Outcome[]): OutcomeSummary {
     n: list.length,
     failed: failed.length,
     errorRate: list.length ? failed.length / list.length : 0,
+    meanMs: ms.length ? Math.round((ms.reduce((a, b) => a + b, 0) / ms.length) * 10) / 10 : 0,
     p50Ms: Math.round(pct(0.5) * 10) / 10,
     p99Ms: Math.round(pct(0.99) * 10) / 10,
     errors: count(failed.map((o) => o.error ?? `status ${o.status}`)),
