@@ -1,9 +1,10 @@
-// 04 CPU throttle. The API may use 0.1 CPU (10 ms of every 100 ms).
+// 04 CPU throttle. The API may use 0.05 CPU (5 ms of every 100 ms; at 0.1 CPU the order
+// flow's bursts were throttled in 1 period of 40: the quota barely bit).
 // Hypothesis: slower, not broken: no request fails and p99 stays under 1 s; the latency
-// rises (the throttle is felt: p50 at least 1.5x the baseline's; 3-7x measured here).
+// rises (the throttle is felt: mean latency at least 1.5x the baseline's).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
-import { kernelOf, report } from './trading/findings.js';
+import { faultWindow, kernelFacts, kernelOf, report, summarize, wall } from './trading/findings.js';
 import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
 import { startTradingStack, type TradingStack } from './trading/stack.js';
 
@@ -20,30 +21,44 @@ describe('04 CPU throttle', () => {
   it('under a CPU quota the API is slower but answers every request', async () => {
     const result = await chaos.experiment({
       name: '04 CPU throttle',
-      hypothesis: 'Given 40 req/s of order flow, when the API may use 0.1 CPU, it is slower but no request fails and p99 stays under 1 s',
+      hypothesis: 'Given 40 req/s of order flow, when the API may use 0.05 CPU, it is slower but no request fails and p99 stays under 1 s',
       severity: 'medium',
       steadyState: { load: orderLoad(flow), slos: { errorRate: { max: 0.01 }, p99: { maxMs: 1000 } }, windowMs: 1000 },
       baselineMs: 2000,
-      faults: [{ kind: 'cpu-throttle', target: stack.api, cpus: 0.1 }],
+      faults: [{ kind: 'cpu-throttle', target: stack.api, cpus: 0.05 }],
       durationMs: 4000,
       recovery: { withinMs: 2000 },
     });
     const base = result.phases.baseline;
     const obs = result.phases.observe;
+    // Mean latency from the order flow's outcomes: the quota stalls the requests that arrive
+    // in the rest of a throttled period (up to 95 ms), so the tail and the mean rise while the
+    // median may not (p50 4.1 -> 6.0 ms with 18 of 41 periods throttled in one run).
+    const { from, to } = faultWindow(result);
+    const flowBase = summarize(flow.between(wall(result, 0), faultWindow(result).applying));
+    const flowObs = summarize(flow.between(from, to));
     report('04 CPU throttle', {
       verdict: result.verdict,
       throttle: result.faults[0]?.stats,
       p50: { baseline: base?.p50Ms, observe: obs?.p50Ms },
       p99: { baseline: base?.p99Ms, observe: obs?.p99Ms },
+      mean: { baseline: flowBase.meanMs, observe: flowObs.meanMs },
       errors: obs?.errorRate,
+      ...kernelFacts(result, [stack.names.api]),
     });
 
     expect(result.faults[0]?.stats.throttledPeriods).toBeGreaterThan(0);
     expect(obs?.errorRate).toBe(0);
-    expect(obs!.p50Ms!).toBeGreaterThanOrEqual(1.5 * base!.p50Ms!);
+    expect(flowObs.n).toBeGreaterThan(100);
+    expect(flowObs.meanMs).toBeGreaterThanOrEqual(1.5 * flowBase.meanMs);
     expect(result).toHoldSteadyState();
-    // The kernel saw the API's threads wait for a CPU (issue 9 item 5).
+    // What the kernel saw: the API's threads waited for a CPU, held back by the quota (a
+    // 10 ms slice of every 100 ms: waits of tens of ms), far longer than in the baseline, where
+    // only the machine's other load delays them.
+    const kBase = kernelOf(result, 'baseline', stack.names.api);
     const k = kernelOf(result, 'observe', stack.names.api);
-    if (k) expect(k.runqueueDelayP99Us).toBeGreaterThan(kernelOf(result, 'baseline', stack.names.api)?.runqueueDelayP99Us ?? 0);
+    expect(k.runqueueSamples).toBeGreaterThan(100);
+    expect(k.runqueueDelayP99Us!).toBeGreaterThanOrEqual(20_000);
+    expect(k.runqueueDelayP99Us!).toBeGreaterThanOrEqual(2 * (kBase.runqueueDelayP99Us ?? 0));
   });
 });

@@ -8,7 +8,7 @@
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
-import { faultWindow, report, summarize } from './trading/findings.js';
+import { faultWindow, kernelFacts, kernelOf, report, summarize } from './trading/findings.js';
 import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
 import { startTradingStack, type TradingStack } from './trading/stack.js';
 
@@ -38,6 +38,7 @@ describe('08 nginx failure', () => {
       },
       baselineMs: 1500,
       faults: [{ kind: 'container-stop', target: stack.nginx, timeoutSec: 1 }],
+      observe: [stack.api],
       durationMs: 3000,
       recovery: { withinMs: 2000 },
     });
@@ -54,6 +55,7 @@ describe('08 nginx failure', () => {
       apiAvailability: result.phases.observe?.availability,
       frontBackAfterStartMs: back ? back.at + back.ms - to : null,
       hostPort: { before: portBefore, after: portAfter },
+      ...kernelFacts(result, [stack.names.nginx, stack.names.api]),
     });
 
     // The front was down: requests through nginx found nobody listening.
@@ -68,5 +70,11 @@ describe('08 nginx failure', () => {
     expect(back!.at + back!.ms - to).toBeLessThan(2000);
     const r = await fetch(`${stack.url}/quote/ACME`);
     expect(r.status).toBe(200);
+    // What the kernel saw: nginx's master and workers exited (none in the baseline), and the
+    // API behind it did not.
+    expect(kernelOf(result, 'baseline', stack.names.nginx).processExits).toEqual([]);
+    const nginx = kernelOf(result, 'observe', stack.names.nginx);
+    expect(nginx.processExits.filter((e) => e.comm === 'nginx').length).toBeGreaterThanOrEqual(2);
+    expect(kernelOf(result, 'observe', stack.names.api).processExits).toEqual([]);
   });
 });

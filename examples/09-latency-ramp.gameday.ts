@@ -3,12 +3,12 @@
 // database connections every second (so the delay reaches new connections too: the fault
 // applies to connections opened while it is in force).
 // Hypothesis: orders keep their 500 ms deadline at every step (errors < 1%). Expected to be
-// refuted (a finding): at +50 ms orders are slower but succeed; from +100 ms a new
-// connection's handshake plus the insert take longer than the deadline and timeouts begin
-// (measured here: p50 140 / 287 / 506 ms, errors 0 / 37 / 58% at +50 / +100 / +200 ms).
+// refuted (a finding): at +50 ms orders are slower but succeed; from +100 ms orders fail
+// (measured in three runs: p50 91-197 / 133-302 / 208-332 ms, errors 0-12 / 12-15 / 12-17%
+// at +50 / +100 / +200 ms, mostly "db-error" with a few "deadline").
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
-import { faultWindow, kernelOf, report, summarize } from './trading/findings.js';
+import { faultWindow, kernelFacts, kernelOf, perSecond, report, summarize, wall } from './trading/findings.js';
 import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
 import { startTradingStack, type TradingStack } from './trading/stack.js';
 
@@ -24,7 +24,7 @@ describe('09 latency ramp on the database link', () => {
   });
   afterAll(() => stack?.stop());
 
-  it('50 -> 100 -> 200 ms on the database link: orders slow down, then time out (finding)', async () => {
+  it('50 -> 100 -> 200 ms on the database link: orders slow down, then fail (finding)', async () => {
     const result = await chaos.experiment({
       name: '09 latency ramp 50 -> 100 -> 200 ms',
       hypothesis:
@@ -46,8 +46,10 @@ describe('09 latency ramp on the database link', () => {
       const orders = summarize(flow.between(from + 1000, to).filter((o) => o.kind === 'order')); // past the connections' turnover
       return { latencyMs, orders, stats: result.faults[i]?.stats };
     });
+    const baseOrders = summarize(flow.between(wall(result, 0), faultWindow(result, 0).applying).filter((o) => o.kind === 'order'));
     report('09 latency ramp', {
       verdict: result.verdict,
+      baselineOrders: `p50 ${baseOrders.p50Ms} ms, errors ${(100 * baseOrders.errorRate).toFixed(1)}%`,
       steps: steps.map(
         (s) =>
           `+${s.latencyMs} ms: orders p50 ${s.orders.p50Ms} ms, errors ${(100 * s.orders.errorRate).toFixed(1)}% ${JSON.stringify(s.orders.errors)}`,
@@ -55,21 +57,29 @@ describe('09 latency ramp on the database link', () => {
       firstBreach:
         result.breaches[0] &&
         `${result.breaches[0].stated} at ${result.breaches[0].window.startMs} ms: ${result.breaches[0].activeFaults.join(', ')}`,
+      ...kernelFacts(result, [stack.names.api]),
     });
 
     const [s50, s100, s200] = steps as [(typeof steps)[0], (typeof steps)[0], (typeof steps)[0]];
     // Each step's delay reached the API's database connections...
     for (const s of steps) expect(Object.values(s.stats ?? {}).some((v) => v > 0)).toBe(true);
-    // ...and orders slowed down step by step.
-    expect(s100.orders.p50Ms).toBeGreaterThan(s50.orders.p50Ms);
-    expect(s200.orders.p50Ms).toBeGreaterThan(s100.orders.p50Ms);
-    // At +50 ms orders keep their deadline; at +200 ms timeouts begin (the finding).
-    expect(s200.orders.errorRate).toBeGreaterThan(0.1);
-    expect(s200.orders.errorRate).toBeGreaterThan(s50.orders.errorRate);
+    // ...and orders slowed down: every step well over the baseline, +200 ms over +50 ms.
+    // (Step by step is not pinned: +100 ms measured 132.8 ms against +50 ms's 137.4 in a run
+    // on a loaded machine; a step's orders mix connections of the step before.)
+    for (const s of steps) expect(s.orders.p50Ms).toBeGreaterThan(2 * baseOrders.p50Ms);
+    expect(s200.orders.p50Ms).toBeGreaterThan(s50.orders.p50Ms);
+    // Orders fail once the delay is 100 ms or more (the finding): the SLO is breached.
+    expect(s100.orders.failed + s200.orders.failed).toBeGreaterThan(0);
     expect(result.verdict).toBe('rejected');
     expect(result).toRecoverWithin(3000);
-    // The kernel saw the API's connects (a new one every second per pooled connection) (issue 9 item 5).
+    // What the kernel saw: not the delay itself. network-latency is added by the fault's proxy
+    // (user space, on the host), so the API's sockets measure the RTT of a local hop
+    // (tcpRttP99Us stays in the µs-ms range; printed). What it does see is the pool's churn:
+    // slower queries hold more of the pool's 5 connections at once, each replaced every
+    // second, so the API opens connections faster than in the baseline.
+    const base = kernelOf(result, 'baseline', stack.names.api);
     const k = kernelOf(result, 'observe', stack.names.api);
-    if (k) expect(k.connectAttempts).toBeGreaterThan(0);
+    expect(k.connectsEstablished).toBeGreaterThanOrEqual(10);
+    expect(perSecond(k.connectsEstablished, k)).toBeGreaterThan(1.5 * perSecond(base.connectsEstablished, base));
   });
 });

@@ -6,7 +6,7 @@
 // (first kill to the first order that succeeds after the last failure) under 12 s.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
-import { faultWindow, kernelOf, report, summarize } from './trading/findings.js';
+import { faultWindow, kernelFacts, kernelOf, report, summarize } from './trading/findings.js';
 import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
 import { startTradingStack, type TradingStack } from './trading/stack.js';
 
@@ -56,6 +56,7 @@ describe('10 cascade', () => {
       killSpreadMs: lastKill - firstKill,
       totalRecoveryMs,
       recoveryMsAfterObserve: result.recoveryMs,
+      ...kernelFacts(result, [stack.names.postgres, stack.names.redis, stack.names.api]),
     });
 
     // All three were killed, 300 ms apart, and the engine restarted each.
@@ -69,10 +70,12 @@ describe('10 cascade', () => {
     expect(totalRecoveryMs).not.toBeNull();
     expect(back!.at + back!.ms - lastKill).toBeLessThan(10_000);
     expect(result.recovered).toBe(true);
-    // The kernel saw the three main processes die of SIGKILL (issue 9 item 5).
-    for (const name of [stack.names.postgres, stack.names.redis, stack.names.api]) {
-      const k = kernelOf(result, 'observe', name);
-      if (k) expect(k.processExits.some((e) => e.signal === 9 || e.signal === 'SIGKILL')).toBe(true);
+    // What the kernel saw: each of the three main processes died of SIGKILL (none was
+    // signalled in the baseline).
+    const mains = { [stack.names.postgres]: 'postgres', [stack.names.redis]: 'redis-server', [stack.names.api]: 'node' };
+    for (const [name, comm] of Object.entries(mains)) {
+      expect(kernelOf(result, 'baseline', name).processExits.filter((e) => e.signal !== null)).toEqual([]);
+      expect(kernelOf(result, 'observe', name).processExits).toContainEqual(expect.objectContaining({ comm, signal: 'SIGKILL' }));
     }
   });
 });
