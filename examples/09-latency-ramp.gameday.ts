@@ -8,7 +8,7 @@
 // at +50 / +100 / +200 ms, mostly "db-error" with a few "deadline").
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
-import { faultWindow, kernelFacts, kernelOf, perSecond, report, summarize, wall } from './trading/findings.js';
+import { faultWindow, kernelFacts, kernelOf, report, summarize, wall } from './trading/findings.js';
 import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
 import { startTradingStack, type TradingStack } from './trading/stack.js';
 
@@ -72,14 +72,13 @@ describe('09 latency ramp on the database link', () => {
     expect(s100.orders.failed + s200.orders.failed).toBeGreaterThan(0);
     expect(result.verdict).toBe('rejected');
     expect(result).toRecoverWithin(3000);
-    // What the kernel saw: not the delay itself. network-latency is added by the fault's proxy
-    // (user space, on the host), so the API's sockets measure the RTT of a local hop
-    // (tcpRttP99Us stays in the µs-ms range; printed). What it does see is the pool's churn:
-    // slower queries hold more of the pool's 5 connections at once, each replaced every
-    // second, so the API opens connections faster than in the baseline.
+    // What the kernel saw: the delay itself. network-latency holds the API's packets to the
+    // database in the packet path (NFQUEUE), so the API's own TCP sockets measure it in their
+    // RTT: a few hundred microseconds in the baseline, the step's delay in the observe phase.
     const base = kernelOf(result, 'baseline', stack.names.api);
     const k = kernelOf(result, 'observe', stack.names.api);
-    expect(k.connectsEstablished).toBeGreaterThanOrEqual(10);
-    expect(perSecond(k.connectsEstablished, k)).toBeGreaterThan(1.5 * perSecond(base.connectsEstablished, base));
+    expect(k.tcpRttP99Us).not.toBeNull();
+    expect(k.tcpRttP99Us!).toBeGreaterThanOrEqual(50_000);
+    expect(k.tcpRttP99Us!).toBeGreaterThan(10 * (base.tcpRttP99Us ?? 1000));
   });
 });
