@@ -123,9 +123,7 @@ export async function deleteQueueChain(netns: string, chain: string, family: 4 |
   const from = chain.endsWith('-P') ? 'PREROUTING' : chain.endsWith('-O') ? 'OUTPUT' : 'INPUT';
   // The usual state (one jump) in one transaction, one process; anything else step by step.
   const once = await new Promise<boolean>((resolve) => {
-    const child = execFile('nsenter', [`--net=${netns}`, '--', `${iptables}-restore`, '-w', '5', '--noflush'], (err) =>
-      resolve(!err),
-    );
+    const child = execFile('nsenter', [`--net=${netns}`, '--', `${iptables}-restore`, '-w', '5', '--noflush'], (err) => resolve(!err));
     child.stdin?.end(`*${table}\n-D ${from} -j ${chain}\n-F ${chain}\n-X ${chain}\nCOMMIT\n`);
   });
   if (once) return;
