@@ -526,8 +526,8 @@ class Queue {
     uint32_t dataLen = 0;
     bool rst = false;
     uint8_t src[16], dst[16];
-    size_t l4 = 0;        // where the TCP header starts
-    size_t ipTotal = 0;   // the IP packet's length, headers included
+    size_t l4 = 0;       // where the TCP header starts
+    size_t ipTotal = 0;  // the IP packet's length, headers included
     if (payload && plen >= 20 && (payload[0] >> 4) == 4 && payload[9] == IPPROTO_TCP) {
       l4 = (payload[0] & 0xf) * 4u;
       ipTotal = static_cast<size_t>(payload[2] << 8 | payload[3]);
