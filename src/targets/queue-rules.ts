@@ -157,42 +157,55 @@ export interface RedirectRuleSpec {
   listenerPort: number;
   /** The target's own ports (1-15 per rule, any number). */
   ports: readonly number[];
-  /** Only connections from these sources (CIDRs); empty: from anywhere. */
-  sources: readonly string[];
+  /**
+   * Per family, only connections from these sources (CIDRs); an empty list: from anywhere.
+   * A family left out gets no rule (its connections go straight to the server).
+   */
+  sources: Partial<Record<IpFamily, readonly string[]>>;
   description: string;
 }
 
 /**
  * NAT REDIRECT of the connections the target accepts on `ports` to our
- * listener in its netns (chain VC-H<listenerPort>-P in nat PREROUTING),
- * journaled before it is made; returns the remover (idempotent). Only new
- * connections are redirected, by their SYN: conntrack starts in a netns with
- * its first rule that needs it and would pick the connections open before up
- * mid-stream as new ones; redirecting those would reset them.
+ * listener in its netns (chain VC-H<listenerPort>-P in nat PREROUTING, in the
+ * IPv4 tables and, for IPv6 sources, the IPv6 ones), journaled before it is
+ * made; returns the remover (idempotent). Only new connections are
+ * redirected, by their SYN: conntrack starts in a netns with its first rule
+ * that needs it and would pick the connections open before up mid-stream as
+ * new ones; redirecting those would reset them.
  */
 export async function installRedirectRules(spec: RedirectRuleSpec, journal: Journal): Promise<() => Promise<void>> {
   const chain = `VC-H${spec.listenerPort}-P`;
-  const entry = journal.record(spec.description, [
-    { type: 'iptables-chain-del' as const, containerId: spec.containerId, netns: spec.netns, chain },
-  ]);
-  const lines = ['*nat', `:${chain} - [0:0]`];
-  const sources = spec.sources.length ? spec.sources : [null];
-  for (let i = 0; i < spec.ports.length; i += 15) {
-    const ports = spec.ports.slice(i, i + 15).join(',');
-    for (const src of sources) {
-      lines.push(
-        `-A ${chain} -p tcp --syn ${src ? `-s ${src} ` : ''}-m multiport --dports ${ports} -j REDIRECT --to-ports ${spec.listenerPort}`,
-      );
+  const families = ([4, 6] as const).filter((f) => spec.sources[f] !== undefined);
+  const entry = journal.record(
+    spec.description,
+    families.map((f) => ({
+      type: 'iptables-chain-del' as const,
+      containerId: spec.containerId,
+      netns: spec.netns,
+      chain,
+      ...(f === 6 ? { family: 6 as const } : {}),
+    })),
+  );
+  const text = (f: IpFamily) => {
+    const lines = ['*nat', `:${chain} - [0:0]`];
+    const list = spec.sources[f] ?? [];
+    const sources = list.length ? list : [null];
+    for (let i = 0; i < spec.ports.length; i += 15) {
+      const ports = spec.ports.slice(i, i + 15).join(',');
+      for (const src of sources) {
+        lines.push(
+          `-A ${chain} -p tcp --syn ${src ? `-s ${src} ` : ''}-m multiport --dports ${ports} -j REDIRECT --to-ports ${spec.listenerPort}`,
+        );
+      }
     }
-  }
-  lines.push(`-I PREROUTING 1 -j ${chain}`, 'COMMIT', '');
+    lines.push(`-I PREROUTING 1 -j ${chain}`, 'COMMIT', '');
+    return lines.join('\n');
+  };
   try {
-    await new Promise<void>((resolve, reject) => {
-      const child = execFile('nsenter', [`--net=${spec.netns}`, '--', 'iptables-restore', '-w', '5', '--noflush'], (err, _out, stderr) =>
-        err ? reject(new Error(`iptables-restore in ${spec.netns} failed: ${String(stderr).trim() || err.message}`)) : resolve(),
-      );
-      child.stdin?.end(lines.join('\n'));
-    });
+    const done = await Promise.allSettled(families.map((f) => restore(spec.netns, f, text(f))));
+    const failed = done.find((d): d is PromiseRejectedResult => d.status === 'rejected');
+    if (failed) throw failed.reason;
   } catch (err) {
     await journal.revert(entry).catch(() => undefined);
     throw err;
@@ -205,8 +218,14 @@ export async function installRedirectRules(spec: RedirectRuleSpec, journal: Jour
   };
 }
 
-/** The nat chains of ours in a netns (for tests and status). */
+/** The nat chains of ours in a netns (for tests and status): IPv6 ones as `ip6:VC-H...`. */
 export async function redirectChainsIn(netns: string): Promise<string[]> {
-  const { stdout } = await run('nsenter', [`--net=${netns}`, '--', 'iptables', '-w', '5', '-t', 'nat', '-S']);
-  return [...new Set([...stdout.matchAll(/^-N (VC-H\d+-P)$/gm)].map((m) => m[1] as string))];
+  const out: string[] = [];
+  for (const family of [4, 6] as const) {
+    const { stdout } = await run('nsenter', [`--net=${netns}`, '--', iptablesOf(family), '-w', '5', '-t', 'nat', '-S']);
+    for (const m of new Set([...stdout.matchAll(/^-N (VC-H\d+-P)$/gm)].map((x) => x[1] as string))) {
+      out.push(family === 6 ? `ip6:${m}` : m);
+    }
+  }
+  return out;
 }

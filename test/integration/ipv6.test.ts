@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { IMAGES, sh, stopAll, testLabels } from '../helpers/containers.js';
 import { median } from '../helpers/stats.js';
-import { queueChainsIn, sandboxOf } from '../../src/targets/queue-rules.js';
+import { queueChainsIn, redirectChainsIn, sandboxOf } from '../../src/targets/queue-rules.js';
 
 const docker = new Docker();
 
@@ -305,6 +305,41 @@ describe('IPv6', () => {
     } finally {
       await closeEchoes(client.c);
     }
+  });
+  it('http on the connections the target accepts from an IPv6 CIDR: aborted over IPv6, not over IPv4 nor at the control', async () => {
+    const info = await docker.getContainer(target.c.getId()).inspect();
+    const netns = (await sandboxOf(docker, target.c.getId(), info.State.Pid)) as string;
+    const status = async (url: string) =>
+      (await sh(client.c, `curl -g -s --max-time 5 -o /dev/null -w '%{http_code}' '${url}'`)).output.trim();
+    const url6 = `http://[${target.ipv6}]:8080/x`;
+    expect(await status(url6)).toBe('200');
+    const fault = await chaos.inject({
+      kind: 'http',
+      target: target.c,
+      connections: 'inbound',
+      peer: subnet,
+      abort: { status: 503, body: 'injected' },
+    });
+    const during6 = await status(url6);
+    const during4 = await status(`http://${target.ipv4}:8080/x`);
+    const ctl = await status(`http://[${control.ipv6}]:8080/x`);
+    const chains = await redirectChainsIn(netns);
+    const s = fault.stats();
+    await fault.revert();
+    const after = await status(url6);
+    console.info(
+      `ipv6 http inbound: IPv6 ${during6}, IPv4 ${during4}, control ${ctl}, after ${after}; chains ${chains}; ${JSON.stringify(s)}`,
+    );
+    expect(during6).toBe('503');
+    expect(during4).toBe('200');
+    expect(ctl).toBe('200');
+    expect(after).toBe('200');
+    // The REDIRECT of an IPv6 peer is in the IPv6 tables only.
+    expect(chains).toHaveLength(1);
+    expect(chains[0]).toMatch(/^ip6:VC-H\d+-P$/);
+    expect(s.inboundConnections).toBe(1);
+    expect(s.httpRequestsAborted).toBe(1);
+    expect(await redirectChainsIn(netns)).toEqual([]);
   });
 });
 

@@ -3,6 +3,7 @@
 // reverse), every peer's to both when the netns has IPv6; connections open
 // at inject are matched in their own family.
 import { describe, expect, it } from 'vitest';
+import { redirectSources } from '../../src/datapath/inbound-proxy.js';
 import { connectionsInScope, queueMatches } from '../../src/datapath/packet-path.js';
 import { ANY_PEER, peerCidr, peerCovers, peerOfCidr, type PeerMatch } from '../../src/kernel/peer-match.js';
 import type { TcpTable } from '../../src/targets/tcp-table.js';
@@ -65,5 +66,16 @@ describe('packet path rules per family', () => {
     expect(connectionsInScope(table, { connections: 'inbound', peers: [peer('fd00:2::/32')] }).map((c) => c.remotePort)).toEqual([50000]);
     expect(connectionsInScope(table, { connections: 'all', peers: [peer('172.18.0.3')] }).map((c) => c.localPort)).toEqual([40000]);
     expect(connectionsInScope(table, { connections: 'all', peers: [ANY_PEER] })).toHaveLength(3);
+  });
+});
+
+describe('inbound REDIRECT sources per family', () => {
+  it("takes each peer's CIDR in its family, every source for a whole family, IPv6 only with IPv6 in the netns or an IPv6 peer", () => {
+    expect(redirectSources([ANY_PEER], true)).toEqual({ 4: [], 6: [] });
+    expect(redirectSources([ANY_PEER], false)).toEqual({ 4: [] });
+    expect(redirectSources([peer('fd00:1::/64')], false)).toEqual({ 6: ['fd00:1::/64'] });
+    // A container peer: its IPv4 and IPv6 addresses, each in its own table.
+    expect(redirectSources([peer('172.18.0.3'), peer('fd00:1::3')], true)).toEqual({ 4: ['172.18.0.3/32'], 6: ['fd00:1::3/128'] });
+    expect(redirectSources([peer('172.18.0.3'), ANY_PEER], true)).toEqual({ 4: [], 6: [] });
   });
 });
