@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// TCP sockets of this process inside a target's network namespace: a listener
+// TCP sockets of this process inside a target's network namespace (IPv4 and IPv6): a listener
 // that a NAT REDIRECT there sends the target's accepted connections to (the
 // inbound side of the http fault), and the local connections it opens to the
 // target's own server. A short-lived thread enters the namespace, makes the
@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -61,19 +62,39 @@ Napi::Value Fail(Napi::Env env, const Made &m) {
   throw e;
 }
 
-// netnsListen(netns) -> { fd, port }: a TCP listener on every IPv4 address of the namespace.
+// netnsListen(netns) -> { fd, port, ipv6 }: a TCP listener on every address of the
+// namespace: dual-stack (IPv6, v4-mapped IPv4), or IPv4 only where IPv6 sockets cannot be made.
 Napi::Value NetnsListen(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::string netns = info[0].As<Napi::String>();
   uint16_t port = 0;
+  bool v6 = false;
   Made m = InNetns(netns, [&](Made &out) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    int zero = 0;
+    if (fd >= 0) {
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+      sockaddr_in6 a{};
+      a.sin6_family = AF_INET6;
+      a.sin6_addr = in6addr_any;
+      socklen_t len = sizeof a;
+      if (bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0 && listen(fd, 511) == 0 &&
+          getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) == 0) {
+        port = ntohs(a.sin6_port);
+        v6 = true;
+        out.fd = fd;
+        return;
+      }
+      close(fd);
+    }
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
       out.err = errno;
       out.what = "socket";
       return;
     }
-    int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -93,6 +114,7 @@ Napi::Value NetnsListen(const Napi::CallbackInfo &info) {
   Napi::Object r = Napi::Object::New(env);
   r.Set("fd", m.fd);
   r.Set("port", port);
+  r.Set("ipv6", v6);
   return r;
 }
 
@@ -103,15 +125,24 @@ Napi::Value NetnsConnect(const Napi::CallbackInfo &info) {
   std::string address = info[1].As<Napi::String>();
   uint16_t port = static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value());
   uint32_t timeoutMs = info[3].As<Napi::Number>().Uint32Value();
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  if (inet_pton(AF_INET, address.c_str(), &a.sin_addr) != 1) {
-    Napi::TypeError::New(env, "netnsConnect: not an IPv4 address: " + address).ThrowAsJavaScriptException();
+  sockaddr_storage a{};
+  socklen_t alen = 0;
+  auto *a4 = reinterpret_cast<sockaddr_in *>(&a);
+  auto *a6 = reinterpret_cast<sockaddr_in6 *>(&a);
+  if (inet_pton(AF_INET, address.c_str(), &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons(port);
+    alen = sizeof *a4;
+  } else if (inet_pton(AF_INET6, address.c_str(), &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(port);
+    alen = sizeof *a6;
+  } else {
+    Napi::TypeError::New(env, "netnsConnect: not an IP address: " + address).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Made m = InNetns(netns, [&](Made &out) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
       out.err = errno;
       out.what = "socket";
@@ -121,7 +152,7 @@ Napi::Value NetnsConnect(const Napi::CallbackInfo &info) {
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
+    if (connect(fd, reinterpret_cast<sockaddr *>(&a), alen) != 0) {
       out.err = errno;
       out.what = "connect " + address + ":" + std::to_string(port);
       close(fd);
@@ -135,23 +166,44 @@ Napi::Value NetnsConnect(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, m.fd);
 }
 
-// originalDst(fd) -> { address, port }: where an accepted, REDIRECTed connection was going (SO_ORIGINAL_DST).
+// originalDst(fd) -> { address, port }: where an accepted, REDIRECTed connection was going
+// (SO_ORIGINAL_DST for IPv4, v4-mapped ones of a dual-stack listener included; IP6T_SO_ORIGINAL_DST for IPv6).
 Napi::Value OriginalDst(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
-  sockaddr_in a{};
-  socklen_t len = sizeof a;
-  if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &a, &len) != 0) {
+  sockaddr_in6 local{};
+  socklen_t llen = sizeof local;
+  getsockname(fd, reinterpret_cast<sockaddr *>(&local), &llen);
+  bool v6 = local.sin6_family == AF_INET6 && !IN6_IS_ADDR_V4MAPPED(&local.sin6_addr);
+  char buf[INET6_ADDRSTRLEN];
+  uint16_t port = 0;
+  int rc;
+  if (v6) {
+    sockaddr_in6 a{};
+    socklen_t len = sizeof a;
+    rc = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &a, &len);
+    if (rc == 0) {
+      inet_ntop(AF_INET6, &a.sin6_addr, buf, sizeof buf);
+      port = ntohs(a.sin6_port);
+    }
+  } else {
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    rc = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &a, &len);
+    if (rc == 0) {
+      inet_ntop(AF_INET, &a.sin_addr, buf, sizeof buf);
+      port = ntohs(a.sin_port);
+    }
+  }
+  if (rc != 0) {
     Made m;
     m.err = errno;
-    m.what = "getsockopt(SO_ORIGINAL_DST)";
+    m.what = v6 ? "getsockopt(IP6T_SO_ORIGINAL_DST)" : "getsockopt(SO_ORIGINAL_DST)";
     return Fail(env, m);
   }
-  char buf[INET_ADDRSTRLEN];
-  inet_ntop(AF_INET, &a.sin_addr, buf, sizeof buf);
   Napi::Object r = Napi::Object::New(env);
   r.Set("address", buf);
-  r.Set("port", ntohs(a.sin_port));
+  r.Set("port", port);
   return r;
 }
 

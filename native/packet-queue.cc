@@ -5,7 +5,8 @@
 // says and gives it back to the kernel (NF_ACCEPT), drops it, or resets its
 // connection (SOCK_DESTROY). Because it works on packets, it reaches every
 // connection the rules match: those the target accepts, those it opens, and
-// those already open when the fault began. Raw netlink, no libnetfilter_queue.
+// those already open when the fault began. IPv4 and IPv6 packets come to the
+// same queue (iptables and ip6tables rules). Raw netlink, no libnetfilter_queue.
 //
 // Policies:
 //   delay  every packet is held delayMs (+/- jitterMs, seeded), order kept;
@@ -78,19 +79,40 @@ struct Rng {
   }
 };
 
-// A connection as the target sees it (local = the target's side).
+// A connection as the target sees it (local = the target's side). Addresses
+// are IPv6, network order; an IPv4 one is v4-mapped (::ffff:a.b.c.d).
 struct FlowKey {
-  uint32_t local, remote;
+  uint8_t local[16], remote[16];
   uint16_t lport, rport;
   bool operator==(const FlowKey &o) const {
-    return local == o.local && remote == o.remote && lport == o.lport && rport == o.rport;
+    return memcmp(local, o.local, 16) == 0 && memcmp(remote, o.remote, 16) == 0 && lport == o.lport && rport == o.rport;
+  }
+  bool V4() const {
+    static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return memcmp(local, kMapped, 12) == 0 && memcmp(remote, kMapped, 12) == 0;
   }
 };
 struct FlowHash {
   size_t operator()(const FlowKey &k) const {
-    return (static_cast<size_t>(k.local) * 31 + k.remote) * 131071 + (static_cast<size_t>(k.lport) << 16 | k.rport);
+    size_t h = (static_cast<size_t>(k.lport) << 16) | k.rport;
+    for (int i = 0; i < 16; i += 4) {
+      uint32_t a, b;
+      memcpy(&a, k.local + i, 4);
+      memcpy(&b, k.remote + i, 4);
+      h = (h * 131071) ^ a;
+      h = (h * 31) ^ b;
+    }
+    return h;
   }
 };
+
+// An IPv4 address (network order, 4 bytes) as v4-mapped IPv6.
+void MapV4(uint8_t out[16], const uint8_t *v4) {
+  memset(out, 0, 10);
+  out[10] = 0xff;
+  out[11] = 0xff;
+  memcpy(out + 12, v4, 4);
+}
 struct Flow {
   double startMs;
   uint64_t bytes = 0;
@@ -244,7 +266,7 @@ class Queue {
     {
       Msg m(type, NLM_F_ACK, cfg_.queue);
       nfqnl_msg_config_params p{};
-      p.copy_range = htonl(80);  // IPv4 and TCP headers: all we read
+      p.copy_range = htonl(160);  // the IP (v4, or v6 and its extension headers) and TCP headers: all we read
       p.copy_mode = NFQNL_COPY_PACKET;
       m.Attr(NFQA_CFG_PARAMS, &p, sizeof(p));
       uint32_t maxlen = htonl(cfg_.maxlen);
@@ -436,7 +458,7 @@ class Queue {
 
   // Destroys the target's socket of this flow: the target's call fails, the
   // peer gets an RST. Sockets of a dual-stack listener are AF_INET6 with
-  // v4-mapped addresses, so both families are tried.
+  // v4-mapped addresses, so both families are tried for an IPv4 connection.
   void Destroy(const FlowKey &k) {
     for (int family : {AF_INET, AF_INET6}) {
       struct {
@@ -454,13 +476,12 @@ class Queue {
       req.r.id.idiag_sport = htons(k.lport);
       req.r.id.idiag_dport = htons(k.rport);
       if (family == AF_INET) {
-        req.r.id.idiag_src[0] = htonl(k.local);
-        req.r.id.idiag_dst[0] = htonl(k.remote);
+        if (!k.V4()) continue;  // an IPv6 connection has only its AF_INET6 socket
+        memcpy(req.r.id.idiag_src, k.local + 12, 4);
+        memcpy(req.r.id.idiag_dst, k.remote + 12, 4);
       } else {
-        req.r.id.idiag_src[2] = htonl(0xffff);
-        req.r.id.idiag_src[3] = htonl(k.local);
-        req.r.id.idiag_dst[2] = htonl(0xffff);
-        req.r.id.idiag_dst[3] = htonl(k.remote);
+        memcpy(req.r.id.idiag_src, k.local, 16);
+        memcpy(req.r.id.idiag_dst, k.remote, 16);
       }
       req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
       req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
@@ -499,27 +520,46 @@ class Queue {
     uint32_t id = ntohl(ph->packet_id);
     c.packets = c.packets + 1;
 
-    // IPv4 + TCP: the flow, its payload size, its flags.
+    // TCP over IPv4 or IPv6: the flow, its payload size, its flags.
     bool tcp = false;
     FlowKey k{};
     uint32_t dataLen = 0;
     bool rst = false;
+    uint8_t src[16], dst[16];
+    size_t l4 = 0;       // where the TCP header starts
+    size_t ipTotal = 0;  // the IP packet's length, headers included
     if (payload && plen >= 20 && (payload[0] >> 4) == 4 && payload[9] == IPPROTO_TCP) {
-      size_t ihl = (payload[0] & 0xf) * 4u;
-      if (plen >= ihl + 14) {
-        tcp = true;
-        uint32_t src, dst;
-        memcpy(&src, payload + 12, 4);
-        memcpy(&dst, payload + 16, 4);
-        uint16_t sport = static_cast<uint16_t>(payload[ihl] << 8 | payload[ihl + 1]);
-        uint16_t dport = static_cast<uint16_t>(payload[ihl + 2] << 8 | payload[ihl + 3]);
-        size_t doff = (payload[ihl + 12] >> 4) * 4u;
-        uint32_t total = static_cast<uint32_t>(payload[2] << 8 | payload[3]);
-        dataLen = total > ihl + doff ? static_cast<uint32_t>(total - ihl - doff) : 0;
-        rst = payload[ihl + 13] & 0x04;
-        bool out = ph->hook == NF_INET_LOCAL_OUT || ph->hook == NF_INET_POST_ROUTING;
-        k = out ? FlowKey{ntohl(src), ntohl(dst), sport, dport} : FlowKey{ntohl(dst), ntohl(src), dport, sport};
+      l4 = (payload[0] & 0xf) * 4u;
+      ipTotal = static_cast<size_t>(payload[2] << 8 | payload[3]);
+      MapV4(src, payload + 12);
+      MapV4(dst, payload + 16);
+    } else if (payload && plen >= 40 && (payload[0] >> 4) == 6) {
+      ipTotal = 40 + static_cast<size_t>(payload[4] << 8 | payload[5]);
+      memcpy(src, payload + 8, 16);
+      memcpy(dst, payload + 24, 16);
+      // Walk the extension headers (hop-by-hop, routing, destination options, fragment) to TCP.
+      uint8_t next = payload[6];
+      size_t off = 40;
+      while (off + 8 <= plen && (next == 0 || next == 43 || next == 60 || next == 44)) {
+        size_t hlen = next == 44 ? 8 : (payload[off + 1] + 1u) * 8;
+        if (next == 44 && (payload[off + 2] << 8 | payload[off + 3]) & 0xfff8) break;  // not a first fragment
+        next = payload[off];
+        off += hlen;
       }
+      if (next == IPPROTO_TCP) l4 = off;
+    }
+    if (l4 && plen >= l4 + 14) {
+      tcp = true;
+      uint16_t sport = static_cast<uint16_t>(payload[l4] << 8 | payload[l4 + 1]);
+      uint16_t dport = static_cast<uint16_t>(payload[l4 + 2] << 8 | payload[l4 + 3]);
+      size_t doff = (payload[l4 + 12] >> 4) * 4u;
+      dataLen = ipTotal > l4 + doff ? static_cast<uint32_t>(ipTotal - l4 - doff) : 0;
+      rst = payload[l4 + 13] & 0x04;
+      bool out = ph->hook == NF_INET_LOCAL_OUT || ph->hook == NF_INET_POST_ROUTING;
+      memcpy(k.local, out ? src : dst, 16);
+      memcpy(k.remote, out ? dst : src, 16);
+      k.lport = out ? sport : dport;
+      k.rport = out ? dport : sport;
     }
     double now = NowMs();
     Flow *flow = nullptr;
@@ -666,16 +706,31 @@ class PacketQueue : public Napi::ObjectWrap<PacketQueue> {
     return o;
   }
 
-  // addFlows([[local, lport, remote, rport], ...]) with IPv4 addresses as host-order numbers.
+  // addFlows([[local, lport, remote, rport], ...]) with addresses as text (dotted IPv4 or IPv6).
   Napi::Value AddFlows(const Napi::CallbackInfo &info) {
-    if (!q_ || info.Length() < 1 || !info[0].IsArray()) return info.Env().Undefined();
+    Napi::Env env = info.Env();
+    if (!q_ || info.Length() < 1 || !info[0].IsArray()) return env.Undefined();
     Napi::Array a = info[0].As<Napi::Array>();
     std::vector<FlowKey> keys;
+    auto address = [&](Napi::Value v, uint8_t out[16]) {
+      std::string text = v.ToString().Utf8Value();
+      uint8_t v4[4];
+      if (inet_pton(AF_INET, text.c_str(), v4) == 1) {
+        MapV4(out, v4);
+        return true;
+      }
+      return inet_pton(AF_INET6, text.c_str(), out) == 1;
+    };
     for (uint32_t i = 0; i < a.Length(); i++) {
       Napi::Array t = a.Get(i).As<Napi::Array>();
-      keys.push_back(FlowKey{t.Get(0u).As<Napi::Number>().Uint32Value(), t.Get(2u).As<Napi::Number>().Uint32Value(),
-                             static_cast<uint16_t>(t.Get(1u).As<Napi::Number>().Uint32Value()),
-                             static_cast<uint16_t>(t.Get(3u).As<Napi::Number>().Uint32Value())});
+      FlowKey k{};
+      if (!address(t.Get(0u), k.local) || !address(t.Get(2u), k.remote)) {
+        Napi::TypeError::New(env, "addFlows: not an IP address").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      k.lport = static_cast<uint16_t>(t.Get(1u).As<Napi::Number>().Uint32Value());
+      k.rport = static_cast<uint16_t>(t.Get(3u).As<Napi::Number>().Uint32Value());
+      keys.push_back(k);
     }
     q_->AddFlows(keys);
     return info.Env().Undefined();

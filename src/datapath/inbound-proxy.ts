@@ -6,16 +6,18 @@
 // from inside the netns (locally generated packets do not pass PREROUTING, so
 // they are not redirected again). Connections accepted before the inject keep
 // going straight to the server: NAT decides on a connection's first packet;
-// they are counted and warned about. Revert removes the rule first.
+// they are counted and warned about. Revert removes the rule first. IPv6
+// connections alike: the listener is dual-stack, the REDIRECT is also in the
+// IPv6 tables when the netns has IPv6 (or the peer is IPv6).
+import { closeSync } from 'node:fs';
 import net from 'node:net';
 import { ChaosSpecError } from '../contracts/errors.js';
 import type { AppliedFault } from '../contracts/applied-fault.js';
-import { intToIpv4 } from '../kernel/kernel.js';
 import { connectInNetns, listenInNetns, originalDestination } from '../kernel/netns-socket.js';
-import type { PeerMatch } from '../kernel/peer-match.js';
-import { installRedirectRules, sandboxOf } from '../targets/queue-rules.js';
+import { peerCidr, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
+import { installRedirectRules, sandboxOf, type IpFamily } from '../targets/queue-rules.js';
 import type { ResolvedTarget } from '../targets/resolve-target.js';
-import { tcpTableOf } from '../targets/tcp-table.js';
+import { hasIpv6, tcpTableOf } from '../targets/tcp-table.js';
 import { connectionsInScope, type PacketPathContext } from './packet-path.js';
 import type { Route } from './proxy-chain.js';
 import type { ProxyPolicy } from './proxy-policy.js';
@@ -31,11 +33,24 @@ export interface InboundCounters {
   inboundConnectionsUnreached: number;
 }
 
-function cidrOf(p: PeerMatch): string | null {
-  if (p.mask === 0) return null;
-  let bits = 0;
-  for (let m = p.mask >>> 0; m; m = (m << 1) >>> 0) bits++;
-  return `${intToIpv4(p.addr)}/${bits}`;
+/**
+ * The REDIRECT rules' sources per family: a peer's CIDR in its family, every
+ * source ([]) for a peer that covers its whole family; IPv6 only when `ipv6`
+ * (the netns has IPv6) or a peer is IPv6.
+ */
+export function redirectSources(peers: readonly PeerMatch[], ipv6: boolean): Partial<Record<IpFamily, string[]>> {
+  const out: Partial<Record<IpFamily, string[] | 'any'>> = {};
+  for (const p of peers) {
+    const cidr = peerCidr(p);
+    for (const f of peerFamilies(p)) {
+      if (f === 6 && !ipv6 && p.family !== 6) continue;
+      if (cidr === null) out[f] = 'any';
+      else if (out[f] !== 'any') out[f] = [...((out[f] as string[] | undefined) ?? []), cidr];
+    }
+  }
+  const result: Partial<Record<IpFamily, string[]>> = {};
+  for (const f of [4, 6] as const) if (out[f] !== undefined) result[f] = out[f] === 'any' ? [] : (out[f] as string[]);
+  return result;
 }
 
 export async function applyInboundProxied<C extends Record<string, number>>(
@@ -73,6 +88,20 @@ export async function applyInboundProxied<C extends Record<string, number>>(
   if (ports.length === 0) return { stats: empty, revert: async () => undefined };
 
   const listener = listenInNetns(netns);
+  const sources = redirectSources(scope.peers, hasIpv6(target.pid));
+  if (sources[6] && !listener.ipv6) {
+    closeSync(listener.fd);
+    if (scope.peers.every((p) => p.family === 6)) {
+      throw new ChaosSpecError(`chaos.inject(${kind})`, [
+        {
+          field: 'peer',
+          value: scope.peers.map((p) => p.label).join(', '),
+          expected: `a peer the target can be reached from (no IPv6 socket can be made in ${target.name}'s network namespace)`,
+        },
+      ]);
+    }
+    delete sources[6];
+  }
   const proxy: TcpProxy = new TcpProxy({
     host: '',
     listenFd: listener.fd,
@@ -101,19 +130,18 @@ export async function applyInboundProxied<C extends Record<string, number>>(
     unannounce = await announceProxy({
       cgroupId: target.cgroup.id,
       way: 'inbound',
-      address: '0.0.0.0',
+      address: listener.ipv6 ? '::' : '0.0.0.0',
       port: listener.port,
       peers: scope.peers,
       ports,
     });
-    const sources = scope.peers.map(cidrOf);
     remove = await installRedirectRules(
       {
         containerId: target.id,
         netns,
         listenerPort: listener.port,
         ports,
-        sources: sources.includes(null) ? [] : (sources as string[]),
+        sources,
         description: `${kind} on ${target.name}: inbound connections to ${ports.join(',')} through our listener (port ${listener.port})`,
       },
       ctx.journal(),

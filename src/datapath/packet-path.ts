@@ -6,16 +6,17 @@
 // (targets/queue-rules.ts) to a reader thread of ours (kernel/packet-queue.ts)
 // that holds them (latency, slow close, stall), or resets their connection.
 // Revert deletes the rules first, then gives back every packet still held:
-// no connection is broken by the revert.
+// no connection is broken by the revert. IPv4 and IPv6 alike: a peer's rules
+// go to its family's tables (iptables, ip6tables), no peer's to both.
 import { ChaosSpecError } from '../contracts/errors.js';
 import type { Journal } from '../journal/journal.js';
-import { intToIpv4, type Kernel } from '../kernel/kernel.js';
+import type { Kernel } from '../kernel/kernel.js';
 import { openPacketQueue, type PacketQueueOptions } from '../kernel/packet-queue.js';
-import type { PeerMatch } from '../kernel/peer-match.js';
-import { installQueueRules, sandboxOf, type InstalledQueueRules } from '../targets/queue-rules.js';
+import { peerCidr, peerCovers, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
+import { installQueueRules, sandboxOf, type InstalledQueueRules, type IpFamily } from '../targets/queue-rules.js';
 import { proxyOverlaps, watchProxies, type ProxyEntry } from './proxy-registry.js';
 import type { ResolvedTarget } from '../targets/resolve-target.js';
-import { tcpTableOf, type TcpConnection, type TcpTable } from '../targets/tcp-table.js';
+import { hasIpv6, tcpTableOf, type TcpConnection, type TcpTable } from '../targets/tcp-table.js';
 import type Docker from 'dockerode';
 
 export type Connections = 'inbound' | 'outbound' | 'all';
@@ -70,78 +71,86 @@ export interface AppliedPacketPath {
   inboundPorts: readonly number[];
 }
 
-function cidrOf(p: PeerMatch): string | null {
-  if (p.mask === 0) return null;
-  let bits = 0;
-  for (let m = p.mask >>> 0; m; m = (m << 1) >>> 0) bits++;
-  return `${intToIpv4(p.addr)}/${bits}`;
-}
-
 const chunks = <T>(xs: readonly T[], n: number): T[][] => {
   const out: T[][] = [];
   for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
   return out;
 };
 
-const inPeer = (p: PeerMatch, addr: number) => (addr & p.mask) >>> 0 === (p.addr & p.mask) >>> 0;
-
 /** The connections open now that the scope covers. */
 export function connectionsInScope(table: TcpTable, spec: Pick<PacketPathSpec, 'connections' | 'peers' | 'port'>): TcpConnection[] {
   return table.connections.filter((c) => {
     if (spec.connections !== 'all' && spec.connections !== c.way) return false;
-    if (!spec.peers.some((p) => inPeer(p, c.remote))) return false;
+    if (!spec.peers.some((p) => peerCovers(p, c.family, c.remote))) return false;
     if (spec.port === undefined) return true;
     return c.way === 'inbound' ? c.localPort === spec.port : c.remotePort === spec.port;
   });
 }
 
-/** The iptables matches for the spec (OUTPUT: what the target sends, INPUT: what it receives). */
+/** iptables matches per family: OUTPUT (what the target sends) and INPUT (what it receives). */
+export type FamilyRules = Record<IpFamily, { output: string[][]; input: string[][] }>;
+
+const noRules = (): FamilyRules => ({ 4: { output: [], input: [] }, 6: { output: [], input: [] } });
+
+/**
+ * The iptables matches for the spec, per family: a peer's rules go to its
+ * family's tables, every peer's (no peer) to both, the IPv6 ones only when
+ * `ipv6` (the target's netns has IPv6; a v6 peer makes them anyway).
+ */
 export function queueMatches(
   table: TcpTable,
   spec: Omit<PacketPathSpec, 'queue'>,
-): { output: string[][]; input: string[][]; inboundPorts: number[] } {
-  const output: string[][] = [];
-  const input: string[][] = [];
+  ipv6 = true,
+): { rules: FamilyRules; inboundPorts: number[] } {
+  const rules = noRules();
   const fin = spec.finOnly ? ['--tcp-flags', 'FIN', 'FIN'] : [];
   const tcp = ['-p', 'tcp', ...fin];
   const listening = table.listening;
   const inboundPorts = spec.connections === 'outbound' ? [] : spec.port !== undefined ? [spec.port] : listening;
+  const families = (p: PeerMatch) => peerFamilies(p).filter((f) => f === 4 || ipv6 || p.family === 6);
+  const used = new Set(spec.peers.flatMap(families));
   for (const peer of spec.peers) {
-    const cidr = cidrOf(peer);
+    const cidr = peerCidr(peer);
     const to = cidr ? ['-d', cidr] : [];
     const from = cidr ? ['-s', cidr] : [];
-    for (const ports of chunks(inboundPorts, 15)) {
-      output.push([...tcp, ...to, '-m', 'multiport', '--sports', ports.join(',')]);
-      input.push([...tcp, ...from, '-m', 'multiport', '--dports', ports.join(',')]);
+    for (const f of families(peer)) {
+      for (const ports of chunks(inboundPorts, 15)) {
+        rules[f].output.push([...tcp, ...to, '-m', 'multiport', '--sports', ports.join(',')]);
+        rules[f].input.push([...tcp, ...from, '-m', 'multiport', '--dports', ports.join(',')]);
+      }
     }
   }
   if (spec.connections !== 'inbound') {
     if (spec.newOutbound === 'packets') {
       // Outbound: everything not from or to one of the target's listening ports.
-      for (const ports of chunks(listening, 15)) {
-        output.push(['-p', 'tcp', '-m', 'multiport', '--sports', ports.join(','), '-j', 'RETURN']);
-        input.push(['-p', 'tcp', '-m', 'multiport', '--dports', ports.join(','), '-j', 'RETURN']);
+      for (const f of used) {
+        for (const ports of chunks(listening, 15)) {
+          rules[f].output.push(['-p', 'tcp', '-m', 'multiport', '--sports', ports.join(','), '-j', 'RETURN']);
+          rules[f].input.push(['-p', 'tcp', '-m', 'multiport', '--dports', ports.join(','), '-j', 'RETURN']);
+        }
       }
       for (const peer of spec.peers) {
-        const cidr = cidrOf(peer);
-        output.push([...tcp, ...(cidr ? ['-d', cidr] : []), ...(spec.port ? ['--dport', String(spec.port)] : [])]);
-        input.push([...tcp, ...(cidr ? ['-s', cidr] : []), ...(spec.port ? ['--sport', String(spec.port)] : [])]);
+        const cidr = peerCidr(peer);
+        for (const f of families(peer)) {
+          rules[f].output.push([...tcp, ...(cidr ? ['-d', cidr] : []), ...(spec.port ? ['--dport', String(spec.port)] : [])]);
+          rules[f].input.push([...tcp, ...(cidr ? ['-s', cidr] : []), ...(spec.port ? ['--sport', String(spec.port)] : [])]);
+        }
       }
     } else {
       // The proxy carries new ones; the ones open now are matched one by one.
       for (const c of connectionsInScope(table, { ...spec, connections: 'outbound' })) {
-        const [l, r] = [intToIpv4(c.local), intToIpv4(c.remote)];
-        output.push([...tcp, '-s', l, '-d', r, '--sport', String(c.localPort), '--dport', String(c.remotePort)]);
-        input.push([...tcp, '-s', r, '-d', l, '--sport', String(c.remotePort), '--dport', String(c.localPort)]);
+        const [l, r] = [c.local, c.remote];
+        rules[c.family].output.push([...tcp, '-s', l, '-d', r, '--sport', String(c.localPort), '--dport', String(c.remotePort)]);
+        rules[c.family].input.push([...tcp, '-s', r, '-d', l, '--sport', String(c.remotePort), '--dport', String(c.localPort)]);
       }
     }
   }
   // Never the container's own loopback traffic (an inbound proxy's local leg to the server included).
-  return {
-    output: output.map((r) => ['!', '-o', 'lo', ...r]),
-    input: spec.hooks === 'both' ? input.map((r) => ['!', '-i', 'lo', ...r]) : [],
-    inboundPorts,
-  };
+  for (const f of [4, 6] as const) {
+    rules[f].output = rules[f].output.map((r) => ['!', '-o', 'lo', ...r]);
+    rules[f].input = spec.hooks === 'both' ? rules[f].input.map((r) => ['!', '-i', 'lo', ...r]) : [];
+  }
+  return { rules, inboundPorts };
 }
 
 export async function applyPacketPath(
@@ -150,21 +159,6 @@ export async function applyPacketPath(
   ctx: PacketPathContext,
   spec: PacketPathSpec,
 ): Promise<AppliedPacketPath> {
-  // The packet path holds IPv4 packets (iptables): an IPv6 peer would have no -s/-d and so widen
-  // the rule to every peer. A container peer's IPv6 addresses are left out; an IPv6-only peer is refused.
-  if (spec.peers.some((p) => p.family === 6)) {
-    const v4 = spec.peers.filter((p) => p.family !== 6);
-    if (v4.length === 0) {
-      throw new ChaosSpecError(`chaos.inject(${kind})`, [
-        {
-          field: 'peer',
-          value: spec.peers.map((p) => p.label).join(', '),
-          expected: 'a peer with an IPv4 address (this kind holds IPv4 packets only)',
-        },
-      ]);
-    }
-    spec = { ...spec, peers: v4 };
-  }
   const netns = await sandboxOf(ctx.docker, target.id, target.pid);
   if (!netns) {
     throw new ChaosSpecError(`chaos.inject(${kind})`, [
@@ -172,8 +166,9 @@ export async function applyPacketPath(
     ]);
   }
   const table = tcpTableOf(target.pid);
+  const ipv6 = hasIpv6(target.pid);
   const open = connectionsInScope(table, spec);
-  const { output, input, inboundPorts } = queueMatches(table, spec);
+  const { rules: matches, inboundPorts } = queueMatches(table, spec, ipv6);
   const q = openPacketQueue({ ...spec.queue, netns, seed: ctx.seed });
   // Connections in scope that another fault's proxy carries: those the target
   // opens leave towards the gateway on the proxy's port (latency follows them;
@@ -182,20 +177,25 @@ export async function applyPacketPath(
   const follows = (e: ProxyEntry) =>
     (e.way === 'outbound' ? spec.newOutbound === 'packets' && spec.connections !== 'inbound' : spec.connections !== 'outbound') &&
     proxyOverlaps(e, spec.peers, spec.port);
-  const proxyRules = (e: ProxyEntry) => {
+  const proxyRules = (e: ProxyEntry): FamilyRules => {
+    const r = noRules();
     if (e.way === 'outbound') {
-      return {
-        output: [['-p', 'tcp', '-d', e.address, '--dport', String(e.port)]],
-        input: spec.hooks === 'both' ? [['-p', 'tcp', '-s', e.address, '--sport', String(e.port)]] : [],
-      };
+      const listeners: [IpFamily, string][] = [[4, e.address]];
+      if (e.address6) listeners.push([6, e.address6]);
+      for (const [f, address] of listeners) {
+        r[f].output.push(['-p', 'tcp', '-d', address, '--dport', String(e.port)]);
+        if (spec.hooks === 'both') r[f].input.push(['-p', 'tcp', '-s', address, '--sport', String(e.port)]);
+      }
+      return r;
     }
-    const cidrs = spec.peers.map(cidrOf);
-    const peers = cidrs.includes(null) ? [null] : cidrs;
-    return {
-      output: peers.map((c) => ['!', '-o', 'lo', '-p', 'tcp', ...(c ? ['-d', c] : []), '--sport', String(e.port)]),
-      input:
-        spec.hooks === 'both' ? peers.map((c) => ['!', '-i', 'lo', '-p', 'tcp', ...(c ? ['-s', c] : []), '--dport', String(e.port)]) : [],
-    };
+    for (const p of spec.peers) {
+      const c = peerCidr(p);
+      for (const f of peerFamilies(p).filter((x) => x === 4 || ipv6 || p.family === 6)) {
+        r[f].output.push(['!', '-o', 'lo', '-p', 'tcp', ...(c ? ['-d', c] : []), '--sport', String(e.port)]);
+        if (spec.hooks === 'both') r[f].input.push(['!', '-i', 'lo', '-p', 'tcp', ...(c ? ['-s', c] : []), '--dport', String(e.port)]);
+      }
+    }
+    return r;
   };
   let rules: InstalledQueueRules | undefined;
   const followed = new Set<ProxyEntry>();
@@ -204,27 +204,33 @@ export async function applyPacketPath(
     async join(e) {
       if (!rules || !follows(e)) return;
       const r = proxyRules(e);
-      if (await rules.append('O', r.output)) followed.add(e);
-      if (r.input.length) await rules.append('I', r.input);
+      for (const f of [4, 6] as const) {
+        if (r[f].output.length && (await rules.append(f, 'O', r[f].output))) followed.add(e);
+        if (r[f].input.length) await rules.append(f, 'I', r[f].input);
+      }
     },
     async leave(e) {
       if (!rules || !followed.has(e)) return;
       const r = proxyRules(e);
-      await rules.drop('O', r.output);
-      await rules.drop('I', r.input);
+      for (const f of [4, 6] as const) {
+        await rules.drop(f, 'O', r[f].output);
+        await rules.drop(f, 'I', r[f].input);
+      }
     },
   });
   for (const e of watch.current) {
     if (!follows(e)) continue;
     followed.add(e);
     const r = proxyRules(e);
-    output.push(...r.output);
-    input.push(...r.input);
+    for (const f of [4, 6] as const) {
+      matches[f].output.push(...r[f].output);
+      matches[f].input.push(...r[f].input);
+    }
   }
   try {
     q.addFlows(open.map((c) => ({ local: c.local, localPort: c.localPort, remote: c.remote, remotePort: c.remotePort })));
     rules = await installQueueRules(
-      { containerId: target.id, netns, queue: q.queue, output, input, description: `${kind} on ${target.name} (NFQUEUE ${q.queue})` },
+      { containerId: target.id, netns, queue: q.queue, rules: matches, description: `${kind} on ${target.name} (NFQUEUE ${q.queue})` },
       ctx.journal(),
     );
   } catch (err) {

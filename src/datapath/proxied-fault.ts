@@ -69,6 +69,7 @@ export async function applyProxied<C extends Record<string, number>>(
     cgroupId: target.cgroup.id,
     way: 'outbound',
     address: listening.address,
+    ...(listening.address6 ? { address6: listening.address6 } : {}),
     port: listening.port,
     peers: scope.peers,
     destPort: scope.port,

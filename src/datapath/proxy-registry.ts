@@ -5,7 +5,7 @@
 // too, so that latency and http on one peer are both in force. Proxies
 // announce themselves before their connect rules redirect anything; watchers
 // add their rules before the announce returns.
-import type { PeerMatch } from '../kernel/peer-match.js';
+import { peersOverlap, type PeerMatch } from '../kernel/peer-match.js';
 
 export interface ProxyEntry {
   cgroupId: bigint;
@@ -16,6 +16,8 @@ export interface ProxyEntry {
   way: 'outbound' | 'inbound';
   /** The proxy's listener (outbound: on the target's gateway; inbound: in its netns, any address). */
   address: string;
+  /** outbound: its IPv6 listener (on the target's IPv6 gateway, same port), where connect6 sends connections. */
+  address6?: string;
   port: number;
   /** outbound: the destinations its connect rules redirect; inbound: the clients. */
   peers: readonly PeerMatch[];
@@ -57,7 +59,7 @@ export function watchProxies(w: ProxyWatcher): { current: ProxyEntry[]; stop(): 
 
 /** Whether two peer sets have an address in common. */
 export function peersIntersect(a: readonly PeerMatch[], b: readonly PeerMatch[]): boolean {
-  return a.some((x) => b.some((y) => ((x.addr ^ y.addr) & x.mask & y.mask) >>> 0 === 0));
+  return a.some((x) => b.some((y) => peersOverlap(x, y)));
 }
 
 /** Whether a proxy carries connections a fault with these peers and port covers. */

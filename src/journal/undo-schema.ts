@@ -98,6 +98,7 @@ export const undoActionSchema = z.discriminatedUnion('type', [
   /**
    * Remove a chain of ours from a container's netns: an NFQUEUE chain VC-Q<queue>-<O|I> (mangle table; jumped to
    * from OUTPUT for -O, INPUT for -I) or an inbound REDIRECT chain VC-H<port>-P (nat table, from PREROUTING).
+   * `family: 6`: the chain is in the IPv6 tables (ip6tables); absent: the IPv4 ones.
    */
   z.strictObject({
     type: z.literal('iptables-chain-del'),
@@ -108,6 +109,7 @@ export const undoActionSchema = z.discriminatedUnion('type', [
     chain: z.string().regex(/^(VC-Q\d{1,5}-[OI]|VC-H\d{1,5}-P)$/, {
       error: 'a chain of the packet data path, VC-Q<queue>-<O|I>, or of an inbound proxy, VC-H<port>-P',
     }),
+    family: z.literal(6, { error: '6 (the IPv6 tables), or absent for the IPv4 ones' }).optional(),
   }),
 ]);
 

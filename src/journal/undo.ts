@@ -97,7 +97,7 @@ async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
       }, [404]); // 409 (paused or stopped): the file is still there, so the record stays
     }
     case 'iptables-chain-del':
-      return deleteQueueChain(a.netns, a.chain);
+      return deleteQueueChain(a.netns, a.chain, a.family ?? 4);
     case 'tc-qdisc-del': {
       const tc = ['tc', 'qdisc', 'del', 'dev', a.device, 'root', 'handle', a.handle];
       const argv = a.netns === null ? tc : ['nsenter', `--net=${a.netns}`, '--', ...tc];
@@ -114,15 +114,16 @@ async function undoOne(a: UndoAction, docker: Docker): Promise<void> {
   }
 }
 
-/** Removes a chain of ours from a container's netns: every jump to it, its rules, the chain. */
-export async function deleteQueueChain(netns: string, chain: string): Promise<void> {
+/** Removes a chain of ours from a container's netns (its IPv4 or IPv6 tables): every jump to it, its rules, the chain. */
+export async function deleteQueueChain(netns: string, chain: string, family: 4 | 6 = 4): Promise<void> {
+  const iptables = family === 6 ? 'ip6tables' : 'iptables';
   // VC-H<port>-P: an inbound proxy's REDIRECT (nat, PREROUTING); VC-Q<queue>-<O|I>: NFQUEUE (mangle, OUTPUT / INPUT).
   const table = chain.endsWith('-P') ? 'nat' : 'mangle';
-  const ipt = (args: string[]) => run('nsenter', [`--net=${netns}`, '--', 'iptables', '-w', '5', '-t', table, ...args]);
+  const ipt = (args: string[]) => run('nsenter', [`--net=${netns}`, '--', iptables, '-w', '5', '-t', table, ...args]);
   const from = chain.endsWith('-P') ? 'PREROUTING' : chain.endsWith('-O') ? 'OUTPUT' : 'INPUT';
   // The usual state (one jump) in one transaction, one process; anything else step by step.
   const once = await new Promise<boolean>((resolve) => {
-    const child = execFile('nsenter', [`--net=${netns}`, '--', 'iptables-restore', '-w', '5', '--noflush'], (err) => resolve(!err));
+    const child = execFile('nsenter', [`--net=${netns}`, '--', `${iptables}-restore`, '-w', '5', '--noflush'], (err) => resolve(!err));
     child.stdin?.end(`*${table}\n-D ${from} -j ${chain}\n-F ${chain}\n-X ${chain}\nCOMMIT\n`);
   });
   if (once) return;

@@ -1,18 +1,21 @@
 // Typed access to the addon's sockets in a target's network namespace
 // (native/netns-socket.cc): a TCP listener there, local connections from
-// there, and the original destination of a REDIRECTed connection.
+// there, and the original destination of a REDIRECTed connection; IPv4 and IPv6.
 import { loadAddon } from './addon.js';
 
 interface NativeNetnsSocket {
-  netnsListen(netns: string): { fd: number; port: number };
+  netnsListen(netns: string): { fd: number; port: number; ipv6: boolean };
   netnsConnect(netns: string, address: string, port: number, timeoutMs: number): number;
   originalDst(fd: number): { address: string; port: number };
 }
 
 const addon = () => loadAddon() as unknown as NativeNetnsSocket;
 
-/** A listening TCP socket on every IPv4 address of the namespace: its fd and port. */
-export function listenInNetns(netns: string): { fd: number; port: number } {
+/**
+ * A listening TCP socket on every address of the namespace: its fd and port; `ipv6`: it is
+ * dual-stack (IPv6 and v4-mapped IPv4), else IPv4 only (no IPv6 socket could be made there).
+ */
+export function listenInNetns(netns: string): { fd: number; port: number; ipv6: boolean } {
   return addon().netnsListen(netns);
 }
 

@@ -1,6 +1,6 @@
 // Typed access to the addon's NFQUEUE reader (native/packet-queue.cc): a
-// thread of this process that holds, drops or resets the packets the rules of
-// src/targets/queue-rules.ts queue in a target's network namespace.
+// thread of this process that holds, drops or resets the packets (IPv4 and
+// IPv6) the rules of src/targets/queue-rules.ts queue in a target's network namespace.
 import { loadAddon } from './addon.js';
 
 export type PacketQueueMode = 'delay' | 'hold' | 'reset';
@@ -43,17 +43,17 @@ export interface PacketQueueCounters {
   lastError: number;
 }
 
-/** A connection as the target sees it: IPv4 addresses as numbers (host order). */
+/** A connection as the target sees it: addresses as text (dotted IPv4, or IPv6). */
 export interface FlowTuple {
-  local: number;
+  local: string;
   localPort: number;
-  remote: number;
+  remote: string;
   remotePort: number;
 }
 
 interface NativePacketQueue {
   stats(): PacketQueueCounters;
-  addFlows(flows: [number, number, number, number][]): void;
+  addFlows(flows: [string, number, string, number][]): void;
   close(): void;
 }
 

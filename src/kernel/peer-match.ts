@@ -111,3 +111,46 @@ export function peerRuleBytes(p: PeerMatch): { addr: Buffer; mask: Buffer } {
   }
   return { addr, mask };
 }
+
+function maskBits(mask: Buffer): number {
+  let bits = 0;
+  for (const b of mask) for (let m = b; m & 0x80; m = (m << 1) & 0xff) bits++;
+  return bits;
+}
+
+/** The families a peer covers: its own, or both for every peer. */
+export function peerFamilies(p: PeerMatch): (4 | 6)[] {
+  return p.family === 0 ? [4, 6] : [p.family];
+}
+
+/** The peer as iptables' -s / -d take it ("10.0.0.0/8", "fd00::/64"), or null when it covers its whole family (or every peer). */
+export function peerCidr(p: PeerMatch): string | null {
+  if (p.family === 6) {
+    const bits = maskBits(p.mask6 as Buffer);
+    return bits === 0 ? null : `${ipv6Text(p.addr6 as Buffer)}/${bits}`;
+  }
+  if (p.family === 0 || p.mask === 0) return null;
+  let bits = 0;
+  for (let m = p.mask >>> 0; m; m = (m << 1) >>> 0) bits++;
+  const a = p.addr >>> 0;
+  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${bits}`;
+}
+
+/** Whether a peer covers an address (dotted IPv4 or IPv6 text) of the given family. */
+export function peerCovers(p: PeerMatch, family: 4 | 6, address: string): boolean {
+  if (p.family === 0) return true;
+  if (p.family !== family) return false;
+  if (family === 4) return ((ipv4Int(address) ^ p.addr) & p.mask) >>> 0 === 0;
+  const bytes = ipv6Bytes(address);
+  if (!bytes) return false;
+  return bytes.every((b, i) => ((b ^ (p.addr6 as Buffer)[i]!) & (p.mask6 as Buffer)[i]!) === 0);
+}
+
+/** Whether two peers have an address in common (of one family). */
+export function peersOverlap(x: PeerMatch, y: PeerMatch): boolean {
+  if (x.family === 0 || y.family === 0) return true;
+  if (x.family !== y.family) return false;
+  if (x.family === 4) return ((x.addr ^ y.addr) & x.mask & y.mask) >>> 0 === 0;
+  const [a, b, ma, mb] = [x.addr6, y.addr6, x.mask6, y.mask6] as Buffer[];
+  return a!.every((v, i) => ((v ^ b![i]!) & ma![i]! & mb![i]!) === 0);
+}

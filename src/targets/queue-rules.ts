@@ -4,7 +4,8 @@
 // VC-Q<queue>-I from INPUT: what it receives), journaled before they are made
 // (the reaper deletes them if we die) and deleted whole on revert. The rules
 // pass packets on when no reader is bound (--queue-bypass), so between our
-// death and the reaper the target only loses the fault.
+// death and the reaper the target only loses the fault. IPv6 packets have the
+// same chains in the IPv6 tables (ip6tables), journaled with `family: 6`.
 import Docker from 'dockerode';
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
@@ -14,14 +15,21 @@ import type { Journal } from '../journal/journal.js';
 
 const run = promisify(execFile);
 
+export type IpFamily = 4 | 6;
+
+/** iptables match arguments, one array per rule, for what the target sends (OUTPUT) and receives (INPUT). */
+export interface HookRules {
+  output: readonly (readonly string[])[];
+  input: readonly (readonly string[])[];
+}
+
 export interface QueueRuleSpec {
   containerId: string;
   /** Docker's bind mount of the container's netns (SandboxKey). */
   netns: string;
   queue: number;
-  /** iptables match arguments, one array per rule, for what the target sends (OUTPUT) and receives (INPUT). */
-  output: readonly (readonly string[])[];
-  input: readonly (readonly string[])[];
+  /** The rules per family: 4 in the IPv4 tables (iptables), 6 in the IPv6 ones (ip6tables). */
+  rules: Partial<Record<IpFamily, HookRules>>;
   description: string;
 }
 
@@ -39,74 +47,105 @@ export async function sandboxOf(docker: Docker, containerId: string, pid: number
 export interface InstalledQueueRules {
   /** Deletes the chains (idempotent). */
   remove(): Promise<void>;
-  /** Adds rules to the OUTPUT chain (`'O'`) or the INPUT one (`'I'`) while installed; false if that chain was not made. */
-  append(hook: 'O' | 'I', rules: readonly (readonly string[])[]): Promise<boolean>;
+  /** Adds rules to the OUTPUT chain (`'O'`) or the INPUT one (`'I'`) of a family while installed; false if that chain was not made. */
+  append(family: IpFamily, hook: 'O' | 'I', rules: readonly (readonly string[])[]): Promise<boolean>;
   /** Deletes rules added with append (missing ones are ignored). */
-  drop(hook: 'O' | 'I', rules: readonly (readonly string[])[]): Promise<void>;
+  drop(family: IpFamily, hook: 'O' | 'I', rules: readonly (readonly string[])[]): Promise<void>;
 }
 
 const queueTarget = (r: readonly string[], queue: number) =>
   r.includes('-j') ? [] : ['-j', 'NFQUEUE', '--queue-num', String(queue), '--queue-bypass'];
 
-/** Installs the rules; returns their handle. */
+const iptablesOf = (family: IpFamily) => (family === 6 ? 'ip6tables' : 'iptables');
+
+/** Feeds an iptables-restore (--noflush) of a family in the netns. */
+function restore(netns: string, family: IpFamily, text: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const cmd = `${iptablesOf(family)}-restore`;
+    const child = execFile('nsenter', [`--net=${netns}`, '--', cmd, '-w', '5', '--noflush'], (err, _out, stderr) =>
+      err ? reject(new Error(`${cmd} in ${netns} failed: ${String(stderr).trim() || err.message}`)) : resolve(),
+    );
+    child.stdin?.end(text);
+  });
+}
+
+/** Installs the rules (both families at once); returns their handle. */
 export async function installQueueRules(spec: QueueRuleSpec, journal: Journal): Promise<InstalledQueueRules> {
-  const chains = (
-    [
-      ['O', 'OUTPUT', spec.output],
-      ['I', 'INPUT', spec.input],
-    ] as const
-  ).filter(([, , rules]) => rules.length > 0);
   const name = (s: string) => `VC-Q${spec.queue}-${s}`;
+  const families = ([4, 6] as const).flatMap((family) => {
+    const r = spec.rules[family];
+    if (!r) return [];
+    const chains = (
+      [
+        ['O', 'OUTPUT', r.output],
+        ['I', 'INPUT', r.input],
+      ] as const
+    ).filter(([, , rules]) => rules.length > 0);
+    return chains.length ? [{ family, chains }] : [];
+  });
   const entry = journal.record(
     spec.description,
-    chains.map(([s]) => ({ type: 'iptables-chain-del' as const, containerId: spec.containerId, netns: spec.netns, chain: name(s) })),
+    families.flatMap(({ family, chains }) =>
+      chains.map(([s]) => ({
+        type: 'iptables-chain-del' as const,
+        containerId: spec.containerId,
+        netns: spec.netns,
+        chain: name(s),
+        ...(family === 6 ? { family: 6 as const } : {}),
+      })),
+    ),
   );
-  const lines = ['*mangle'];
-  for (const [s] of chains) lines.push(`:${name(s)} - [0:0]`);
-  for (const [s, , rules] of chains) {
-    for (const r of rules) {
+  const text = (chains: (typeof families)[number]['chains']) => {
+    const lines = ['*mangle'];
+    for (const [s] of chains) lines.push(`:${name(s)} - [0:0]`);
+    for (const [s, , rules] of chains) {
       // A rule with its own target (RETURN) keeps it; the others queue.
-      lines.push(`-A ${name(s)} ${[...r, ...queueTarget(r, spec.queue)].join(' ')}`);
+      for (const r of rules) lines.push(`-A ${name(s)} ${[...r, ...queueTarget(r, spec.queue)].join(' ')}`);
     }
-  }
-  for (const [s, hook] of chains) lines.push(`-I ${hook} 1 -j ${name(s)}`);
-  lines.push('COMMIT', '');
+    for (const [s, hook] of chains) lines.push(`-I ${hook} 1 -j ${name(s)}`);
+    lines.push('COMMIT', '');
+    return lines.join('\n');
+  };
   try {
-    await new Promise<void>((resolve, reject) => {
-      const child = execFile('nsenter', [`--net=${spec.netns}`, '--', 'iptables-restore', '-w', '5', '--noflush'], (err, _out, stderr) =>
-        err ? reject(new Error(`iptables-restore in ${spec.netns} failed: ${String(stderr).trim() || err.message}`)) : resolve(),
-      );
-      child.stdin?.end(lines.join('\n'));
-    });
+    const done = await Promise.allSettled(families.map(({ family, chains }) => restore(spec.netns, family, text(chains))));
+    const failed = done.find((d): d is PromiseRejectedResult => d.status === 'rejected');
+    if (failed) throw failed.reason;
   } catch (err) {
     await journal.revert(entry).catch(() => undefined);
     throw err;
   }
   let removed = false;
-  const made = new Set<string>(chains.map(([s]) => s));
-  const ipt = (args: string[]) => run('nsenter', [`--net=${spec.netns}`, '--', 'iptables', '-w', '5', '-t', 'mangle', ...args]);
+  const made = new Set<string>(families.flatMap(({ family, chains }) => chains.map(([s]) => `${family}${s}`)));
+  const ipt = (family: IpFamily, args: string[]) =>
+    run('nsenter', [`--net=${spec.netns}`, '--', iptablesOf(family), '-w', '5', '-t', 'mangle', ...args]);
   return {
     async remove() {
       if (removed) return;
       removed = true;
       await journal.revert(entry);
     },
-    async append(hook, rules) {
-      if (removed || !made.has(hook)) return false;
-      for (const r of rules) await ipt(['-A', name(hook), ...r, ...queueTarget(r, spec.queue)]);
+    async append(family, hook, rules) {
+      if (removed || !made.has(`${family}${hook}`)) return false;
+      for (const r of rules) await ipt(family, ['-A', name(hook), ...r, ...queueTarget(r, spec.queue)]);
       return true;
     },
-    async drop(hook, rules) {
-      if (removed || !made.has(hook)) return;
-      for (const r of rules) await ipt(['-D', name(hook), ...r, ...queueTarget(r, spec.queue)]).catch(() => undefined);
+    async drop(family, hook, rules) {
+      if (removed || !made.has(`${family}${hook}`)) return;
+      for (const r of rules) await ipt(family, ['-D', name(hook), ...r, ...queueTarget(r, spec.queue)]).catch(() => undefined);
     },
   };
 }
 
-/** The chains of ours in a netns (for tests and status). */
+/** The chains of ours in a netns (for tests and status): IPv6 ones as `ip6:VC-Q...`. */
 export async function queueChainsIn(netns: string): Promise<string[]> {
-  const { stdout } = await run('nsenter', [`--net=${netns}`, '--', 'iptables', '-w', '5', '-t', 'mangle', '-S']);
-  return [...new Set([...stdout.matchAll(/^-N (VC-Q\d+-[OI])$/gm)].map((m) => m[1] as string))];
+  const out: string[] = [];
+  for (const family of [4, 6] as const) {
+    const { stdout } = await run('nsenter', [`--net=${netns}`, '--', iptablesOf(family), '-w', '5', '-t', 'mangle', '-S']);
+    for (const m of new Set([...stdout.matchAll(/^-N (VC-Q\d+-[OI])$/gm)].map((x) => x[1] as string))) {
+      out.push(family === 6 ? `ip6:${m}` : m);
+    }
+  }
+  return out;
 }
 
 export { deleteQueueChain };
@@ -118,42 +157,55 @@ export interface RedirectRuleSpec {
   listenerPort: number;
   /** The target's own ports (1-15 per rule, any number). */
   ports: readonly number[];
-  /** Only connections from these sources (CIDRs); empty: from anywhere. */
-  sources: readonly string[];
+  /**
+   * Per family, only connections from these sources (CIDRs); an empty list: from anywhere.
+   * A family left out gets no rule (its connections go straight to the server).
+   */
+  sources: Partial<Record<IpFamily, readonly string[]>>;
   description: string;
 }
 
 /**
  * NAT REDIRECT of the connections the target accepts on `ports` to our
- * listener in its netns (chain VC-H<listenerPort>-P in nat PREROUTING),
- * journaled before it is made; returns the remover (idempotent). Only new
- * connections are redirected, by their SYN: conntrack starts in a netns with
- * its first rule that needs it and would pick the connections open before up
- * mid-stream as new ones; redirecting those would reset them.
+ * listener in its netns (chain VC-H<listenerPort>-P in nat PREROUTING, in the
+ * IPv4 tables and, for IPv6 sources, the IPv6 ones), journaled before it is
+ * made; returns the remover (idempotent). Only new connections are
+ * redirected, by their SYN: conntrack starts in a netns with its first rule
+ * that needs it and would pick the connections open before up mid-stream as
+ * new ones; redirecting those would reset them.
  */
 export async function installRedirectRules(spec: RedirectRuleSpec, journal: Journal): Promise<() => Promise<void>> {
   const chain = `VC-H${spec.listenerPort}-P`;
-  const entry = journal.record(spec.description, [
-    { type: 'iptables-chain-del' as const, containerId: spec.containerId, netns: spec.netns, chain },
-  ]);
-  const lines = ['*nat', `:${chain} - [0:0]`];
-  const sources = spec.sources.length ? spec.sources : [null];
-  for (let i = 0; i < spec.ports.length; i += 15) {
-    const ports = spec.ports.slice(i, i + 15).join(',');
-    for (const src of sources) {
-      lines.push(
-        `-A ${chain} -p tcp --syn ${src ? `-s ${src} ` : ''}-m multiport --dports ${ports} -j REDIRECT --to-ports ${spec.listenerPort}`,
-      );
+  const families = ([4, 6] as const).filter((f) => spec.sources[f] !== undefined);
+  const entry = journal.record(
+    spec.description,
+    families.map((f) => ({
+      type: 'iptables-chain-del' as const,
+      containerId: spec.containerId,
+      netns: spec.netns,
+      chain,
+      ...(f === 6 ? { family: 6 as const } : {}),
+    })),
+  );
+  const text = (f: IpFamily) => {
+    const lines = ['*nat', `:${chain} - [0:0]`];
+    const list = spec.sources[f] ?? [];
+    const sources = list.length ? list : [null];
+    for (let i = 0; i < spec.ports.length; i += 15) {
+      const ports = spec.ports.slice(i, i + 15).join(',');
+      for (const src of sources) {
+        lines.push(
+          `-A ${chain} -p tcp --syn ${src ? `-s ${src} ` : ''}-m multiport --dports ${ports} -j REDIRECT --to-ports ${spec.listenerPort}`,
+        );
+      }
     }
-  }
-  lines.push(`-I PREROUTING 1 -j ${chain}`, 'COMMIT', '');
+    lines.push(`-I PREROUTING 1 -j ${chain}`, 'COMMIT', '');
+    return lines.join('\n');
+  };
   try {
-    await new Promise<void>((resolve, reject) => {
-      const child = execFile('nsenter', [`--net=${spec.netns}`, '--', 'iptables-restore', '-w', '5', '--noflush'], (err, _out, stderr) =>
-        err ? reject(new Error(`iptables-restore in ${spec.netns} failed: ${String(stderr).trim() || err.message}`)) : resolve(),
-      );
-      child.stdin?.end(lines.join('\n'));
-    });
+    const done = await Promise.allSettled(families.map((f) => restore(spec.netns, f, text(f))));
+    const failed = done.find((d): d is PromiseRejectedResult => d.status === 'rejected');
+    if (failed) throw failed.reason;
   } catch (err) {
     await journal.revert(entry).catch(() => undefined);
     throw err;
@@ -166,8 +218,14 @@ export async function installRedirectRules(spec: RedirectRuleSpec, journal: Jour
   };
 }
 
-/** The nat chains of ours in a netns (for tests and status). */
+/** The nat chains of ours in a netns (for tests and status): IPv6 ones as `ip6:VC-H...`. */
 export async function redirectChainsIn(netns: string): Promise<string[]> {
-  const { stdout } = await run('nsenter', [`--net=${netns}`, '--', 'iptables', '-w', '5', '-t', 'nat', '-S']);
-  return [...new Set([...stdout.matchAll(/^-N (VC-H\d+-P)$/gm)].map((m) => m[1] as string))];
+  const out: string[] = [];
+  for (const family of [4, 6] as const) {
+    const { stdout } = await run('nsenter', [`--net=${netns}`, '--', iptablesOf(family), '-w', '5', '-t', 'nat', '-S']);
+    for (const m of new Set([...stdout.matchAll(/^-N (VC-H\d+-P)$/gm)].map((x) => x[1] as string))) {
+      out.push(family === 6 ? `ip6:${m}` : m);
+    }
+  }
+  return out;
 }

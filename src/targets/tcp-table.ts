@@ -1,13 +1,18 @@
 // The TCP sockets of a container's network namespace, from /proc/PID/net/tcp
-// and tcp6 (IPv4 and v4-mapped only): its listening ports, and the
-// connections open now, each as inbound (to one of its listening ports) or
-// outbound.
+// and tcp6: its listening ports, and the connections open now, each as
+// inbound (to one of its listening ports) or outbound. A v4-mapped connection
+// of an IPv6 socket is an IPv4 one (its packets are IPv4 packets).
 import { readFileSync } from 'node:fs';
+import { intToIpv4 } from '../kernel/kernel.js';
+import { ipv6Text } from '../kernel/peer-match.js';
 
 export interface TcpConnection {
-  local: number;
+  /** 4: IPv4 (v4-mapped included); 6: IPv6. */
+  family: 4 | 6;
+  /** Addresses as text: dotted IPv4, or IPv6 in its canonical short form. */
+  local: string;
   localPort: number;
-  remote: number;
+  remote: string;
   remotePort: number;
   /** inbound: accepted on a listening port of the target; outbound: opened by it. */
   way: 'inbound' | 'outbound';
@@ -22,18 +27,19 @@ const LISTEN = 0x0a;
 const ESTABLISHED = 0x01;
 
 /**
- * An address of /proc/net/tcp{,6} as an IPv4 number (host order: 127.0.0.1 is 0x7f000001), or
- * null for a real IPv6 address. The file prints each 32-bit word of the address as the
- * little-endian integer it is in memory ("0100007F" for 127.0.0.1): read it back that way.
+ * An address of /proc/net/tcp{,6} as [family, text]. The file prints each 32-bit word of the
+ * address as the little-endian integer it is in memory ("0100007F" for 127.0.0.1): read it back that way.
  */
-function ipv4Of(hex: string): number | null {
-  if (hex.length === 8) return Buffer.from(hex, 'hex').readUInt32LE(0);
-  // tcp6: four 32-bit words, each printed as the little-endian integer it is in memory.
-  const words = [0, 8, 16, 24].map((i) => Buffer.from(hex.slice(i, i + 8), 'hex').readUInt32LE(0));
-  // ::ffff:a.b.c.d: the third word is printed "FFFF0000" (bytes 00 00 ff ff), 0x0000ffff read back this way.
-  if (words[0] === 0 && words[1] === 0 && words[2] === 0x0000ffff) return words[3] ?? null;
-  if (words.every((w) => w === 0)) return 0;
-  return null;
+function addressOf(hex: string): [4 | 6, string] | null {
+  if (hex.length === 8) return [4, intToIpv4(Buffer.from(hex, 'hex').readUInt32LE(0))];
+  if (hex.length !== 32) return null;
+  const bytes = Buffer.alloc(16);
+  for (let i = 0; i < 4; i++) bytes.writeUInt32BE(Buffer.from(hex.slice(i * 8, i * 8 + 8), 'hex').readUInt32LE(0), i * 4);
+  // ::ffff:a.b.c.d: an IPv4 connection of a dual-stack socket.
+  if (bytes.readUInt32BE(0) === 0 && bytes.readUInt32BE(4) === 0 && bytes.readUInt32BE(8) === 0xffff) {
+    return [4, intToIpv4(bytes.readUInt32BE(12))];
+  }
+  return [6, ipv6Text(bytes)];
 }
 
 export function parseTcpTable(texts: readonly string[]): TcpTable {
@@ -46,12 +52,13 @@ export function parseTcpTable(texts: readonly string[]): TcpTable {
       const [la, lp] = (f[1] as string).split(':');
       const [ra, rp] = (f[2] as string).split(':');
       const state = Number.parseInt(f[3] as string, 16);
-      const local = ipv4Of(la as string);
-      const remote = ipv4Of(ra as string);
       const localPort = Number.parseInt(lp as string, 16);
       if (state === LISTEN) listening.add(localPort);
-      else if (state === ESTABLISHED && local !== null && remote !== null) {
-        open.push({ local, localPort, remote, remotePort: Number.parseInt(rp as string, 16) });
+      else if (state === ESTABLISHED) {
+        const local = addressOf(la as string);
+        const remote = addressOf(ra as string);
+        if (!local || !remote || local[0] !== remote[0]) continue;
+        open.push({ family: local[0], local: local[1], localPort, remote: remote[1], remotePort: Number.parseInt(rp as string, 16) });
       }
     }
   }
@@ -71,4 +78,15 @@ export function tcpTableOf(pid: number): TcpTable {
     }
   };
   return parseTcpTable([read('tcp'), read('tcp6')]);
+}
+
+/** Whether the network namespace of process pid has an IPv6 address on an interface other than lo. */
+export function hasIpv6(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/net/if_inet6`, 'utf8')
+      .split('\n')
+      .some((l) => l.trim() !== '' && l.trim().split(/\s+/)[5] !== 'lo');
+  } catch {
+    return false;
+  }
 }

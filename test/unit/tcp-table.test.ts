@@ -1,14 +1,13 @@
 // The TCP table of a container's netns as the packet path reads it: addresses
-// in host order (as the rules and the NFQUEUE reader's flow keys use them),
-// listening ports, and each connection's way.
+// as text with their family (as the rules and the NFQUEUE reader's flow keys
+// take them; v4-mapped ones are IPv4), listening ports, and each connection's way.
 import { describe, expect, it } from 'vitest';
-import { intToIpv4 } from '../../src/kernel/kernel.js';
 import { parseTcpTable } from '../../src/targets/tcp-table.js';
 
 const HEAD = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
 
 describe('parseTcpTable', () => {
-  it('reads IPv4 and v4-mapped IPv6 connections in host order, inbound by the listening ports', () => {
+  it('reads IPv4, v4-mapped and IPv6 connections, inbound by the listening ports', () => {
     const tcp =
       HEAD +
       '   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n' +
@@ -21,14 +20,18 @@ describe('parseTcpTable', () => {
       // [::ffff:172.17.0.2]:6379 listening, and a v4-mapped connection from 172.17.0.9 to it
       '   0: 00000000000000000000000000000000:18EB 00000000000000000000000000000000:0000 0A 0 0 0 0 0 0 4 1\n' +
       '   1: 0000000000000000FFFF0000020011AC:18EB 0000000000000000FFFF0000090011AC:A000 01 0 0 0 0 0 0 5 1\n' +
-      // a real IPv6 connection: left out
-      '   2: 000080FE00000000FF00000001000000:18EB 000080FE00000000FF00000002000000:A001 01 0 0 0 0 0 0 6 1\n';
+      // a real IPv6 connection, [fe80::ff:0:1]:6379 <- [fe80::ff:0:2]:40961
+      '   2: 000080FE00000000FF00000001000000:18EB 000080FE00000000FF00000002000000:A001 01 0 0 0 0 0 0 6 1\n' +
+      // [fd00:1:2::3]:50000 -> [fd00:1:2::9]:5432, opened
+      '   3: 010000FD000002000000000003000000:C350 010000FD000002000000000009000000:1538 01 0 0 0 0 0 0 7 1\n';
     const t = parseTcpTable([tcp, tcp6]);
     expect(t.listening).toEqual([6379, 8080]);
-    expect(t.connections.map((c) => [intToIpv4(c.local), c.localPort, intToIpv4(c.remote), c.remotePort, c.way])).toEqual([
-      ['172.17.0.2', 8080, '172.17.0.1', 54321, 'inbound'],
-      ['172.17.0.2', 40000, '172.17.0.3', 5432, 'outbound'],
-      ['172.17.0.2', 6379, '172.17.0.9', 40960, 'inbound'],
+    expect(t.connections.map((c) => [c.family, c.local, c.localPort, c.remote, c.remotePort, c.way])).toEqual([
+      [4, '172.17.0.2', 8080, '172.17.0.1', 54321, 'inbound'],
+      [4, '172.17.0.2', 40000, '172.17.0.3', 5432, 'outbound'],
+      [4, '172.17.0.2', 6379, '172.17.0.9', 40960, 'inbound'],
+      [6, 'fe80::ff:0:1', 6379, 'fe80::ff:0:2', 40961, 'inbound'],
+      [6, 'fd00:1:2::3', 50000, 'fd00:1:2::9', 5432, 'outbound'],
     ]);
   });
 });
