@@ -14,7 +14,7 @@ export interface KernelChange {
   /** The baseline's value and the phase's, as shown (a count, µs, bytes). */
   baseline: number | null;
   value: number | null;
-  /** How much it changed: |log2| of the ratio of rates (or p99s), +1 smoothed. */
+  /** How much it changed: |log2| of the ratio of rates per second (bytes in MiB) or of p99s in ms, +1 smoothed. */
   score: number;
   /** "db tcpRetransmits 0 in 2.0 s -> 413 in 5.0 s (observe)". */
   text: string;
@@ -46,7 +46,11 @@ export function kernelChanges(kernel: KernelByPhase | undefined, limit = 5): Ker
       const push = (metric: string, bv: number | null, v: number | null, score: number, text: string) =>
         out.push({ target, phase, metric, baseline: bv, value: v, score, text: `${target} ${text} (${phase})` });
       for (const m of COUNTERS) {
-        const score = Math.abs(Math.log2((rate(o[m], o.durationMs) * 1000 + 1) / (rate(b[m], b.durationMs) * 1000 + 1)));
+        // Per second, +1 smoothed; bytes in MiB, so a few hundred KiB of logs do not outrank a
+        // retransmit storm.
+        const unit = m === 'blockIoBytes' ? 1 << 20 : 1;
+        const perSec = (v: number, d: number) => (rate(v, d) * 1000) / unit + 1;
+        const score = Math.abs(Math.log2(perSec(o[m], o.durationMs) / perSec(b[m], b.durationMs)));
         push(m, b[m], o[m], score, `${m} ${b[m]} in ${sec(b.durationMs)} -> ${o[m]} in ${sec(o.durationMs)}`);
       }
       const be = connectErrorCount(b);
@@ -65,7 +69,10 @@ export function kernelChanges(kernel: KernelByPhase | undefined, limit = 5): Ker
         const bv = b[m];
         const v = o[m];
         if (v === null) continue;
-        push(m, bv, v, Math.abs(Math.log2((v + 1) / ((bv ?? 0) + 1))), `${m} ${bv ?? '-'} -> ${v} us`);
+        // In ms, +1 smoothed: a p99 of 1 -> 2 ms is noise, 1 -> 200 ms is not. A baseline without
+        // samples is no yardstick: at most the threshold, shown only when nothing else changed.
+        const ratio = Math.abs(Math.log2((v / 1000 + 1) / ((bv ?? 0) / 1000 + 1)));
+        push(m, bv, v, bv === null ? Math.min(ratio, 1) : ratio, `${m} ${bv ?? '-'} -> ${v} us`);
       }
       // An OOM kill or a signalled exit is news whatever the baseline did: weighted as a 16x change each.
       if (o.oomKills.length) {

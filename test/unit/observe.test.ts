@@ -86,6 +86,17 @@ describe('kernelChanges', () => {
     expect(changes.every((c) => c.phase === 'observe')).toBe(true); // recovery is like the baseline
   });
 
+  it('ranks little block I/O and a p99 without baseline samples below real changes', () => {
+    const noisy = {
+      baseline: { api: quiet({ tcpRttP99Us: null }) },
+      observe: { api: quiet({ durationMs: 5000, blockIoBytes: 417_792, tcpRttP99Us: 24_576, tcpRetransmits: 200 }) },
+    };
+    const changes = kernelChanges(noisy, 10);
+    expect(changes[0]?.metric).toBe('tcpRetransmits');
+    expect(changes.find((c) => c.metric === 'blockIoBytes')).toBeUndefined(); // 80 KiB/s
+    expect(changes.find((c) => c.metric === 'tcpRttP99Us')?.score).toBe(1);
+  });
+
   it('is empty without a baseline', () => {
     expect(kernelChanges({ observe: kernel.observe })).toEqual([]);
     expect(kernelChanges(undefined)).toEqual([]);
