@@ -17,13 +17,18 @@ if [[ $EUID -ne 0 ]]; then
   echo "(as root it installs and starts what it needs; see scripts/setup.sh)" >&2
   exit 1
 fi
-bash scripts/setup.sh
+T_ALL=$SECONDS
+TIMES=()
+took() { TIMES+=("$1 $(($SECONDS - $2)) s"); }
+t=$SECONDS; bash scripts/setup.sh; took setup $t
 mkdir -p .cache
 export TESTCONTAINERS_RYUK_DISABLED=true
 status=0
-npm run -s typecheck || status=$?
-npm run -s lint || status=$?
+t=$SECONDS; npm run -s typecheck || status=$?; took typecheck $t
+t=$SECONDS; npm run -s lint || status=$?; took lint $t
+t=$SECONDS
 npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/test-results.json "$@" || status=$?
+took vitest $t
 # The cgroup v2 part needs a pure v2 host: it runs in a QEMU guest, or says why not.
 guest_report=()
 if [[ ${VITEST_CHAOS_V2_GUEST:-1} == 0 ]]; then
@@ -36,10 +41,12 @@ else
     echo "[test] cgroup v2 guest: skipped (the reason is above)"
   else
     echo "[test] cgroup v2 guest: took $((SECONDS - t0)) s, exit $guest_status"
+    took "v2 guest" $t0
     [[ $guest_status -eq 0 ]] || status=1
     guest_report=(.cache/v2-results.json)
   fi
 fi
 node scripts/summary.mjs .cache/test-results.json "${guest_report[@]}" || true
-node scripts/leftovers.mjs || status=1
+t=$SECONDS; node scripts/leftovers.mjs || status=1; took leftovers $t
+echo "[test] took $((SECONDS - T_ALL)) s in all: $(IFS=,; echo "${TIMES[*]}" | sed 's/,/, /g'); exit $status"
 exit $status
