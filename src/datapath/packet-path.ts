@@ -62,6 +62,12 @@ export interface PacketPathStats {
   queueErrors: number;
   /** Other faults' proxies on this target (http, reset...) whose connections this fault also holds, as they carry connections in its scope. */
   proxiesFollowed: number;
+  /** Packets that carried the kernel's queueing time (held from then; the others from when the reader read them). */
+  packetsStamped: number;
+  /** The longest a packet waited in the kernel's queue before our reader took it, ms (packets the kernel stamped). */
+  queueLagMsMax: number;
+  /** latency: the latest a held packet was given back after its due time, ms. */
+  releaseLateMsMax: number;
 }
 
 export interface AppliedPacketPath {
@@ -254,6 +260,9 @@ export async function applyPacketPath(
       connectionsSparedOnPackets: s.flowsSpared,
       queueErrors: s.errors,
       proxiesFollowed: followed.size,
+      packetsStamped: s.stamped,
+      queueLagMsMax: s.readLagMsMax,
+      releaseLateMsMax: s.lateMsMax,
     };
   };
   return {
