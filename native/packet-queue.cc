@@ -338,7 +338,16 @@ class Queue {
         m.Attr(NFQA_CFG_CMD, &cmd, sizeof(cmd));
         SendMsg(nl_, m);
       }
-      close(nl_);
+      // Closing a netfilter netlink socket waits for the kernel to finish
+      // destroying the rules just deleted (nf_tables flushes its destroy work
+      // on NETLINK_URELEASE, an RCU grace period: about 10 ms here), holding
+      // the netns's commit lock meanwhile. The queue is already unbound:
+      // nothing waits for that close, so a thread does it once that work is
+      // done by itself (the next inject's rules then do not wait either).
+      std::thread([fd = nl_] {
+        usleep(200 * 1000);
+        close(fd);
+      }).detach();
       nl_ = -1;
     }
     if (diag_ >= 0) close(diag_);

@@ -133,7 +133,8 @@ export async function restore(netns: string, family: RestoreFamily, text: string
   }
   try {
     await s.run(text);
-  } catch {
+  } catch (e) {
+    if (process.env.VC_RESTORE_DEBUG) process.stderr.write(`restore-session fallback: ${(e as Error).message}\n`);
     await restoreOnce(netns, family, text);
   }
 }

@@ -50,7 +50,9 @@ describe('the long-lived iptables-restore of a target netns', () => {
       await restoreOnce(netns, 4, drop('VC-Q64997-O'));
       once.push(performance.now() - t0);
     }
-    console.info(`make+drop a chain, median: ${median(session).toFixed(2)} ms through the session, ${median(once).toFixed(2)} ms a process each`);
+    console.info(
+      `make+drop a chain, median: ${median(session).toFixed(2)} ms through the session, ${median(once).toFixed(2)} ms a process each`,
+    );
     expect(median(session)).toBeLessThan(median(once));
     expect(await queueChainsIn(netns)).toEqual([]);
 
