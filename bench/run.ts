@@ -241,6 +241,8 @@ async function packetPath(chaos: ReturnType<typeof createChaos>, target: Started
   let f = await chaos.inject({ kind: 'network-latency', target, latencyMs: 100 });
   // The first request of each opens the agent's connection (its handshake is held too): left out.
   const held = (await sequential(ip, 8080, '/', n + 1)).slice(1);
+  const timing = f.stats() as { queueLagMsMax?: number; releaseLateMsMax?: number };
+  if (process.env.BENCH_DEBUG) log(JSON.stringify(timing));
   await f.revert();
   f = await chaos.inject({ kind: 'network-latency', target, latencyMs: 0 });
   const zero = (await sequential(ip, 8080, '/', n + 1)).slice(1);
@@ -255,6 +257,11 @@ async function packetPath(chaos: ReturnType<typeof createChaos>, target: Started
     what: 'latency 100 ms: added at p50; delayed p99 ms',
     value: `+${(quantile(held, 0.5) - b50).toFixed(2)}; ${quantile(held, 0.99).toFixed(2)}`,
     goal: '+100 +/- 0.5; p99 <= 103',
+  });
+  rows.push({
+    what: 'latency 100 ms: reader timing, max ms: kernel queue -> read | due -> given back',
+    value: `${(timing.queueLagMsMax ?? 0).toFixed(3)} | ${(timing.releaseLateMsMax ?? 0).toFixed(3)}`,
+    goal: '-',
   });
   rows.push({ what: 'latency 0 ms: added at p50 ms', value: `+${(quantile(zero, 0.5) - b50).toFixed(2)}`, goal: '<= 0.31 (Toxiproxy)' });
 

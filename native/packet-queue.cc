@@ -19,9 +19,17 @@
 //          packet that crossed the limit is dropped.
 // close() gives every held packet back (NF_ACCEPT) before unbinding: a queue
 // that is unbound drops what it still holds.
+//
+// Timing (delay): a packet is held from the time the kernel queued it (the
+// NFQA_TIMESTAMP the kernel adds while some socket asks for receive
+// timestamps, which we do from the first queue on), else from the time
+// we read it. The thread sleeps on a timerfd armed at the next due time
+// (absolute, CLOCK_MONOTONIC: no poll() timeout rounding and no timer slack)
+// and gives back everything due by then in one batch verdict.
 #include "packet-queue.h"
 
 #include <arpa/inet.h>
+#include <endian.h>
 #include <fcntl.h>
 #include <linux/inet_diag.h>
 #include <linux/netfilter.h>
@@ -34,6 +42,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -63,6 +72,30 @@ double NowMs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+double RealMs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+// Packets due within this much of the one the timer woke us for go in the same
+// batch (a wake-up costs more than that).
+constexpr double kBatchMs = 0.02;
+
+// The kernel stamps a queued packet (NFQA_TIMESTAMP) only while some socket on
+// the machine asks for receive timestamps: one socket with SO_TIMESTAMP, opened
+// with the first queue and kept for the life of the process (closed with it,
+// even on SIGKILL). Kept, not closed with the last queue: turning timestamps
+// on and off patches kernel code each time, in a loop of injects and reverts.
+void StampOn() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_TIMESTAMP, &one, sizeof(one));
+  });
 }
 
 // xorshift64*: a seeded stream of doubles in [0, 1).
@@ -279,6 +312,12 @@ class Queue {
     }
     fcntl(nl_, F_SETFL, fcntl(nl_, F_GETFL) | O_NONBLOCK);
     wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    timer_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (wake_ < 0 || timer_ < 0) {
+      err = errno;
+      return "eventfd/timerfd";
+    }
+    StampOn();
     thread_ = std::thread([this] { Run(); });
     return "";
   }
@@ -299,56 +338,81 @@ class Queue {
         m.Attr(NFQA_CFG_CMD, &cmd, sizeof(cmd));
         SendMsg(nl_, m);
       }
-      close(nl_);
+      // Closing a netfilter netlink socket waits for the kernel to finish
+      // destroying the rules just deleted (nf_tables flushes its destroy work
+      // on NETLINK_URELEASE, an RCU grace period: about 10 ms here), holding
+      // the netns's commit lock meanwhile. The queue is already unbound:
+      // nothing waits for that close, so a thread does it once that work is
+      // done by itself (the next inject's rules then do not wait either).
+      std::thread([fd = nl_] {
+        usleep(200 * 1000);
+        close(fd);
+      }).detach();
       nl_ = -1;
     }
     if (diag_ >= 0) close(diag_);
     diag_ = -1;
     if (wake_ >= 0) close(wake_);
     wake_ = -1;
+    if (timer_ >= 0) close(timer_);
+    timer_ = -1;
   }
 
   // Flows already open when the fault began: their clock starts now.
   void AddFlows(const std::vector<FlowKey> &keys) {
     std::lock_guard<std::mutex> lock(mu_);
     for (const FlowKey &k : keys) pending_.push_back(k);
+    uint64_t one = 1;
+    if (wake_ >= 0) (void)!write(wake_, &one, sizeof(one));
   }
 
   struct Counters {
     std::atomic<double> packets{0}, delayed{0}, held{0}, dropped{0}, released{0}, flows{0}, flowsHit{0}, flowsSpared{0},
         bytes{0}, errors{0}, lastError{0};
+    // Timing (delay): packets that carried the kernel's queue time; the sum and
+    // max of (read - queued) and of (given back - due), in ms.
+    std::atomic<double> stamped{0}, readLagMsSum{0}, readLagMsMax{0}, lateMsSum{0}, lateMsMax{0};
   } c;
 
  private:
   void Run() {
-    // A held packet is due at a set time: wake for it promptly. No timer slack,
-    // and ahead of ordinary threads when the machine is busy (best effort: an
-    // unprivileged process keeps its nice value).
+    // A held packet is due at a set time: wake for it promptly (the timerfd has
+    // no slack; this is for the rest), and ahead of ordinary threads when the
+    // machine is busy (best effort: an unprivileged process keeps its nice value).
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), -10);
     alignas(nlmsghdr) static thread_local char buf[1 << 16];
+    double armed = -1;
     while (!stop_) {
-      double now = NowMs();
       double next = -1;
       if (!fifo_.empty()) next = fifo_.front().dueMs;
       if (cfg_.mode == kModeReset && cfg_.afterMs >= 0 && !deadlines_.empty()) {
         double d = deadlines_.front().second;
         if (next < 0 || d < next) next = d;
       }
-      timespec ts{};
-      timespec *tp = nullptr;
-      if (next >= 0) {
-        double wait = std::max(0.0, next - now);
-        ts.tv_sec = static_cast<time_t>(wait / 1000);
-        ts.tv_nsec = static_cast<long>(std::fmod(wait, 1000.0) * 1e6);
-        tp = &ts;
-      } else {
-        ts.tv_sec = 0;
-        ts.tv_nsec = 50 * 1000000L;  // to pick up AddFlows
-        tp = &ts;
+      if (next != armed) {
+        itimerspec its{};
+        if (next >= 0) {
+          // 0 would disarm: an instant already past is at least 1 ns.
+          double sec = std::floor(next / 1000);
+          its.it_value.tv_sec = static_cast<time_t>(sec);
+          its.it_value.tv_nsec = static_cast<long>((next - sec * 1000) * 1e6);
+          if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;
+        }
+        timerfd_settime(timer_, TFD_TIMER_ABSTIME, &its, nullptr);
+        armed = next;
       }
-      pollfd fds[2] = {{nl_, POLLIN, 0}, {wake_, POLLIN, 0}};
-      ppoll(fds, 2, tp, nullptr);
+      pollfd fds[3] = {{nl_, POLLIN, 0}, {wake_, POLLIN, 0}, {timer_, POLLIN, 0}};
+      if (poll(fds, 3, -1) < 0 && errno != EINTR) {
+        c.errors = c.errors + 1;
+        c.lastError = errno;
+      }
+      uint64_t drain;
+      if (fds[2].revents & POLLIN) {
+        (void)!read(timer_, &drain, sizeof(drain));
+        armed = -1;  // expired: re-arm for whatever is next
+      }
+      if (fds[1].revents & POLLIN) (void)!read(wake_, &drain, sizeof(drain));
       TakePending();
       for (;;) {
         ssize_t n = recv(nl_, buf, sizeof(buf), MSG_DONTWAIT);
@@ -360,8 +424,10 @@ class Queue {
           }
           break;
         }
+        double readAt = NowMs();
+        double realAt = RealMs();
         for (auto *h = reinterpret_cast<nlmsghdr *>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
-          if (h->nlmsg_type == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) OnPacket(h);
+          if (h->nlmsg_type == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) OnPacket(h, readAt, realAt);
         }
       }
       ReleaseDue(NowMs());
@@ -429,7 +495,10 @@ class Queue {
   void ReleaseDue(double now) {
     size_t n = 0;
     uint32_t last = 0;
-    while (!fifo_.empty() && fifo_.front().dueMs <= now) {
+    while (!fifo_.empty() && fifo_.front().dueMs <= now + kBatchMs) {
+      double late = std::max(0.0, now - fifo_.front().dueMs);
+      c.lateMsSum = c.lateMsSum + late;
+      if (late > c.lateMsMax) c.lateMsMax = late;
       last = fifo_.front().id;
       fifo_.pop_front();
       n++;
@@ -499,8 +568,10 @@ class Queue {
     c.lastError = ENOENT;
   }
 
-  void OnPacket(nlmsghdr *h) {
+  // readAt: when we read it (CLOCK_MONOTONIC ms); realAt: the same instant on CLOCK_REALTIME.
+  void OnPacket(nlmsghdr *h, double readAt, double realAt) {
     const nfqnl_msg_packet_hdr *ph = nullptr;
+    const nfqnl_msg_packet_timestamp *stamp = nullptr;
     const uint8_t *payload = nullptr;
     size_t plen = 0;
     auto *a = reinterpret_cast<nlattr *>(static_cast<char *>(NLMSG_DATA(h)) + NLMSG_ALIGN(sizeof(nfgenmsg)));
@@ -509,6 +580,8 @@ class Queue {
       const void *data = reinterpret_cast<char *>(a) + NLA_HDRLEN;
       uint16_t type = a->nla_type & NLA_TYPE_MASK;
       if (type == NFQA_PACKET_HDR) ph = static_cast<const nfqnl_msg_packet_hdr *>(data);
+      if (type == NFQA_TIMESTAMP && a->nla_len >= NLA_HDRLEN + sizeof(nfqnl_msg_packet_timestamp))
+        stamp = static_cast<const nfqnl_msg_packet_timestamp *>(data);
       if (type == NFQA_PAYLOAD) {
         payload = static_cast<const uint8_t *>(data);
         plen = a->nla_len - NLA_HDRLEN;
@@ -561,7 +634,24 @@ class Queue {
       k.lport = out ? sport : dport;
       k.rport = out ? dport : sport;
     }
-    double now = NowMs();
+    // When the kernel queued it: its stamp is CLOCK_REALTIME (a packet's own
+    // receive time, or the queueing time), or on older kernels a TCP packet's
+    // CLOCK_MONOTONIC departure time; whichever clock it is near. A stamp that
+    // is neither (in the future, or over a second old) is not used.
+    double now = readAt;
+    if (stamp) {
+      uint64_t sec = be64toh(stamp->sec), usec = be64toh(stamp->usec);
+      double ms = static_cast<double>(sec) * 1e3 + static_cast<double>(usec) / 1e3;
+      double lagReal = realAt - ms, lagMono = readAt - ms;
+      double lag = std::fabs(lagReal) < std::fabs(lagMono) ? lagReal : lagMono;
+      if (lag >= -0.01 && lag <= 1000) {
+        lag = std::max(0.0, lag);
+        now = readAt - lag;
+        c.stamped = c.stamped + 1;
+        c.readLagMsSum = c.readLagMsSum + lag;
+        if (lag > c.readLagMsMax) c.readLagMsMax = lag;
+      }
+    }
     Flow *flow = nullptr;
     if (tcp) {
       auto it = flows_.find(k);
@@ -619,7 +709,7 @@ class Queue {
 
   Config cfg_;
   Rng rng_;
-  int nl_ = -1, diag_ = -1, wake_ = -1;
+  int nl_ = -1, diag_ = -1, wake_ = -1, timer_ = -1;
   bool bound_ = false;
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -703,6 +793,11 @@ class PacketQueue : public Napi::ObjectWrap<PacketQueue> {
     o.Set("bytes", c.bytes.load());
     o.Set("errors", c.errors.load());
     o.Set("lastError", c.lastError.load());
+    o.Set("stamped", c.stamped.load());
+    o.Set("readLagMsSum", c.readLagMsSum.load());
+    o.Set("readLagMsMax", c.readLagMsMax.load());
+    o.Set("lateMsSum", c.lateMsSum.load());
+    o.Set("lateMsMax", c.lateMsMax.load());
     return o;
   }
 

@@ -41,6 +41,14 @@ export interface PacketQueueCounters {
   bytes: number;
   errors: number;
   lastError: number;
+  /** Packets that carried the kernel's queueing time (NFQA_TIMESTAMP): held from then, the others from when they were read. */
+  stamped: number;
+  /** Time from the kernel queueing a stamped packet to our reading it, ms: sum and max. */
+  readLagMsSum: number;
+  readLagMsMax: number;
+  /** delay: how late packets were given back after their due time, ms: sum and max. */
+  lateMsSum: number;
+  lateMsMax: number;
 }
 
 /** A connection as the target sees it: addresses as text (dotted IPv4, or IPv6). */

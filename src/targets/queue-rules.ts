@@ -6,11 +6,14 @@
 // pass packets on when no reader is bound (--queue-bypass), so between our
 // death and the reaper the target only loses the fault. IPv6 packets have the
 // same chains in the IPv6 tables (ip6tables), journaled with `family: 6`.
+// Transactions go through one long-lived iptables-restore per netns and
+// family (restore-session.ts): no process start per inject or revert.
 import Docker from 'dockerode';
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { deleteQueueChain } from '../journal/undo.js';
+import { restore } from './restore-session.js';
 import type { Journal } from '../journal/journal.js';
 
 const run = promisify(execFile);
@@ -33,15 +36,31 @@ export interface QueueRuleSpec {
   description: string;
 }
 
+// The last SandboxKey seen per container: a Docker round trip saved on each
+// inject, and still checked (the same inode as the process's netns) each time.
+const sandboxes = new Map<string, string>();
+
+const sameNetns = (netns: string, pid: number): boolean => {
+  try {
+    return netns !== '' && statSync(netns).ino === statSync(`/proc/${pid}/ns/net`).ino;
+  } catch {
+    return false;
+  }
+};
+
 /** The container's netns as Docker names it (SandboxKey), checked to be pid's; null if it is not. */
 export async function sandboxOf(docker: Docker, containerId: string, pid: number): Promise<string | null> {
+  const known = sandboxes.get(containerId);
+  if (known !== undefined && sameNetns(known, pid)) return known;
   const info = await docker.getContainer(containerId).inspect();
   const netns = info.NetworkSettings?.SandboxKey ?? '';
-  try {
-    return netns !== '' && statSync(netns).ino === statSync(`/proc/${pid}/ns/net`).ino ? netns : null;
-  } catch {
+  if (!sameNetns(netns, pid)) {
+    sandboxes.delete(containerId);
     return null;
   }
+  if (sandboxes.size > 256) sandboxes.clear();
+  sandboxes.set(containerId, netns);
+  return netns;
 }
 
 export interface InstalledQueueRules {
@@ -57,17 +76,6 @@ const queueTarget = (r: readonly string[], queue: number) =>
   r.includes('-j') ? [] : ['-j', 'NFQUEUE', '--queue-num', String(queue), '--queue-bypass'];
 
 const iptablesOf = (family: IpFamily) => (family === 6 ? 'ip6tables' : 'iptables');
-
-/** Feeds an iptables-restore (--noflush) of a family in the netns. */
-function restore(netns: string, family: IpFamily, text: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const cmd = `${iptablesOf(family)}-restore`;
-    const child = execFile('nsenter', [`--net=${netns}`, '--', cmd, '-w', '5', '--noflush'], (err, _out, stderr) =>
-      err ? reject(new Error(`${cmd} in ${netns} failed: ${String(stderr).trim() || err.message}`)) : resolve(),
-    );
-    child.stdin?.end(text);
-  });
-}
 
 /** Installs the rules (both families at once); returns their handle. */
 export async function installQueueRules(spec: QueueRuleSpec, journal: Journal): Promise<InstalledQueueRules> {
@@ -116,17 +124,32 @@ export async function installQueueRules(spec: QueueRuleSpec, journal: Journal): 
   }
   let removed = false;
   const made = new Set<string>(families.flatMap(({ family, chains }) => chains.map(([s]) => `${family}${s}`)));
+  // Every chain of a family in one transaction, the families at once; if that
+  // fails (a jump or chain already gone), the journal's undo step by step.
+  const removeAll = async () => {
+    const done = await Promise.allSettled(
+      families.map(({ family, chains }) => {
+        const lines = ['*mangle'];
+        for (const [s, hook] of chains) lines.push(`-D ${hook} -j ${name(s)}`, `-F ${name(s)}`, `-X ${name(s)}`);
+        lines.push('COMMIT', '');
+        return restore(spec.netns, family, lines.join('\n'));
+      }),
+    );
+    if (done.some((d) => d.status === 'rejected')) await journal.revert(entry);
+    else journal.forget(entry);
+  };
   const ipt = (family: IpFamily, args: string[]) =>
     run('nsenter', [`--net=${spec.netns}`, '--', iptablesOf(family), '-w', '5', '-t', 'mangle', ...args]);
   return {
     async remove() {
       if (removed) return;
       removed = true;
-      await journal.revert(entry);
+      await removeAll();
     },
     async append(family, hook, rules) {
       if (removed || !made.has(`${family}${hook}`)) return false;
-      for (const r of rules) await ipt(family, ['-A', name(hook), ...r, ...queueTarget(r, spec.queue)]);
+      const lines = ['*mangle', ...rules.map((r) => `-A ${name(hook)} ${[...r, ...queueTarget(r, spec.queue)].join(' ')}`), 'COMMIT', ''];
+      await restore(spec.netns, family, lines.join('\n'));
       return true;
     },
     async drop(family, hook, rules) {
@@ -191,12 +214,17 @@ export async function installRedirectRules(spec: RedirectRuleSpec, journal: Jour
     const lines = ['*nat', `:${chain} - [0:0]`];
     const list = spec.sources[f] ?? [];
     const sources = list.length ? list : [null];
-    for (let i = 0; i < spec.ports.length; i += 15) {
-      const ports = spec.ports.slice(i, i + 15).join(',');
+    // A plain --dport for a few ports (re-creating a multiport rule costs the kernel 10-15 ms here), multiport for many.
+    const ports =
+      spec.ports.length <= 4
+        ? spec.ports.map((p) => `--dport ${p}`)
+        : Array.from(
+            { length: Math.ceil(spec.ports.length / 15) },
+            (_, i) => `-m multiport --dports ${spec.ports.slice(i * 15, i * 15 + 15).join(',')}`,
+          );
+    for (const match of ports) {
       for (const src of sources) {
-        lines.push(
-          `-A ${chain} -p tcp --syn ${src ? `-s ${src} ` : ''}-m multiport --dports ${ports} -j REDIRECT --to-ports ${spec.listenerPort}`,
-        );
+        lines.push(`-A ${chain} -p tcp --syn ${src ? `-s ${src} ` : ''}${match} -j REDIRECT --to-ports ${spec.listenerPort}`);
       }
     }
     lines.push(`-I PREROUTING 1 -j ${chain}`, 'COMMIT', '');
@@ -214,7 +242,12 @@ export async function installRedirectRules(spec: RedirectRuleSpec, journal: Jour
   return async () => {
     if (removed) return;
     removed = true;
-    await journal.revert(entry);
+    // Both families at once, each in one transaction; else the journal's undo step by step.
+    const done = await Promise.allSettled(
+      families.map((f) => restore(spec.netns, f, `*nat\n-D PREROUTING -j ${chain}\n-F ${chain}\n-X ${chain}\nCOMMIT\n`)),
+    );
+    if (done.some((d) => d.status === 'rejected')) await journal.revert(entry);
+    else journal.forget(entry);
   };
 }
 

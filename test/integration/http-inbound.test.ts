@@ -10,6 +10,7 @@ import { chaos } from 'vitest-chaos';
 import { testLabels } from '../helpers/containers.js';
 import { faultContract } from '../helpers/fault-contract.js';
 import { queueChainsIn, redirectChainsIn, sandboxOf } from '../../src/targets/queue-rules.js';
+import { tcpTableOf } from '../../src/targets/tcp-table.js';
 
 interface Answer {
   status: number;
@@ -81,6 +82,12 @@ describe('http on inbound connections', () => {
     try {
       const warmed = await get(env.target, '/delay?ms=1', keep);
       const before = await get(env.target, '/delay?ms=1');
+      // `before` had a connection of its own, closing now: only the kept-alive one is to be open at inject
+      // (an inject can now be quicker than the server closing it).
+      const pid = (await new Docker().getContainer(env.target.getId()).inspect()).State.Pid;
+      for (let i = 0; i < 100 && tcpTableOf(pid).connections.filter((c) => c.way === 'inbound').length > 1; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
       const fault = await chaos.inject({ kind: 'http', target: env.target, connections: 'inbound', path: '/delay', delayMs: 300 });
       const step = <T>(name: string, p: Promise<T>) => p.catch((e: Error) => Promise.reject(new Error(`${name}: ${e.message}`)));
       const during = await step('during', get(env.target, '/delay?ms=1'));
