@@ -238,8 +238,9 @@ describe('chaos.experiment: probes and timelines', () => {
     expect(r.verdict).toBe('validated');
     expect(a!.revertedAtMs! - a!.injectedAtMs!).toBeGreaterThanOrEqual(590);
     expect(a!.revertedAtMs! - a!.injectedAtMs!).toBeLessThan(800);
-    // the second starts 200 ms after the first ended
-    expect(b!.injectedAtMs! - a!.injectedAtMs!).toBeGreaterThanOrEqual(790);
+    // the second starts 200 ms after the first ended (times are taken when an inject returns:
+    // the first inject of a target pays for its rule session, so allow the difference)
+    expect(b!.injectedAtMs! - a!.injectedAtMs!).toBeGreaterThanOrEqual(770);
     expect(b!.injectedAtMs! - a!.revertedAtMs!).toBeGreaterThanOrEqual(150);
     expect(b!.revertedAtMs! - b!.injectedAtMs!).toBeGreaterThanOrEqual(590);
   });
