@@ -1,12 +1,14 @@
 // Chaos on ourselves, for real (issue 14): the Docker engine restarted while faults are in
 // force. Restarting dockerd stops every container on the machine, so this runs only in
 // `npm run soak`, after the workers (soak/vitest.config.ts with SOAK_LAST=1), never in the test
-// command. The services run with the restart policy "always", as services do.
+// command. The services run with a restart policy, as services do: "always" for two of them,
+// "unless-stopped" for the one a fault stops (with "always" the engine itself starts a
+// stopped container again when it restarts, which would hide the case).
 //
 // While the engine is down the injecting run is SIGKILLed (it cannot revert: Docker does not
 // answer). When the engine is back it has restarted the services it stopped itself, each in a
-// fresh cgroup; the container our fault stopped stays stopped (Docker remembers a stop as
-// manual). The next run's reaper must start it, and nothing of ours may be left anywhere.
+// fresh cgroup; the container our fault stopped stays stopped ("unless-stopped" remembers a
+// stop as manual). The next run's reaper must start it, and nothing of ours may be left anywhere.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -88,7 +90,10 @@ describe('dockerd restarted while faults are in force', () => {
       startHttpServer('dockerd-restart-control'),
     ]);
     const [stopped, throttled, control] = services as [StartedTestContainer, StartedTestContainer, StartedTestContainer];
-    for (const c of services) await docker.getContainer(c.getId()).update({ RestartPolicy: { Name: 'always' } });
+    // 'always' brings back even a container stopped by hand when the daemon restarts (measured:
+    // the fault's stop was undone by the engine itself); 'unless-stopped' keeps that stop.
+    await docker.getContainer(stopped.getId()).update({ RestartPolicy: { Name: 'unless-stopped' } });
+    for (const c of [throttled, control]) await docker.getContainer(c.getId()).update({ RestartPolicy: { Name: 'always' } });
     const throttledCgroup = await cgroupDirOf(throttled);
 
     const stopper = await startInjector('container-stop', stopped, { timeoutSec: 0 });
