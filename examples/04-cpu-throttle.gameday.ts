@@ -53,12 +53,14 @@ describe('04 CPU throttle', () => {
     expect(flowObs.meanMs).toBeGreaterThanOrEqual(1.5 * flowBase.meanMs);
     expect(result).toHoldSteadyState();
     // What the kernel saw: the API's threads waited for a CPU, held back by the quota (a
-    // 10 ms slice of every 100 ms: waits of tens of ms), far longer than in the baseline, where
-    // only the machine's other load delays them.
+    // 5 ms slice of every 100 ms), far longer than in the baseline, where only the machine's
+    // other load delays them. How long depends on how often the API hits the quota: 67-101 ms
+    // on a busy machine, 7.3 ms (32x its baseline's 0.23 ms) on a quiet one where 6 of 41
+    // periods were throttled; so a floor of 2 ms and 4x the baseline.
     const kBase = kernelOf(result, 'baseline', stack.names.api);
     const k = kernelOf(result, 'observe', stack.names.api);
     expect(k.runqueueSamples).toBeGreaterThan(100);
-    expect(k.runqueueDelayP99Us!).toBeGreaterThanOrEqual(20_000);
-    expect(k.runqueueDelayP99Us!).toBeGreaterThanOrEqual(2 * (kBase.runqueueDelayP99Us ?? 0));
+    expect(k.runqueueDelayP99Us!).toBeGreaterThanOrEqual(2_000);
+    expect(k.runqueueDelayP99Us!).toBeGreaterThanOrEqual(4 * (kBase.runqueueDelayP99Us ?? 0));
   });
 });
