@@ -37,7 +37,13 @@ describe('03 memory limit -> OOM kill', () => {
       while (!chaos.activeFaults().some((f) => f.kind === 'memory-limit') && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
       await new Promise((r) => setTimeout(r, 500));
       const r = await fetch(reportUrl);
-      return { status: r.status, body: (await r.json()) as { error?: string; signal?: string } };
+      const text = await r.text();
+      try {
+        return { status: r.status, body: JSON.parse(text) as { error?: string; signal?: string } };
+      } catch {
+        // nginx's own error page (the API did not answer): keep it for the report, fail below
+        return { status: r.status, body: { error: `not the API's answer: ${text.slice(0, 80)}` } as { error?: string; signal?: string } };
+      }
     })();
     const result = await chaos.experiment({
       name: '03 memory limit -> OOM kill',
