@@ -7,6 +7,7 @@
 // this process's own threads never change namespace. Node wraps the returned
 // file descriptors (net.Server.listen({ fd }), new net.Socket({ fd })).
 #include "netns-socket.h"
+#include "netns.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -36,23 +37,7 @@ struct Made {
 template <typename F>
 Made InNetns(const std::string &netns, F make) {
   Made out;
-  std::thread t([&] {
-    int nsfd = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
-    if (nsfd < 0) {
-      out.err = errno;
-      out.what = "open " + netns;
-      return;
-    }
-    if (setns(nsfd, CLONE_NEWNET) != 0) {
-      out.err = errno;
-      out.what = "setns " + netns;
-      close(nsfd);
-      return;
-    }
-    close(nsfd);
-    make(out);
-  });
-  t.join();
+  RunInNetns(netns, out, make);
   return out;
 }
 

@@ -27,6 +27,7 @@
 // (absolute, CLOCK_MONOTONIC: no poll() timeout rounding and no timer slack)
 // and gives back everything due by then in one batch verdict.
 #include "packet-queue.h"
+#include "netns.h"
 
 #include <arpa/inet.h>
 #include <endian.h>
@@ -182,33 +183,19 @@ struct Sockets {
 // namespace. A socket keeps the namespace it was created in.
 Sockets OpenInNetns(const std::string &netns) {
   Sockets out;
-  std::thread t([&] {
-    int nsfd = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
-    if (nsfd < 0) {
-      out.err = errno;
-      out.what = "open " + netns;
+  RunInNetns(netns, out, [](Sockets &o) {
+    o.nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    if (o.nl < 0) {
+      o.err = errno;
+      o.what = "socket(NETLINK_NETFILTER)";
       return;
     }
-    if (setns(nsfd, CLONE_NEWNET) != 0) {
-      out.err = errno;
-      out.what = "setns " + netns;
-      close(nsfd);
-      return;
-    }
-    close(nsfd);
-    out.nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-    if (out.nl < 0) {
-      out.err = errno;
-      out.what = "socket(NETLINK_NETFILTER)";
-      return;
-    }
-    out.diag = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    if (out.diag < 0) {
-      out.err = errno;
-      out.what = "socket(NETLINK_SOCK_DIAG)";
+    o.diag = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (o.diag < 0) {
+      o.err = errno;
+      o.what = "socket(NETLINK_SOCK_DIAG)";
     }
   });
-  t.join();
   return out;
 }
 
