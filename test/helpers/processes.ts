@@ -98,9 +98,14 @@ export function httpGet(url: string, timeoutMs = 2000): Promise<HttpResult> {
   });
 }
 
+/** Waits until `url` answers 200 (a server starting), bounded. */
+export async function answersOk(url: string, timeoutMs = 10_000, stepMs = 100): Promise<boolean> {
+  return eventually(async () => (await httpGet(url, 500)).status === 200, timeoutMs, stepMs);
+}
+
 /** Waits until the fixture server at ip answers (after a start), bounded. */
 export async function serverAnswers(ip: string, timeoutMs = 10_000): Promise<boolean> {
-  return eventually(async () => (await httpGet(`http://${ip}:8080/`, 500)).status === 200, timeoutMs, 100);
+  return answersOk(`http://${ip}:8080/`, timeoutMs);
 }
 
 const resolver = new TargetResolver();

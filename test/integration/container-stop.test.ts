@@ -3,7 +3,17 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { faultContract } from '../helpers/fault-contract.js';
 import { chaos, ChaosSpecError } from 'vitest-chaos';
 import { IMAGES, startHttpServer, stopAll, testLabels } from '../helpers/containers.js';
-import { currentIp, docker, execDetached, httpGet, removeQuietly, serverAnswers, startRaw, state } from '../helpers/processes.js';
+import {
+  answersOk,
+  currentIp,
+  docker,
+  execDetached,
+  httpGet,
+  removeQuietly,
+  serverAnswers,
+  startRaw,
+  state,
+} from '../helpers/processes.js';
 import { udpEchoRound } from '../helpers/udp.js';
 
 describe('container-stop', () => {
@@ -142,7 +152,7 @@ describe('container-stop', () => {
       await fault.revert();
       // Docker alone hands out a new ephemeral port at every start; the fault pinned the old one.
       // (The engine runs the container before its server listens: wait for the answer.)
-      expect(await waitUntilOk(url)).toBe(true);
+      expect(await answersOk(url, 10_000, 50)).toBe(true);
       const ports = (await docker.getContainer(published.getId()).inspect()).NetworkSettings.Ports['8080/tcp'];
       const sorted = (l: typeof ports) => [...(l ?? [])].map((b) => `${b.HostIp} ${b.HostPort}`).sort();
       expect(sorted(ports)).toEqual(sorted(bindingsBefore));
@@ -150,21 +160,9 @@ describe('container-stop', () => {
       expect(fault.stats().hostPortsKept).toBeGreaterThanOrEqual(1);
       // And it stays pinned: a later plain docker stop/start keeps it too.
       await docker.getContainer(published.getId()).restart({ t: 1 });
-      expect(await waitUntilOk(url)).toBe(true);
+      expect(await answersOk(url, 10_000, 50)).toBe(true);
     } finally {
       await published.stop({ timeout: 0 }).catch(() => undefined);
     }
   });
 });
-
-async function waitUntilOk(url: string): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(url, { signal: AbortSignal.timeout(500) })).status === 200) return true;
-    } catch {
-      // starting
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
-}
