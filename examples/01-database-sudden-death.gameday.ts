@@ -3,23 +3,17 @@
 // Hypothesis: quotes keep coming from the Redis cache throughout, and orders succeed again
 // within 5 s of the kill. SLOs: errors under 2% (expected to break: orders fail while the
 // database is down, that is the outage we measure), recovery within 5 s of the kill.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { connectErrorCount, faultWindow, kernelFacts, kernelOf, report, summarize } from './trading/findings.js';
-import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
-import { startTradingStack, type TradingStack } from './trading/stack.js';
+import { orderLoad } from './trading/order-flow.js';
+import { tradingStackPerFile } from './trading/per-file.js';
 
 describe('01 database sudden death', () => {
-  let stack: TradingStack;
-  let flow: OrderFlow;
-  beforeAll(async () => {
-    stack = await startTradingStack();
-    await warmUp(stack.url);
-    flow = orderFlow(stack.url);
-  });
-  afterAll(() => stack?.stop());
+  const file = tradingStackPerFile();
 
   it('orders are back within 5 s of a SIGKILL of PostgreSQL; quotes never stop', async () => {
+    const { stack, flow } = file;
     const result = await chaos.experiment({
       name: '01 database sudden death',
       hypothesis:

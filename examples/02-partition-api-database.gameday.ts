@@ -4,23 +4,17 @@
 // timeout and the database breaker answer 503/504 in about a second: no request hangs to the
 // client's 2 s timeout); orders succeed again within 3 s of the partition healing.
 // SLOs: quote availability (probe) >= 95%, p99 under 1.8 s; recovery within 3 s.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { connectErrorCount, faultWindow, kernelFacts, kernelOf, perSecond, report, summarize } from './trading/findings.js';
-import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
-import { startTradingStack, type TradingStack } from './trading/stack.js';
+import { orderLoad } from './trading/order-flow.js';
+import { tradingStackPerFile } from './trading/per-file.js';
 
 describe('02 partition api <-> database', () => {
-  let stack: TradingStack;
-  let flow: OrderFlow;
-  beforeAll(async () => {
-    stack = await startTradingStack();
-    await warmUp(stack.url);
-    flow = orderFlow(stack.url);
-  });
-  afterAll(() => stack?.stop());
+  const file = tradingStackPerFile();
 
   it('quotes answer from the cache, orders fail fast and are back within 3 s of the heal', async () => {
+    const { stack, flow } = file;
     const result = await chaos.experiment({
       name: '02 partition api <-> database',
       hypothesis:

@@ -4,26 +4,20 @@
 // a child process), not the API: orders keep flowing (errors < 1%, p99 < 500 ms) and the
 // report fails with 500. The same report succeeds without the cap (control, before).
 import Docker from 'dockerode';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { kernelFacts, kernelOf, report } from './trading/findings.js';
-import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
-import { startTradingStack, type TradingStack } from './trading/stack.js';
+import { orderLoad } from './trading/order-flow.js';
+import { tradingStackPerFile } from './trading/per-file.js';
 
 const LIMIT = 160 * 2 ** 20;
 const REPORT_MB = 256;
 
 describe('03 memory limit -> OOM kill', () => {
-  let stack: TradingStack;
-  let flow: OrderFlow;
-  beforeAll(async () => {
-    stack = await startTradingStack();
-    await warmUp(stack.url);
-    flow = orderFlow(stack.url);
-  });
-  afterAll(() => stack?.stop());
+  const file = tradingStackPerFile();
 
   it('a report past the memory limit is OOM-killed alone; orders keep flowing', async () => {
+    const { stack, flow } = file;
     const reportUrl = `${stack.url}/report?mb=${REPORT_MB}`;
     const control = await fetch(reportUrl);
     expect(control.status).toBe(200); // without the cap the report fits

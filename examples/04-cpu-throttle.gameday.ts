@@ -2,23 +2,17 @@
 // flow's bursts were throttled in 1 period of 40: the quota barely bit).
 // Hypothesis: slower, not broken: no request fails and p99 stays under 1 s; the latency
 // rises (the throttle is felt: mean latency at least 1.5x the baseline's).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { faultWindow, kernelFacts, kernelOf, report, summarize, wall } from './trading/findings.js';
-import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
-import { startTradingStack, type TradingStack } from './trading/stack.js';
+import { orderLoad } from './trading/order-flow.js';
+import { tradingStackPerFile } from './trading/per-file.js';
 
 describe('04 CPU throttle', () => {
-  let stack: TradingStack;
-  let flow: OrderFlow;
-  beforeAll(async () => {
-    stack = await startTradingStack();
-    await warmUp(stack.url);
-    flow = orderFlow(stack.url);
-  });
-  afterAll(() => stack?.stop());
+  const file = tradingStackPerFile();
 
   it('under a CPU quota the API is slower but answers every request', async () => {
+    const { stack, flow } = file;
     const result = await chaos.experiment({
       name: '04 CPU throttle',
       hypothesis: 'Given 40 req/s of order flow, when the API may use 0.05 CPU, it is slower but no request fails and p99 stays under 1 s',

@@ -5,31 +5,25 @@
 // deadline: errors < 1%. Expected to be refuted (a finding): 12 orders/s cannot commit on 5
 // writes/s; the pool's 5 connections all wait on the disk, orders queue behind them and
 // time out.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { faultWindow, kernelFacts, kernelOf, report, summarize } from './trading/findings.js';
-import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
-import { startTradingStack, type TradingStack } from './trading/stack.js';
+import { orderLoad } from './trading/order-flow.js';
+import { tradingStackPerFile } from './trading/per-file.js';
 
 describe('05 disk I/O starvation of the database', () => {
-  let stack: TradingStack;
-  let flow: OrderFlow;
-  beforeAll(async () => {
-    stack = await startTradingStack({
-      postgresSettings: {
-        fsync: 'on',
-        synchronous_commit: 'on',
-        wal_level: 'minimal',
-        max_wal_senders: '0',
-        wal_sync_method: 'open_datasync',
-      },
-    });
-    await warmUp(stack.url);
-    flow = orderFlow(stack.url);
+  const file = tradingStackPerFile({
+    postgresSettings: {
+      fsync: 'on',
+      synchronous_commit: 'on',
+      wal_level: 'minimal',
+      max_wal_senders: '0',
+      wal_sync_method: 'open_datasync',
+    },
   });
-  afterAll(() => stack?.stop());
 
   it('orders queue behind a starved disk and fail (finding); quotes are unaffected', async () => {
+    const { stack, flow } = file;
     const result = await chaos.experiment({
       name: '05 disk I/O starvation of the database',
       hypothesis: 'Given 40 req/s of order flow, when the database disk allows 5 writes/s, errors stay under 1%',

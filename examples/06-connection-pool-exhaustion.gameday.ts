@@ -12,23 +12,17 @@
 // request that asked for the connection fails with ECONNREFUSED (the order is answered 500).
 // With `max: 2` (three orders at once needed) 1-3 connects were refused in 5 s: too few to
 // judge every run.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { connectErrorCount, faultWindow, kernelFacts, kernelOf, report, summarize } from './trading/findings.js';
-import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
-import { startTradingStack, type TradingStack } from './trading/stack.js';
+import { orderLoad } from './trading/order-flow.js';
+import { tradingStackPerFile } from './trading/per-file.js';
 
 describe('06 connection pool exhaustion', () => {
-  let stack: TradingStack;
-  let flow: OrderFlow;
-  beforeAll(async () => {
-    stack = await startTradingStack({ apiEnv: { POOL_MAX: '5', CONN_LIFETIME_S: '1' } });
-    await warmUp(stack.url);
-    flow = orderFlow(stack.url);
-  });
-  afterAll(() => stack?.stop());
+  const file = tradingStackPerFile({ apiEnv: { POOL_MAX: '5', CONN_LIFETIME_S: '1' } });
 
   it('the database lets 1 of the pool`s 5 connections in: orders fail with the refused connects (finding)', async () => {
+    const { stack, flow } = file;
     const apiBefore = await stack.apiStats();
     // Baskets of 4 orders at once, every 500 ms while the limit is in force. They are part of
     // the steady-state load (one basket = one request of it, failed if any of its orders

@@ -3,23 +3,17 @@
 // ("db-fallback"; the Redis breaker skips the dead cache), errors stay under 1% and p99
 // under 1 s, and the cache serves again within 3 s of Redis' return.
 // SLOs: errors < 1%, p99 < 500 ms; recovery within 3 s.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { connectErrorCount, faultWindow, kernelFacts, kernelOf, report, summarize } from './trading/findings.js';
-import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
-import { startTradingStack, type TradingStack } from './trading/stack.js';
+import { orderLoad } from './trading/order-flow.js';
+import { tradingStackPerFile } from './trading/per-file.js';
 
 describe('07 Redis failure', () => {
-  let stack: TradingStack;
-  let flow: OrderFlow;
-  beforeAll(async () => {
-    stack = await startTradingStack();
-    await warmUp(stack.url);
-    flow = orderFlow(stack.url);
-  });
-  afterAll(() => stack?.stop());
+  const file = tradingStackPerFile();
 
   it('without its cache the API answers from the database (degraded), then uses the cache again', async () => {
+    const { stack, flow } = file;
     const result = await chaos.experiment({
       name: '07 Redis failure',
       hypothesis:

@@ -6,23 +6,17 @@
 // SLOs: availability of the API itself (probe) >= 99%; recovery: the front's first answer
 // within 2 s of the start.
 import Docker from 'dockerode';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { faultWindow, kernelFacts, kernelOf, report, summarize } from './trading/findings.js';
-import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
-import { startTradingStack, type TradingStack } from './trading/stack.js';
+import { orderLoad } from './trading/order-flow.js';
+import { tradingStackPerFile } from './trading/per-file.js';
 
 describe('08 nginx failure', () => {
-  let stack: TradingStack;
-  let flow: OrderFlow;
-  beforeAll(async () => {
-    stack = await startTradingStack();
-    await warmUp(stack.url);
-    flow = orderFlow(stack.url);
-  });
-  afterAll(() => stack?.stop());
+  const file = tradingStackPerFile();
 
   it('the front is down, the API stays up; the front is back on the same port within 2 s', async () => {
+    const { stack, flow } = file;
     const portBefore = stack.nginx.getMappedPort(80);
     const apiUrl = await stack.apiUrl();
     const result = await chaos.experiment({

@@ -6,25 +6,19 @@
 // refuted (a finding): at +50 ms orders are slower but succeed; from +100 ms orders fail
 // (measured in three runs: p50 91-197 / 133-302 / 208-332 ms, errors 0-12 / 12-15 / 12-17%
 // at +50 / +100 / +200 ms, mostly "db-error" with a few "deadline").
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { faultWindow, kernelFacts, kernelOf, report, summarize, wall } from './trading/findings.js';
-import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
-import { startTradingStack, type TradingStack } from './trading/stack.js';
+import { orderLoad } from './trading/order-flow.js';
+import { tradingStackPerFile } from './trading/per-file.js';
 
 const STEPS = [50, 100, 200];
 
 describe('09 latency ramp on the database link', () => {
-  let stack: TradingStack;
-  let flow: OrderFlow;
-  beforeAll(async () => {
-    stack = await startTradingStack({ apiEnv: { ORDER_DEADLINE_MS: '500', CONN_LIFETIME_S: '1' } });
-    await warmUp(stack.url);
-    flow = orderFlow(stack.url);
-  });
-  afterAll(() => stack?.stop());
+  const file = tradingStackPerFile({ apiEnv: { ORDER_DEADLINE_MS: '500', CONN_LIFETIME_S: '1' } });
 
   it('50 -> 100 -> 200 ms on the database link: orders slow down, then fail (finding)', async () => {
+    const { stack, flow } = file;
     const result = await chaos.experiment({
       name: '09 latency ramp 50 -> 100 -> 200 ms',
       hypothesis:

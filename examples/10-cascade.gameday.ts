@@ -4,23 +4,17 @@
 // Hypothesis: the stack serves orders again within 10 s of the last kill, by itself.
 // SLOs: errors < 2% (expected to break: nothing answers while they are down); total recovery
 // (first kill to the first order that succeeds after the last failure) under 12 s.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { faultWindow, kernelFacts, kernelOf, report, summarize } from './trading/findings.js';
-import { orderFlow, orderLoad, warmUp, type OrderFlow } from './trading/order-flow.js';
-import { startTradingStack, type TradingStack } from './trading/stack.js';
+import { orderLoad } from './trading/order-flow.js';
+import { tradingStackPerFile } from './trading/per-file.js';
 
 describe('10 cascade', () => {
-  let stack: TradingStack;
-  let flow: OrderFlow;
-  beforeAll(async () => {
-    stack = await startTradingStack();
-    await warmUp(stack.url);
-    flow = orderFlow(stack.url);
-  });
-  afterAll(() => stack?.stop());
+  const file = tradingStackPerFile();
 
   it('database, Redis and API killed in quick succession: orders are back within 10 s of the last kill', async () => {
+    const { stack, flow } = file;
     const kill = { kind: 'process-kill', signal: 'SIGKILL' } as const;
     const result = await chaos.experiment({
       name: '10 cascade',
