@@ -470,8 +470,18 @@ function warnIfUnmatched(fault: ActiveFault<object>, test: ReturnType<typeof cur
   if (matched !== 0) return;
   const message = `vitest-chaos: ${fault} matched nothing while in force (0 ${fault.matchedWhat ?? 'things it counts'}): it had no effect to test`;
   console.warn(message);
-  if (test) void annotate(test, message, 'warning');
+  if (!test) return;
+  // A test that cycles thousands of faults (a soak) would keep thousands of annotations:
+  // the first ones are attached, then one line saying the rest are on the console only.
+  const n = (unmatchedAnnotations.get(test) ?? 0) + 1;
+  unmatchedAnnotations.set(test, n);
+  if (n <= MAX_UNMATCHED_ANNOTATIONS) void annotate(test, message, 'warning');
+  else if (n === MAX_UNMATCHED_ANNOTATIONS + 1)
+    void annotate(test, `vitest-chaos: more faults of this test matched nothing; they are reported on the console only`, 'warning');
 }
+
+const MAX_UNMATCHED_ANNOTATIONS = 10;
+const unmatchedAnnotations = new WeakMap<object, number>();
 
 /**
  * Adds an annotation to the test while it runs. Vitest throws (synchronously) once the test

@@ -67,7 +67,7 @@ export async function applyInboundProxied<C extends Record<string, number>>(
       { field: 'target', value: target.name, expected: 'a running container with its own network namespace (Docker SandboxKey)' },
     ]);
   }
-  const table = tcpTableOf(target.pid);
+  const table = await tcpTableOf(target.pid);
   const ports = scope.port !== undefined ? [scope.port] : table.listening;
   const unreached = connectionsInScope(table, { connections: 'inbound', peers: scope.peers, port: scope.port }).length;
   const extra: InboundCounters = { inboundPorts: ports.length, inboundConnections: 0, inboundConnectionsUnreached: unreached };

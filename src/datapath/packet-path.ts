@@ -178,7 +178,7 @@ export async function applyPacketPath(
       { field: 'target', value: target.name, expected: 'a running container with its own network namespace (Docker SandboxKey)' },
     ]);
   }
-  const table = tcpTableOf(target.pid);
+  const table = await tcpTableOf(target.pid);
   const ipv6 = hasIpv6(target.pid);
   const open = connectionsInScope(table, spec);
   const { rules: matches, inboundPorts } = queueMatches(table, spec, ipv6);

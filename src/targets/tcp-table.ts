@@ -3,6 +3,7 @@
 // inbound (to one of its listening ports) or outbound. A v4-mapped connection
 // of an IPv6 socket is an IPv4 one (its packets are IPv4 packets).
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { intToIpv4 } from '../kernel/kernel.js';
 import { ipv6Text } from '../kernel/peer-match.js';
 
@@ -68,16 +69,13 @@ export function parseTcpTable(texts: readonly string[]): TcpTable {
   };
 }
 
-/** The TCP table of the network namespace of process pid. */
-export function tcpTableOf(pid: number): TcpTable {
-  const read = (f: string) => {
-    try {
-      return readFileSync(`/proc/${pid}/net/${f}`, 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  return parseTcpTable([read('tcp'), read('tcp6')]);
+/**
+ * The TCP table of the network namespace of process pid. Read off the event loop: the kernel
+ * walks every netns's sockets to make the file (2 ms here), time a load or a proxy needs.
+ */
+export async function tcpTableOf(pid: number): Promise<TcpTable> {
+  const read = (f: string) => readFile(`/proc/${pid}/net/${f}`, 'utf8').catch(() => '');
+  return parseTcpTable(await Promise.all([read('tcp'), read('tcp6')]));
 }
 
 /** Whether the network namespace of process pid has an IPv6 address on an interface other than lo. */

@@ -85,7 +85,7 @@ describe('http on inbound connections', () => {
       // `before` had a connection of its own, closing now: only the kept-alive one is to be open at inject
       // (an inject can now be quicker than the server closing it).
       const pid = (await new Docker().getContainer(env.target.getId()).inspect()).State.Pid;
-      for (let i = 0; i < 100 && tcpTableOf(pid).connections.filter((c) => c.way === 'inbound').length > 1; i++) {
+      for (let i = 0; i < 100 && (await tcpTableOf(pid)).connections.filter((c) => c.way === 'inbound').length > 1; i++) {
         await new Promise((r) => setTimeout(r, 20));
       }
       const fault = await chaos.inject({ kind: 'http', target: env.target, connections: 'inbound', path: '/delay', delayMs: 300 });
