@@ -186,7 +186,11 @@ export function soakWorker({ worker, seconds, rate = 50 }: SoakOptions): void {
       lastStart = performance.now();
       maxLagMs = Math.max(maxLagMs, lastStart - due);
       started++;
-      cycles.push(cycle(kind, hold).finally(() => ended.splice(0).forEach((r) => r())));
+      cycles.push(
+        cycle(kind, hold).finally(() => {
+          for (const r of ended.splice(0)) r();
+        }),
+      );
     }
     // The start rate: cycles started over the time it took to start them (one period after the last).
     const startRate = started / ((lastStart - t0) / 1000 + 1 / rate);
