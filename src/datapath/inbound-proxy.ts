@@ -15,7 +15,7 @@ import net from 'node:net';
 import { ChaosSpecError } from '../contracts/errors.js';
 import { connectInNetns, listenInNetns, originalDestination } from '../kernel/netns-socket.js';
 import { peerCidr, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
-import { installRedirectRules, sandboxOf, type IpFamily } from '../targets/queue-rules.js';
+import { installRedirectRules, sandboxOf, type InstalledRedirect, type IpFamily } from '../targets/queue-rules.js';
 import type { ResolvedTarget } from '../targets/resolve-target.js';
 import { hasIpv6, tcpTableOf } from '../targets/tcp-table.js';
 import { connectionsInScope, type PacketPathContext } from './packet-path.js';
@@ -123,7 +123,7 @@ export async function applyInboundProxied<C extends Record<string, number>>(
     },
     open: (relay) => policy.open(relay, proxy),
   });
-  let remove: () => Promise<void>;
+  let redirect: InstalledRedirect;
   let unannounce = async () => {};
   try {
     await proxy.listen();
@@ -136,7 +136,7 @@ export async function applyInboundProxied<C extends Record<string, number>>(
       peers: scope.peers,
       ports,
     });
-    remove = await installRedirectRules(
+    redirect = await installRedirectRules(
       {
         containerId: target.id,
         netns,
@@ -152,8 +152,12 @@ export async function applyInboundProxied<C extends Record<string, number>>(
     await proxy.close();
     throw err;
   }
-  // The registry (packet-path faults following the relayed connections) is left once the last one ended.
-  const finished = proxy.finished.then(() => unannounce());
+  // Once the last relayed connection ended: the (empty) chain goes, and the registry
+  // (packet-path faults following the relayed connections) is left.
+  const finished = proxy.finished.then(async () => {
+    await redirect.remove().catch(() => undefined); // the journal's reaper deletes it otherwise
+    await unannounce();
+  });
   let reverted = false;
   return {
     stats: () => ({ ...proxy.counters, ...extra }),
@@ -162,13 +166,15 @@ export async function applyInboundProxied<C extends Record<string, number>>(
       if (reverted) return;
       reverted = true;
       // New connections go straight to the server first; then the relayed ones are handed back
-      // (conntrack keeps their REDIRECT: they still reach our sockets, which relay them as they are).
+      // (conntrack keeps their REDIRECT while the chain stays, empty: they still reach our
+      // sockets, which relay them as they are, until they close).
       try {
-        await remove();
+        await redirect.disarm();
       } finally {
         policy.release?.();
-        proxy.release();
+        await proxy.release();
       }
+      if (proxy.idle) await finished; // nothing handed back: the chain goes before revert returns
     },
   };
 }

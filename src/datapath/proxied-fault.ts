@@ -125,8 +125,9 @@ export async function applyProxied<C extends Record<string, number>>(
         await rules.revert();
       } finally {
         policy.release?.();
-        proxy.release();
+        await proxy.release();
       }
+      if (proxy.idle) await finished; // nothing handed back: all gone before revert returns
     },
   };
 }

@@ -83,13 +83,6 @@ export interface TcpProxyOptions {
   listenFd?: number;
 }
 
-/**
- * How long the listeners stay open after release: a connection the kernel
- * redirected just before the rules went (its SYN already answered, not yet
- * accepted) is still taken and relayed, not reset with the listener's backlog.
- */
-export const LISTEN_GRACE_MS = 200;
-
 /** Proxies released but still carrying connections (closeReleasedProxies ends them). */
 const releasedProxies = new Set<TcpProxy>();
 
@@ -189,26 +182,37 @@ export class TcpProxy {
   }
 
   /**
-   * The fault is reverted: the connections it carries are handed back
-   * unbroken. Each relay's policy passes on what it holds and the relay goes
-   * on as a plain one until either side closes it; the listeners close after
-   * graceMs (nothing new is redirected here any more); `finished` resolves when
-   * the last connection has ended.
+   * The fault is reverted (its redirect already gone): the connections it
+   * carries are handed back unbroken. Each relay's policy passes on what it
+   * holds and the relay goes on as a plain one until either side closes it.
+   * The listeners close after the event loop's next poll phase (connections
+   * the kernel redirected before the rules went, already in the accept queue,
+   * are taken first, not reset with it: measured, one setImmediate was not
+   * enough); resolves then. `finished` resolves when the
+   * last connection has ended.
    */
-  release(graceMs = LISTEN_GRACE_MS): void {
+  async release(): Promise<void> {
     if (this.released || this.closedHard) return;
     this.released = true;
     releasedProxies.add(this);
     for (const r of [...this.relays]) r();
     this.relays.clear();
-    const t = setTimeout(() => void this.closeListeners().then(() => this.checkFinished()), graceMs);
-    t.unref();
+    await new Promise((r) => setTimeout(r, 0)); // timers, then poll (accept), then check
+    await new Promise((r) => setImmediate(r));
+    await this.closeListeners();
+    this.checkFinished();
   }
 
+  /** No connection carried (accepted, relayed or opened by the policy). */
+  get idle(): boolean {
+    return this.sockets.size === 0;
+  }
+
+  /** Stops listening now; connections already accepted are not waited for. */
   private async closeListeners(): Promise<void> {
     const servers = [this.server, this.hopServer, this.server6];
     this.server = this.hopServer = this.server6 = undefined;
-    await Promise.all(servers.map((server) => (server?.listening ? new Promise<void>((r) => server.close(() => r())) : undefined)));
+    for (const server of servers) if (server?.listening) server.close();
     this.listenersOpen = false;
   }
 

@@ -102,7 +102,10 @@ export async function streamHere(spec: StreamSpec): Promise<StreamResult> {
 }
 
 /** The requests in flight at `at` (started before, answered after), and those started after `at`. */
-export function around(requests: StreamRequest[], at: number): { across: StreamRequest[]; after: StreamRequest[]; before: StreamRequest[] } {
+export function around(
+  requests: StreamRequest[],
+  at: number,
+): { across: StreamRequest[]; after: StreamRequest[]; before: StreamRequest[] } {
   return {
     before: requests.filter((r) => r.t1 < at),
     across: requests.filter((r) => r.t0 <= at && r.t1 >= at),

@@ -61,6 +61,7 @@ describe('revert hands the connections of a proxied fault back unbroken', () => 
     endAfter: number,
   ) {
     const f = await fault();
+    let revertDone = 0;
     const t = Date.now();
     const full = { ...spec, base, startAt: t + 300, endAt: t + endAfter };
     const [target, ctl, revertAt] = await Promise.all([
@@ -69,10 +70,11 @@ describe('revert hands the connections of a proxied fault back unbroken', () => 
       sleepUntil(t + revertAfter).then(async () => {
         const at = Date.now();
         await f.revert();
+        revertDone = Date.now();
         return at;
       }),
     ]);
-    return { target, ctl, revertAt, stats: f.stats() };
+    return { target, ctl, revertAt, revertDone, stats: f.stats() };
   }
 
   it('network-timeout: the stalled requests complete at revert, on the same connections, and the stream flows on', async () => {
@@ -104,7 +106,7 @@ describe('revert hands the connections of a proxied fault back unbroken', () => 
   });
 
   it('network-reset: no reset after revert, though the handed-back connections carry far more than afterBytes', async () => {
-    const LIMIT = 300_000;
+    const LIMIT = 600_000;
     const r = await across(
       () => chaos.inject({ kind: 'network-reset', target: app, peer: server, afterBytes: LIMIT }),
       { paths: ['/bytes?n=20000'], workers: 2, paceMs: 40 },
@@ -151,20 +153,18 @@ describe('revert hands the connections of a proxied fault back unbroken', () => 
     expect(errorsOf(r.ctl.requests)).toEqual([]);
   });
 
-  it('http (outbound): the request held at revert is passed on at once, aborts stop, the keep-alive connections keep working', async () => {
-    const delay = await chaos.inject({ kind: 'http', target: app, peer: server, path: '/delay', delayMs: 20_000 });
+  it('http (outbound): aborts stop at revert, the keep-alive connections keep working', async () => {
     const r = await across(
       () => chaos.inject({ kind: 'http', target: app, peer: server, path: '/status/', abort: { status: 503, body: 'injected' } }),
-      { paths: ['/status/200'], workers: 2, paceMs: 10, once: ['/delay?ms=0'] },
+      { paths: ['/status/200'], workers: 2, paceMs: 10 },
       1000,
       2000,
-    ).finally(() => delay.revert());
-    // The delay fault was reverted after the abort one: the held request went at the later revert.
-    const held = r.target.requests.find((q) => q.path === '/delay?ms=0')!;
-    const stream = r.target.requests.filter((q) => q.path !== '/delay?ms=0');
-    const { before: pre, after } = around(stream, r.revertAt);
+    );
+    // Requests sent while revert() ran may still be aborted: the fault is over when it returns.
+    const pre = around(r.target.requests, r.revertAt).before;
+    const after = around(r.target.requests, r.revertDone).after;
     console.info(
-      `http across revert: held request ${held.status} after ${held.t1 - held.t0} ms; before revert ${pre.length} requests ` +
+      `http abort across revert (revert took ${r.revertDone - r.revertAt} ms): before revert ${pre.length} requests ` +
         `(${pre.filter((q) => q.status === 503).length} aborted), after ${after.length} (${after.filter((q) => q.status === 200).length} passed); ` +
         `stats ${JSON.stringify(r.stats)}`,
     );
@@ -175,15 +175,21 @@ describe('revert hands the connections of a proxied fault back unbroken', () => 
     expect(after.length).toBeGreaterThan(5);
     expect(after.every((q) => q.status === 200)).toBe(true);
     expect([...ports(after)].every((p) => ports(pre).has(p))).toBe(true);
-    expect(held.status).toBe(200);
-    expect(held.t1 - held.t0).toBeLessThan(5000);
     expect(r.ctl.requests.every((q) => q.status === 200)).toBe(true);
   });
 
-  it('http (outbound): the stacked delay fault reverted while holding a request passes it on at once', async () => {
+  it('http (outbound): a request held at revert is passed on at once; the stream beside it is untouched', async () => {
     const t = Date.now();
     const f = await chaos.inject({ kind: 'http', target: app, peer: server, path: '/delay', delayMs: 20_000 });
-    const spec: StreamSpec = { base, paths: ['/status/200'], workers: 1, paceMs: 10, startAt: t + 300, endAt: t + 1600, once: ['/delay?ms=0'] };
+    const spec: StreamSpec = {
+      base,
+      paths: ['/status/200'],
+      workers: 1,
+      paceMs: 10,
+      startAt: t + 300,
+      endAt: t + 1600,
+      once: ['/delay?ms=0'],
+    };
     const [res, revertAt] = await Promise.all([
       streamIn(app, spec),
       sleepUntil(t + 1000).then(async () => {
@@ -239,12 +245,12 @@ describe('revert hands the connections of a proxied fault back unbroken', () => 
 
   it('a ramp of http delays 50 -> 100 -> 200 ms (serial steps, a new connection per request): each step in force, no error at the step changes', async () => {
     const steps = [50, 100, 200];
+    let f = await chaos.inject({ kind: 'http', target: app, peer: server, path: '/delay', delayMs: steps[0] as number });
     const t = Date.now();
     const STEP = 900;
     const spec: StreamSpec = { base, paths: ['/delay?ms=0'], workers: 2, keepAlive: false, startAt: t + 200, endAt: t + 200 + STEP * 3 };
     const changes: number[] = [];
     const ramp = (async () => {
-      let f = await chaos.inject({ kind: 'http', target: app, peer: server, path: '/delay', delayMs: steps[0] as number });
       for (const ms of steps.slice(1)) {
         await sleepUntil(t + 200 + STEP * (changes.length + 1));
         changes.push(Date.now());
@@ -255,6 +261,7 @@ describe('revert hands the connections of a proxied fault back unbroken', () => 
       await f.revert();
     })();
     const [res] = await Promise.all([streamIn(app, spec), ramp]);
+    for (const q of res.requests.filter((x) => x.err)) console.info(`ramp error ${q.path} ${q.err} t0 ${q.t0 - t} t1 ${q.t1 - t}`);
     const byStep = steps.map((_, i) =>
       res.requests
         .filter((q) => q.t0 > (i === 0 ? t + 200 : (changes[i - 1] as number) + 100) && q.t1 < (changes[i] ?? spec.endAt + 300))
@@ -262,7 +269,7 @@ describe('revert hands the connections of a proxied fault back unbroken', () => 
     );
     console.info(
       `http delay ramp: medians ${byStep.map((x, i) => `${steps[i]} -> ${median(x)} ms (${x.length})`).join(', ')}; ${res.requests.length} requests, ` +
-        `errors ${errorsOf(res.requests).length}`,
+        `errors ${JSON.stringify(errorsOf(res.requests))} (step changes at ${changes.map((c) => c - t).join(', ')} ms)`,
     );
     expect(errorsOf(res.requests)).toEqual([]);
     byStep.forEach((x, i) => {
@@ -273,8 +280,13 @@ describe('revert hands the connections of a proxied fault back unbroken', () => 
   });
 
   it('leaves nothing once the streams ended: every released proxy finished, no fd, no rule, no journal record', async () => {
+    const t0 = Date.now();
     expect(await waitFor(() => releasedProxyCount() === 0)).toBe(true);
-    expect(await leftovers(JOURNAL, server, app)).toEqual(before);
+    const t1 = Date.now();
     expect(await waitFor(() => fdCount() <= fdsBefore)).toBe(true);
+    console.info(
+      `released proxies all finished after ${t1 - t0} ms, fds back to ${fdCount()} (before: ${fdsBefore}) after ${Date.now() - t0} ms`,
+    );
+    expect(await leftovers(JOURNAL, server, app)).toEqual(before);
   });
 });
