@@ -4,10 +4,12 @@
 // status, held, or answered with another body, and every other request is
 // passed to the original destination over one upstream connection per
 // target connection, as it would have gone. Other connections (a server that
-// speaks first, TLS, anything not HTTP/1) are relayed untouched.
+// speaks first, TLS, anything not HTTP/1) are relayed untouched. After revert
+// (release) the connections carry on and every request is passed as it is; a
+// request held then goes on at once.
 import http from 'node:http';
 import net from 'node:net';
-import type { Relay, TcpProxy } from './tcp-proxy.js';
+import type { Relay } from './tcp-proxy.js';
 import type { ProxyPolicy } from './proxy-policy.js';
 
 export interface HttpFaultRule {
@@ -74,7 +76,9 @@ export function httpPolicy(rule: HttpFaultRule, opts: { headersTimeoutMs?: numbe
     plainConnections: 0,
   };
   const conns = new WeakMap<net.Socket, Conn>();
-  let proxy: TcpProxy | undefined;
+  // Requests held (delayMs) and how to pass them on at once when the fault is reverted.
+  const delayed = new Map<NodeJS.Timeout, () => void>();
+  let released = false;
   const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   const server = http.createServer({
     requestTimeout: 0,
@@ -101,6 +105,8 @@ export function httpPolicy(rule: HttpFaultRule, opts: { headersTimeoutMs?: numbe
     counters.httpRequests++;
     conn.inflight++;
     res.on('close', () => conn.inflight--);
+    // After revert the connections carry on, every request passed as it is.
+    if (released) return pass(conn, req, res);
     let matched: boolean;
     try {
       matched = rule.matches(req);
@@ -115,7 +121,12 @@ export function httpPolicy(rule: HttpFaultRule, opts: { headersTimeoutMs?: numbe
     };
     if (rule.delayMs === undefined) return act();
     counters.httpRequestsDelayed++;
-    proxy!.after(rule.delayMs, () => !res.destroyed && act());
+    const t = setTimeout(() => {
+      delayed.delete(t);
+      if (!res.destroyed) act();
+    }, rule.delayMs);
+    // Reverted while held: the request goes on at once, unfaulted.
+    delayed.set(t, () => !res.destroyed && pass(conn, req, res));
   });
 
   // Upgrades (WebSocket) are passed on as they are and relayed as bytes.
@@ -158,7 +169,7 @@ export function httpPolicy(rule: HttpFaultRule, opts: { headersTimeoutMs?: numbe
       return void conn.relay.client.resetAndDestroy();
     }
     up.on('response', (ur) => {
-      if (newBody === undefined) {
+      if (newBody === undefined || released) {
         res.writeHead(ur.statusCode ?? 502, ur.statusMessage, ur.rawHeaders);
         ur.pipe(res);
         return;
@@ -186,8 +197,7 @@ export function httpPolicy(rule: HttpFaultRule, opts: { headersTimeoutMs?: numbe
   return {
     counters,
     layer: 'http',
-    open(relay, p) {
-      proxy = p;
+    open(relay) {
       let decided = false;
       return {
         data(way, chunk) {
@@ -216,7 +226,18 @@ export function httpPolicy(rule: HttpFaultRule, opts: { headersTimeoutMs?: numbe
         },
       };
     },
+    release() {
+      if (released) return;
+      released = true;
+      for (const [t, passNow] of delayed) {
+        clearTimeout(t);
+        passNow();
+      }
+      delayed.clear();
+    },
     close() {
+      for (const t of delayed.keys()) clearTimeout(t);
+      delayed.clear();
       server.close(); // also stops the headers check
       server.closeAllConnections();
     },

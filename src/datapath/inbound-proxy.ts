@@ -6,20 +6,21 @@
 // from inside the netns (locally generated packets do not pass PREROUTING, so
 // they are not redirected again). Connections accepted before the inject keep
 // going straight to the server: NAT decides on a connection's first packet;
-// they are counted and warned about. Revert removes the rule first. IPv6
+// they are counted and warned about. Revert removes the rule first, then hands
+// the relayed connections back (they go on, unfaulted, until they close). IPv6
 // connections alike: the listener is dual-stack, the REDIRECT is also in the
 // IPv6 tables when the netns has IPv6 (or the peer is IPv6).
 import { closeSync } from 'node:fs';
 import net from 'node:net';
 import { ChaosSpecError } from '../contracts/errors.js';
-import type { AppliedFault } from '../contracts/applied-fault.js';
 import { connectInNetns, listenInNetns, originalDestination } from '../kernel/netns-socket.js';
 import { peerCidr, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
-import { installRedirectRules, sandboxOf, type IpFamily } from '../targets/queue-rules.js';
+import { installRedirectRules, sandboxOf, type InstalledRedirect, type IpFamily } from '../targets/queue-rules.js';
 import type { ResolvedTarget } from '../targets/resolve-target.js';
 import { hasIpv6, tcpTableOf } from '../targets/tcp-table.js';
 import { connectionsInScope, type PacketPathContext } from './packet-path.js';
 import type { Route } from './proxy-chain.js';
+import type { AppliedProxied } from './proxied-fault.js';
 import type { ProxyPolicy } from './proxy-policy.js';
 import { announceProxy } from './proxy-registry.js';
 import { TcpProxy, type ProxyCounters } from './tcp-proxy.js';
@@ -60,7 +61,7 @@ export async function applyInboundProxied<C extends Record<string, number>>(
   scope: { peers: readonly PeerMatch[]; port?: number },
   policy: ProxyPolicy<C>,
   warn: (line: string) => void = console.warn,
-): Promise<AppliedFault<ProxyCounters & InboundCounters>> {
+): Promise<AppliedProxied<ProxyCounters & InboundCounters>> {
   const netns = await sandboxOf(ctx.docker, target.id, target.pid);
   if (!netns) {
     throw new ChaosSpecError(`chaos.inject(${kind})`, [
@@ -85,7 +86,7 @@ export async function applyInboundProxied<C extends Record<string, number>>(
     bytesDown: 0,
     ...extra,
   });
-  if (ports.length === 0) return { stats: empty, revert: async () => undefined };
+  if (ports.length === 0) return { stats: empty, revert: async () => undefined, finished: Promise.resolve() };
 
   const listener = listenInNetns(netns);
   const sources = redirectSources(scope.peers, hasIpv6(target.pid));
@@ -122,7 +123,7 @@ export async function applyInboundProxied<C extends Record<string, number>>(
     },
     open: (relay) => policy.open(relay, proxy),
   });
-  let remove: () => Promise<void>;
+  let redirect: InstalledRedirect;
   let unannounce = async () => {};
   try {
     await proxy.listen();
@@ -135,7 +136,7 @@ export async function applyInboundProxied<C extends Record<string, number>>(
       peers: scope.peers,
       ports,
     });
-    remove = await installRedirectRules(
+    redirect = await installRedirectRules(
       {
         containerId: target.id,
         netns,
@@ -151,16 +152,29 @@ export async function applyInboundProxied<C extends Record<string, number>>(
     await proxy.close();
     throw err;
   }
+  // Once the last relayed connection ended: the (empty) chain goes, and the registry
+  // (packet-path faults following the relayed connections) is left.
+  const finished = proxy.finished.then(async () => {
+    await redirect.remove().catch(() => undefined); // the journal's reaper deletes it otherwise
+    await unannounce();
+  });
+  let reverted = false;
   return {
     stats: () => ({ ...proxy.counters, ...extra }),
+    finished,
     async revert() {
-      // New connections go straight to the server first; then the relayed ones are closed.
+      if (reverted) return;
+      reverted = true;
+      // New connections go straight to the server first; then the relayed ones are handed back
+      // (conntrack keeps their REDIRECT while the chain stays, empty: they still reach our
+      // sockets, which relay them as they are, until they close).
       try {
-        await remove();
+        await redirect.disarm();
       } finally {
-        await proxy.close();
-        await unannounce();
+        policy.release?.();
+        await proxy.release();
       }
+      if (proxy.idle) await finished; // nothing handed back: the chain goes before revert returns
     },
   };
 }

@@ -40,13 +40,26 @@ export function gatewayOf(kind: string, target: ResolvedTarget): string {
 /** What every proxied fault counts: the kernel's redirects, the proxy's relays, the policy's own. */
 export type ProxiedStats<C> = ConnectRuleStats & ProxyCounters & C;
 
+/** A proxied fault; `finished` resolves once, after revert, its proxy carries no connection any more. */
+export interface AppliedProxied<S extends object> extends AppliedFault<S> {
+  readonly finished: Promise<void>;
+}
+
+/**
+ * Revert hands the connections back: the redirect stops first, then the proxy
+ * is released (its policy lets go of what it holds, the relays go on plainly
+ * until either side closes). The proxy leaves the registry (packet-path faults
+ * following it) when its last connection has ended, and the policy is closed
+ * then unless `sharedPolicy` (the caller closes it: http's two proxies share one).
+ */
 export async function applyProxied<C extends Record<string, number>>(
   kind: string,
   target: ResolvedTarget,
   ctx: DatapathContext,
   scope: ProxiedScope,
   policy: ProxyPolicy<C>,
-): Promise<AppliedFault<ProxiedStats<C>>> {
+  opts: { sharedPolicy?: boolean } = {},
+): Promise<AppliedProxied<ProxiedStats<C>>> {
   const host = gatewayOf(kind, target);
   const rank = policy.layer === 'http' ? 1 : 0;
   let slots: ReadonlySet<number> = new Set();
@@ -95,15 +108,26 @@ export async function applyProxied<C extends Record<string, number>>(
   const leave = rules.refs.map((r) =>
     joinChain({ cgroupId: r.cgroupId, slot: r.slot, rank, hop: { address: listening.address, port: listening.hopPort } }),
   );
+  const finished = proxy.finished.then(async () => {
+    await unannounce();
+    if (!opts.sharedPolicy) await policy.close?.();
+  });
+  let reverted = false;
   return {
     stats: () => ({ ...rules.stats(), ...proxy.counters, ...policy.counters }),
+    finished,
     async revert() {
-      // Stop redirecting first, then drop the connections still in the proxy.
+      if (reverted) return;
+      reverted = true;
+      // Stop redirecting first, then hand the connections still in the proxy back.
       for (const l of leave) l();
-      await rules.revert();
-      await proxy.close();
-      await unannounce();
-      await policy.close?.();
+      try {
+        await rules.revert();
+      } finally {
+        policy.release?.();
+        await proxy.release();
+      }
+      if (proxy.idle) await finished; // nothing handed back: all gone before revert returns
     },
   };
 }

@@ -37,6 +37,9 @@ export interface ChainMember {
 
 const members = new Map<string, ChainMember>();
 const memberKey = (cgroupId: bigint, slot: number) => `${cgroupId}/${slot}`;
+/** Hop listeners of faults in force (a member per slot: counted). A reverted fault's proxy is skipped by new hops. */
+const liveHops = new Map<string, number>();
+const hopKey = (h: Hop) => `${h.address}:${h.port}`;
 /** Only this process's proxies send hop headers; anything else on a hop listener is dropped. */
 const TOKEN = randomBytes(12).toString('hex');
 const MAX_HEADER = 1024;
@@ -45,8 +48,15 @@ const MAX_HEADER = 1024;
 export function joinChain(m: ChainMember): () => void {
   const key = memberKey(m.cgroupId, m.slot);
   members.set(key, m);
+  liveHops.set(hopKey(m.hop), (liveHops.get(hopKey(m.hop)) ?? 0) + 1);
+  let left = false;
   return () => {
+    if (left) return;
+    left = true;
     if (members.get(key) === m) members.delete(key);
+    const n = (liveHops.get(hopKey(m.hop)) ?? 1) - 1;
+    if (n > 0) liveHops.set(hopKey(m.hop), n);
+    else liveHops.delete(hopKey(m.hop));
   };
 }
 
@@ -70,13 +80,17 @@ export function chainAfter(cgroupId: bigint, slots: readonly number[], head: num
   return rest;
 }
 
-/** Where a relay's upstream sockets go: the destination, or the next proxy of the chain. */
+/**
+ * Where a relay's upstream sockets go: the destination, or the next proxy of the chain.
+ * A socket opened later (an HTTP relay's new upstream connection) skips the proxies of
+ * faults reverted since: their effect is over, and their listeners are closing.
+ */
 export function routeThrough(dst: Hop, rest: readonly Hop[]): Route {
   return {
     dst,
     hops: rest.length,
     connect({ allowHalfOpen }) {
-      const [next, ...after] = rest;
+      const [next, ...after] = rest.filter((h) => liveHops.has(hopKey(h)));
       if (!next) return net.connect({ host: dst.address, port: dst.port, noDelay: true, allowHalfOpen });
       const s = net.connect({ host: next.address, port: next.port, noDelay: true, allowHalfOpen });
       const hops = after.map((h) => `${h.address}:${h.port}`).join(',');

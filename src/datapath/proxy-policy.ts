@@ -12,6 +12,12 @@ export interface ProxyPolicy<C extends Record<string, number> = Record<string, n
    * as the network is between a client and the server's answers.
    */
   readonly layer?: 'stream' | 'http';
-  /** Frees what the policy holds beyond the relays (servers, agents). */
+  /**
+   * The fault is reverted: its effect stops on the connections it still
+   * carries (what it holds beyond the relays' own hooks goes on at once; no
+   * further fault). Those connections go on until either side closes them.
+   */
+  release?(): void;
+  /** Frees what the policy holds beyond the relays (servers, agents), once its proxies carry nothing any more. */
   close?(): Promise<void> | void;
 }

@@ -3,8 +3,10 @@
 // gateway), we find where each was going and relay it. What happens to the
 // bytes and to the closes on the way is the fault's policy, as RelayHooks per
 // connection (latency, resets, stalls, slow closes, HTTP faults); accepting,
-// the lookup, backpressure, half-closes, timers and the teardown on revert
-// are this one core.
+// the lookup, backpressure, half-closes, timers, the hand-back on revert
+// (release: the listeners close, each relay's policy lets go of what it holds
+// and the relay carries on as a plain one until either side closes) and the
+// teardown are this one core.
 import net from 'node:net';
 import { once } from 'node:events';
 import { readHop, type Route } from './proxy-chain.js';
@@ -47,17 +49,25 @@ export interface Relay {
   reset(): void;
   /** Closes both sockets gracefully (FIN); what the policy held back is never sent. */
   close(): void;
-  /** Runs fn after ms unless the relay or the proxy is gone by then. */
+  /** Runs fn after ms unless the relay or the proxy is gone, or the relay released, by then. */
   after(ms: number, fn: () => void): void;
   /** Stops relaying: the policy owns both sockets from now on (still closed on revert). */
   detach(): void;
   readonly closed: boolean;
+  /** The fault was reverted: the relay passes everything on as it is from now on. */
+  readonly released: boolean;
 }
 
 /** Per-connection behaviour. Absent hooks forward as they are. */
 export interface RelayHooks {
   data?(way: Way, chunk: Buffer): void;
   end?(way: Way): void;
+  /**
+   * The fault is reverted: pass on at once what the policy holds (relay.forward,
+   * forwardEnd) and resume what it paused. The relay's timers are already
+   * cleared; from now on data and ends bypass the hooks.
+   */
+  release?(): void;
 }
 
 export interface TcpProxyOptions {
@@ -73,12 +83,37 @@ export interface TcpProxyOptions {
   listenFd?: number;
 }
 
+/** Proxies released but still carrying connections (closeReleasedProxies ends them). */
+const releasedProxies = new Set<TcpProxy>();
+
+/**
+ * Ends the connections that proxies of reverted faults still carry (the end of
+ * a test file): nothing of ours outlives the tests that made it.
+ */
+export async function closeReleasedProxies(): Promise<void> {
+  await Promise.all([...releasedProxies].map((p) => p.close()));
+}
+
+/** How many reverted faults' proxies still carry connections (for tests). */
+export function releasedProxyCount(): number {
+  return releasedProxies.size;
+}
+
 export class TcpProxy {
   private server?: net.Server;
   private hopServer?: net.Server;
   private server6?: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly relays = new Set<() => void>();
+  private released = false;
+  private closedHard = false;
+  private listenersOpen = true;
+  private resolveFinished!: () => void;
+  /** Resolves once the proxy is released (or closed) and its last connection has ended. */
+  readonly finished: Promise<void> = new Promise((r) => {
+    this.resolveFinished = r;
+  });
   readonly counters: ProxyCounters = {
     connections: 0,
     unknownConnections: 0,
@@ -134,24 +169,71 @@ export class TcpProxy {
     return (server6.address() as net.AddressInfo).address;
   }
 
+  /** Destroys every connection and closes the listeners: the teardown (inject failed, end of the file). */
   async close(): Promise<void> {
+    this.closedHard = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
+    this.relays.clear();
+    await this.closeListeners();
+    this.checkFinished();
+  }
+
+  /**
+   * The fault is reverted (its redirect already gone): the connections it
+   * carries are handed back unbroken. Each relay's policy passes on what it
+   * holds and the relay goes on as a plain one until either side closes it.
+   * The listeners close after the event loop's next poll phase (connections
+   * the kernel redirected before the rules went, already in the accept queue,
+   * are taken first, not reset with it: measured, one setImmediate was not
+   * enough); resolves then. `finished` resolves when the
+   * last connection has ended.
+   */
+  async release(): Promise<void> {
+    if (this.released || this.closedHard) return;
+    this.released = true;
+    releasedProxies.add(this);
+    for (const r of [...this.relays]) r();
+    this.relays.clear();
+    await new Promise((r) => setTimeout(r, 0)); // timers, then poll (accept), then check
+    await new Promise((r) => setImmediate(r));
+    await this.closeListeners();
+    this.checkFinished();
+  }
+
+  /** No connection carried (accepted, relayed or opened by the policy). */
+  get idle(): boolean {
+    return this.sockets.size === 0;
+  }
+
+  /** Stops listening now; connections already accepted are not waited for. */
+  private async closeListeners(): Promise<void> {
     const servers = [this.server, this.hopServer, this.server6];
     this.server = this.hopServer = this.server6 = undefined;
-    await Promise.all(servers.map((server) => (server?.listening ? new Promise<void>((r) => server.close(() => r())) : undefined)));
+    for (const server of servers) if (server?.listening) server.close();
+    this.listenersOpen = false;
+  }
+
+  private checkFinished(): void {
+    if ((this.released || this.closedHard) && !this.listenersOpen && this.sockets.size === 0) {
+      releasedProxies.delete(this);
+      this.resolveFinished();
+    }
   }
 
   /** Sockets a policy opens itself are closed with the proxy too. */
   track(s: net.Socket): void {
-    if (!this.server) {
+    if (this.closedHard) {
       s.destroy();
       return;
     }
     this.sockets.add(s);
-    s.once('close', () => this.sockets.delete(s));
+    s.once('close', () => {
+      this.sockets.delete(s);
+      this.checkFinished();
+    });
   }
 
   /** A timer cleared when the proxy closes. */
@@ -181,7 +263,7 @@ export class TcpProxy {
     client.on('error', () => {});
     // Nothing is relayed before the route is known: the client's bytes wait in its socket.
     const route = await lookup();
-    if (!route || client.destroyed || !this.server) {
+    if (!route || client.destroyed || this.closedHard) {
       if (!route) this.counters.unknownConnections++;
       client.destroy();
       return;
@@ -210,6 +292,7 @@ export class TcpProxy {
     // One drain listener per way at a time (a listener per chunk piled up: MaxListenersExceededWarning).
     const draining: Record<Way, boolean> = { up: false, down: false };
     let attached = true;
+    let released = false;
     const toOf = (way: Way) => (way === 'up' ? upstream : client);
     const fromOf = (way: Way) => (way === 'up' ? client : upstream);
     const relay: Relay = {
@@ -224,6 +307,9 @@ export class TcpProxy {
       carried: { up: 0, down: 0 },
       get closed() {
         return client.destroyed && upstream.destroyed;
+      },
+      get released() {
+        return released;
       },
       forward(way, chunk, sent) {
         const to = toOf(way);
@@ -254,6 +340,7 @@ export class TcpProxy {
         for (const s of [client, upstream]) s.end(() => s.destroy());
       },
       after(ms, fn) {
+        if (released) return;
         const t = core.after(ms, () => {
           timers.delete(t);
           if (!relay.closed) fn();
@@ -281,13 +368,28 @@ export class TcpProxy {
     };
     client.on('close', fail(upstream));
     upstream.on('close', fail(client));
-    const cleanup = () => {
-      if (!relay.closed) return;
+    const clearTimers = () => {
       for (const t of timers) this.clearTimer(t);
       timers.clear();
+    };
+    // Revert: the policy lets go (what it holds goes on), then the relay is a plain one.
+    const release = () => {
+      if (released) return;
+      released = true;
+      clearTimers();
+      const h = hooks;
+      hooks = {};
+      h.release?.();
+    };
+    const cleanup = () => {
+      if (!relay.closed) return;
+      clearTimers();
+      this.relays.delete(release);
     };
     client.on('close', cleanup);
     upstream.on('close', cleanup);
     hooks = this.opts.open(relay);
+    if (this.released) release();
+    else if (!relay.closed) this.relays.add(release);
   }
 }

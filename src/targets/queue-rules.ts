@@ -197,7 +197,22 @@ export interface RedirectRuleSpec {
  * that needs it and would pick the connections open before up mid-stream as
  * new ones; redirecting those would reset them.
  */
-export async function installRedirectRules(spec: RedirectRuleSpec, journal: Journal): Promise<() => Promise<void>> {
+/** The REDIRECT of an inbound proxy: disarm() stops redirecting new connections, remove() deletes the chain. */
+export interface InstalledRedirect {
+  /**
+   * Stops redirecting: new connections go straight to the server again. The
+   * connections already redirected keep their translation: the chain and its jump
+   * stay (the nat hooks), and a rule that needs conntrack (a RETURN for
+   * `--ctstate DNAT`) takes the REDIRECT's place. Without a rule that needs it,
+   * conntrack stops in the netns, their packets go untranslated and the client
+   * resets them (measured: the next request on a kept-alive connection failed).
+   */
+  disarm(): Promise<void>;
+  /** Deletes the chain (idempotent). */
+  remove(): Promise<void>;
+}
+
+export async function installRedirectRules(spec: RedirectRuleSpec, journal: Journal): Promise<InstalledRedirect> {
   const chain = `VC-H${spec.listenerPort}-P`;
   const families = ([4, 6] as const).filter((f) => spec.sources[f] !== undefined);
   const entry = journal.record(
@@ -239,7 +254,8 @@ export async function installRedirectRules(spec: RedirectRuleSpec, journal: Jour
     throw err;
   }
   let removed = false;
-  return async () => {
+  let disarmed = false;
+  const remove = async () => {
     if (removed) return;
     removed = true;
     // Both families at once, each in one transaction; else the journal's undo step by step.
@@ -248,6 +264,18 @@ export async function installRedirectRules(spec: RedirectRuleSpec, journal: Jour
     );
     if (done.some((d) => d.status === 'rejected')) await journal.revert(entry);
     else journal.forget(entry);
+  };
+  return {
+    async disarm() {
+      if (disarmed || removed) return;
+      disarmed = true;
+      const done = await Promise.allSettled(
+        families.map((f) => restore(spec.netns, f, `*nat\n-F ${chain}\n-A ${chain} -m conntrack --ctstate DNAT -j RETURN\nCOMMIT\n`)),
+      );
+      // A chain that cannot be emptied is deleted: nothing new may be redirected after revert.
+      if (done.some((d) => d.status === 'rejected')) await remove();
+    },
+    remove,
   };
 }
 

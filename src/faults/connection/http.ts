@@ -94,14 +94,18 @@ export const http: FaultKind<'http', typeof schema, HttpStats> = {
       body: p.body,
     });
     const scope = await resolveConnectionScope(p, ctx);
-    const outbound = p.connections === 'inbound' ? null : await applyProxied('http', target, ctx, { ...scope }, policy);
+    const outbound =
+      p.connections === 'inbound' ? null : await applyProxied('http', target, ctx, { ...scope }, policy, { sharedPolicy: true });
     let inbound: Awaited<ReturnType<typeof applyInboundProxied>> | null = null;
     try {
       if (p.connections !== 'outbound') inbound = await applyInboundProxied('http', target, ctx, scope, policy);
     } catch (err) {
       await outbound?.revert();
+      await policy.close?.();
       throw err;
     }
+    // The policy (its HTTP server) is closed once both proxies carry nothing any more.
+    void Promise.all([outbound?.finished, inbound?.finished]).then(() => policy.close?.());
     const noConnects = { connectsMatched: 0, connectsRejected: 0, connectsRedirected: 0 };
     const noInbound: InboundCounters = { inboundPorts: 0, inboundConnections: 0, inboundConnectionsUnreached: 0 };
     return {
@@ -113,11 +117,11 @@ export const http: FaultKind<'http', typeof schema, HttpStats> = {
         return s;
       },
       async revert() {
+        // Both proxies hand their connections back: requests in flight complete, unfaulted.
         try {
           await inbound?.revert();
         } finally {
           await outbound?.revert();
-          if (!outbound) await policy.close?.();
         }
       },
     };

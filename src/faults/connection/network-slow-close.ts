@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { applyProxied, type ProxiedStats } from '../../datapath/proxied-fault.js';
 import { applyBothPaths, type PacketPathStats } from '../../datapath/packet-path.js';
 import type { ProxyPolicy } from '../../datapath/proxy-policy.js';
+import type { Way } from '../../datapath/tcp-proxy.js';
 import type { FaultKind } from '../fault-kind.js';
 import { connections, connectionScope, millis, resolveConnectionScope } from '../params.js';
 
@@ -33,10 +34,20 @@ function slowClosePolicy(delayMs: number): ProxyPolicy<SlowCloseCounters> {
   return {
     counters,
     open(relay) {
+      const pending = new Set<Way>();
       return {
         end(way) {
           counters.closesDelayed++;
-          relay.after(delayMs, () => relay.forwardEnd(way));
+          pending.add(way);
+          relay.after(delayMs, () => {
+            pending.delete(way);
+            relay.forwardEnd(way);
+          });
+        },
+        // Revert: the closes held go through at once.
+        release() {
+          for (const way of pending) relay.forwardEnd(way);
+          pending.clear();
         },
       };
     },

@@ -1,12 +1,14 @@
 // network-timeout: connections the target opens stall. After afterBytes bytes
 // (both ways together; default 0: at once) whatever either side sends is
-// accepted and dropped, so the target waits for an answer that never comes;
-// with closeAfterMs both sides then get a FIN. connect4 redirects the
-// connections to the proxy on the target's gateway (proxied-fault.ts).
+// accepted and held, so the target waits for an answer that never comes;
+// with closeAfterMs both sides then get a FIN. Revert delivers what was held.
+// connect4 redirects the connections to the proxy on the target's gateway
+// (proxied-fault.ts).
 import { z } from 'zod';
 import { applyProxied, type ProxiedStats } from '../../datapath/proxied-fault.js';
 import { applyBothPaths, type PacketPathStats } from '../../datapath/packet-path.js';
 import type { ProxyPolicy } from '../../datapath/proxy-policy.js';
+import type { Way } from '../../datapath/tcp-proxy.js';
 import type { FaultKind } from '../fault-kind.js';
 import { byteCount, connections, connectionScope, millis, resolveConnectionScope } from '../params.js';
 
@@ -25,24 +27,31 @@ export type NetworkTimeoutParams = z.input<typeof schema>;
 interface StallCounters {
   [name: string]: number;
   connectionsStalled: number;
-  /** Bytes read from either side and dropped. */
+  /** Bytes read from either side and held (delivered at revert; never sent if the connection is closed first). */
   bytesSwallowed: number;
   stalledConnectionsClosed: number;
 }
 
 /**
  * New outbound connections: the proxy's counters; connections the target accepts and those
- * open at inject: the packet path's (connectionsHit: stalled there, packetsHeld). On packets a
- * stall holds both ways until revert, which delivers what was held (closeAfterMs applies to
- * the proxied connections only).
+ * open at inject: the packet path's (connectionsHit: stalled there, packetsHeld). Both hold
+ * what was sent until revert, which delivers it (closeAfterMs applies to the proxied
+ * connections only).
  */
 export type NetworkTimeoutStats = Partial<ProxiedStats<StallCounters>> & PacketPathStats;
 
 /**
+ * Bytes a stalled connection holds in our memory, both ways together; beyond that
+ * we stop reading it, and TCP's flow control holds the rest in the kernel's buffers.
+ */
+export const STALL_HOLD_BYTES = 1 << 20;
+
+/**
  * Stalls connections: after afterBytes bytes (both ways together; 0 = at
- * once) whatever either side sends is read and dropped, FINs included, so
- * the target waits for an answer that never comes; closeAfterMs later both
- * sides get a FIN.
+ * once) whatever either side sends is read and held, FINs included, so the
+ * target waits for an answer that never comes; closeAfterMs later both sides
+ * get a FIN (what was held is never sent). Revert delivers what was held, in
+ * order, and the connection flows again.
  */
 function stallPolicy(p: { afterBytes: number; closeAfterMs?: number }): ProxyPolicy<StallCounters> {
   const counters = { connectionsStalled: 0, bytesSwallowed: 0, stalledConnectionsClosed: 0 };
@@ -50,6 +59,10 @@ function stallPolicy(p: { afterBytes: number; closeAfterMs?: number }): ProxyPol
     counters,
     open(relay) {
       let stalled = false;
+      const held: { way: Way; chunk: Buffer | null }[] = []; // null: the end of that way
+      let heldBytes = 0;
+      const paused = new Set<Way>();
+      const from = (way: Way) => (way === 'up' ? relay.client : relay.upstream);
       const stall = () => {
         if (stalled) return;
         stalled = true;
@@ -57,8 +70,19 @@ function stallPolicy(p: { afterBytes: number; closeAfterMs?: number }): ProxyPol
         if (p.closeAfterMs !== undefined) {
           relay.after(p.closeAfterMs, () => {
             counters.stalledConnectionsClosed++;
+            held.length = 0;
             relay.close();
           });
+        }
+      };
+      const hold = (way: Way, chunk: Buffer) => {
+        if (!chunk.length) return;
+        counters.bytesSwallowed += chunk.length;
+        held.push({ way, chunk });
+        heldBytes += chunk.length;
+        if (heldBytes >= STALL_HOLD_BYTES && !paused.has(way)) {
+          paused.add(way);
+          from(way).pause();
         }
       };
       if (p.afterBytes === 0) stall();
@@ -71,10 +95,21 @@ function stallPolicy(p: { afterBytes: number; closeAfterMs?: number }): ProxyPol
             chunk = chunk.subarray(left);
             stall();
           }
-          counters.bytesSwallowed += chunk.length;
+          hold(way, chunk);
         },
         end(way) {
-          if (!stalled) relay.forwardEnd(way);
+          if (!stalled) return relay.forwardEnd(way);
+          held.push({ way, chunk: null });
+        },
+        release() {
+          // Reading goes on (from the next tick on: what comes then follows what was held).
+          for (const way of paused) from(way).resume();
+          paused.clear();
+          // Delivered in the order they came, each way's end after its bytes.
+          for (const h of held.splice(0)) {
+            if (h.chunk) relay.forward(h.way, h.chunk);
+            else relay.forwardEnd(h.way);
+          }
         },
       };
     },
