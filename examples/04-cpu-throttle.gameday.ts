@@ -1,10 +1,11 @@
-// 04 CPU throttle. The API may use 0.05 CPU (5 ms of every 100 ms; at 0.1 CPU the order
-// flow's bursts were throttled in 1 period of 40: the quota barely bit).
+// 04 CPU throttle. The API may use 0.045 CPU (4.5 ms of every 100 ms). The order flow needs
+// between 0.03 and 0.05 of a CPU: at 0.1 its bursts were throttled in 1 period of 40, at 0.05 in
+// 7-13 (the mean 1.2-4x: too close to call), at 0.03 in every one and the backlog passed 1 s.
 // Hypothesis: slower, not broken: no request fails and p99 stays under 1 s; the latency
-// rises (the throttle is felt: mean latency at least 1.5x the baseline's).
+// rises (the throttle is felt: p99 and mean latency at least 2x the baseline's).
 import { describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
-import { faultWindow, kernelFacts, kernelOf, report, summarize, wall } from './trading/findings.js';
+import { faultWindow, kernelFacts, kernelOf, perSecond, report, summarize, wall } from './trading/findings.js';
 import { orderLoad } from './trading/order-flow.js';
 import { tradingStackPerFile } from './trading/per-file.js';
 
@@ -15,11 +16,11 @@ describe('04 CPU throttle', () => {
     const { stack, flow } = file;
     const result = await chaos.experiment({
       name: '04 CPU throttle',
-      hypothesis: 'Given 40 req/s of order flow, when the API may use 0.05 CPU, it is slower but no request fails and p99 stays under 1 s',
+      hypothesis: 'Given 40 req/s of order flow, when the API may use 0.045 CPU, it is slower but no request fails and p99 stays under 1 s',
       severity: 'medium',
       steadyState: { load: orderLoad(flow), slos: { errorRate: { max: 0.01 }, p99: { maxMs: 1000 } }, windowMs: 1000 },
       baselineMs: 2000,
-      faults: [{ kind: 'cpu-throttle', target: stack.api, cpus: 0.05 }],
+      faults: [{ kind: 'cpu-throttle', target: stack.api, cpus: 0.045 }],
       durationMs: 4000,
       recovery: { withinMs: 2000 },
     });
@@ -44,17 +45,21 @@ describe('04 CPU throttle', () => {
     expect(result.faults[0]?.stats.throttledPeriods).toBeGreaterThan(0);
     expect(obs?.errorRate).toBe(0);
     expect(flowObs.n).toBeGreaterThan(100);
-    expect(flowObs.meanMs).toBeGreaterThanOrEqual(1.5 * flowBase.meanMs);
+    // Slower: the quota's stalls (up to 95 ms) in 12-15 periods of 40 in three runs: p99 33-37 ->
+    // 101-252 ms, the mean 2.4-2.5 -> 9.5-16.6 ms (4-7x).
+    expect(flowObs.p99Ms).toBeGreaterThanOrEqual(2 * flowBase.p99Ms);
+    expect(flowObs.meanMs).toBeGreaterThanOrEqual(2 * flowBase.meanMs);
     expect(result).toHoldSteadyState();
-    // What the kernel saw: the API's threads waited for a CPU, held back by the quota (a
-    // 5 ms slice of every 100 ms), far longer than in the baseline, where only the machine's
-    // other load delays them. How long depends on how often the API hits the quota: 67-101 ms
-    // on a busy machine, 7.3 ms (32x its baseline's 0.23 ms) on a quiet one where 6 of 41
-    // periods were throttled; so a floor of 2 ms and 4x the baseline.
+    // What the kernel saw: the API's threads waited for a CPU, held back by the quota, far longer
+    // than in the baseline, where only the machine's other load delays them. Summed over its
+    // threads, per second (runqueueDelayTotalMs): 10-15 -> 252-296 ms/s in three runs, more than
+    // the time the cgroup was throttled. Its p99 is a weaker measure: the stalls are a few waits
+    // among hundreds of short ones (at 0.05 CPU one run's p99 was 2.6 ms, 2.9x its baseline).
     const kBase = kernelOf(result, 'baseline', stack.names.api);
     const k = kernelOf(result, 'observe', stack.names.api);
+    const stats = result.faults[0]!.stats as { throttledMs: number };
     expect(k.runqueueSamples).toBeGreaterThan(100);
-    expect(k.runqueueDelayP99Us!).toBeGreaterThanOrEqual(2_000);
-    expect(k.runqueueDelayP99Us!).toBeGreaterThanOrEqual(4 * (kBase.runqueueDelayP99Us ?? 0));
+    expect(perSecond(k.runqueueDelayTotalMs, k)).toBeGreaterThanOrEqual(3 * perSecond(kBase.runqueueDelayTotalMs, kBase));
+    expect(k.runqueueDelayTotalMs).toBeGreaterThanOrEqual(0.5 * stats.throttledMs);
   });
 });

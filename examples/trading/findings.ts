@@ -94,7 +94,7 @@ export function kernelLine(o: KernelObservation): string {
     `${(o.durationMs / 1000).toFixed(1)} s`,
     `retransmits ${o.tcpRetransmits}`,
     `connects ${o.connectAttempts} (established ${o.connectsEstablished}${errs.length ? `, ${errs.join(', ')}` : ''})`,
-    `runqueue p99 ${us(o.runqueueDelayP99Us)}`,
+    `runqueue p99 ${us(o.runqueueDelayP99Us)}, waited ${perSecond(o.runqueueDelayTotalMs, o).toFixed(1)} ms/s (${o.runqueueSamples} waits)`,
     `io wait p99 ${us(o.blockIoLatencyP99Us)} (${o.blockIoWaits} waits, ${(o.blockIoBytes / 1024).toFixed(0)} KiB)`,
     `rtt p99 ${us(o.tcpRttP99Us)}`,
   ];

@@ -63,6 +63,18 @@ export function bucketBounds(b: number): [number, number] {
   return [lo, lo + step];
 }
 
+/** The histogram's samples summed (each at its bucket's middle: within 12.5 %), in its unit. */
+export function histSum(hist: readonly number[]): number {
+  let sum = 0;
+  for (let b = 0; b < hist.length; b++) {
+    const n = hist[b] as number;
+    if (n === 0) continue;
+    const [lo, hi] = bucketBounds(b);
+    sum += n * ((lo + hi - 1) / 2);
+  }
+  return sum;
+}
+
 /** The value below which `q` (0-1) of the histogram's samples lie (the bucket's upper bound), or null without samples. */
 export function histQuantile(hist: readonly number[], q: number): number | null {
   let total = 0;

@@ -6,7 +6,7 @@
 import { statSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Kernel } from '../kernel/kernel.js';
-import { histQuantile, type ObservedCounters, type ObservedEvent, type ObservePrograms } from '../kernel/observe-programs.js';
+import { histQuantile, histSum, type ObservedCounters, type ObservedEvent, type ObservePrograms } from '../kernel/observe-programs.js';
 import { signalName } from '../kernel/signals.js';
 import { cgroupV1Dir } from '../targets/cgroup-v1.js';
 import { cgroupOfPid } from '../targets/cgroup-v2.js';
@@ -39,6 +39,8 @@ export interface KernelObservation {
   connectErrors: Record<string, number>;
   /** p99 of the time its threads waited for a CPU while runnable (woken or preempted, CPU quota throttling included), microseconds; null without samples. Log-linear buckets: within 12.5 % (the bucket's upper bound). */
   runqueueDelayP99Us: number | null;
+  /** The time its threads waited for a CPU while runnable, summed over them, ms (within 12.5 %): CPU pressure, as PSI's cpu "some" counts it per task. Long waits (a CPU quota's stalls) dominate it where a p99 over many short waits may miss them. */
+  runqueueDelayTotalMs: number;
   /** p99 of the time its threads slept waiting for block I/O (io_schedule until woken: throttling and the device together), microseconds; null without samples. Same buckets. */
   blockIoLatencyP99Us: number | null;
   /** Bytes of block I/O submitted by (charged to) the container: reads and direct writes; buffered writes where the cgroup version charges writeback to it (v2). */
@@ -162,6 +164,7 @@ export class KernelObserver {
       connectAttempts: d('connectAttempts'),
       connectErrors,
       runqueueDelayP99Us: us(histQuantile(dh('runqHistNs'), 0.99)),
+      runqueueDelayTotalMs: Math.round(histSum(dh('runqHistNs')) / 1e4) / 100,
       blockIoLatencyP99Us: us(histQuantile(dh('ioWaitHistNs'), 0.99)),
       blockIoBytes: d('blockIoBytes'),
       oomKills: events.filter((e) => e.kind === 'oom').map((e) => ({ comm: e.comm, pid: e.pid })),

@@ -131,9 +131,12 @@ describe('chaos.observe', () => {
     const whileControl = obs.snapshot(m);
     const control1 = controlObs.snapshot(cm);
     console.info(
-      `runqueue p99: free ${free.runqueueDelayP99Us} us (${free.runqueueSamples} samples), under 0.05 cpus ${throttled.runqueueDelayP99Us} us (${throttled.runqueueSamples}); control busy ${control1.runqueueDelayP99Us} us, target meanwhile ${whileControl.runqueueSamples} samples`,
+      `runqueue p99: free ${free.runqueueDelayP99Us} us (${free.runqueueSamples} samples), under 0.05 cpus ${throttled.runqueueDelayP99Us} us (${throttled.runqueueSamples}); waited in all: free ${free.runqueueDelayTotalMs} ms, throttled ${throttled.runqueueDelayTotalMs} ms; control busy ${control1.runqueueDelayP99Us} us, target meanwhile ${whileControl.runqueueSamples} samples`,
     );
     expect(throttled.runqueueDelayP99Us).toBeGreaterThan(60_000); // the quota holds it back ~95 of every 100 ms
+    // Summed: the loop alone waits ~95 % of its 1.5 s (its node's start-up more).
+    expect(throttled.runqueueDelayTotalMs).toBeGreaterThan(1000);
+    expect(throttled.runqueueDelayTotalMs).toBeGreaterThan(free.runqueueDelayTotalMs);
     // Free, the p99 is other engineers' load (10-50 ms seen on this 2-core machine); throttled, the quota's ~95 ms.
     expect(throttled.runqueueDelayP99Us!).toBeGreaterThan(free.runqueueDelayP99Us ?? 0);
     expect(control1.runqueueDelayP99Us!).toBeLessThan(throttled.runqueueDelayP99Us!);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bucketBounds, histQuantile } from '../../src/kernel/observe-programs.js';
+import { bucketBounds, histQuantile, histSum } from '../../src/kernel/observe-programs.js';
 import { kernelChanges } from '../../src/observe/kernel-changes.js';
 import { errnoName, type KernelObservation } from '../../src/observe/kernel-observer.js';
 import { formatTable } from '../../src/report/chaos-reporter.js';
@@ -17,6 +17,7 @@ const quiet = (over: Partial<KernelObservation> = {}): KernelObservation => ({
   connectAttempts: 10,
   connectErrors: {},
   runqueueDelayP99Us: 100,
+  runqueueDelayTotalMs: 1,
   blockIoLatencyP99Us: null,
   blockIoBytes: 0,
   oomKills: [],
@@ -48,6 +49,16 @@ describe('observer histograms', () => {
     expect(histQuantile(hist, 0.5)).toBe(bucketBounds(bucketOf(1000))[1]);
     expect(histQuantile(hist, 0.99)).toBe(bucketBounds(bucketOf(80_000_000))[1]);
     expect(histQuantile(new Array<number>(160).fill(0), 0.99)).toBeNull();
+  });
+
+  it('sums a histogram within 12.5 %: 2 stalls of 80 ms outweigh 98 waits of 1 us, which a p99 misses', () => {
+    const hist = new Array<number>(160).fill(0);
+    hist[bucketOf(1000)] = 98;
+    hist[bucketOf(80_000_000)] = 2;
+    const exact = 98 * 1000 + 2 * 80_000_000;
+    expect(Math.abs(histSum(hist) - exact) / exact).toBeLessThan(0.125);
+    expect(histQuantile(hist, 0.98)).toBeLessThan(2000);
+    expect(histSum(new Array<number>(160).fill(0))).toBe(0);
   });
 
   it('names errnos as the OS does', () => {
