@@ -1,8 +1,8 @@
 // 03 Memory limit -> OOM kill. The API's memory is capped at 160 MiB (it uses about 50)
 // and a report that needs 256 MiB is asked for while the cap is on.
 // Hypothesis: the kernel OOM-kills the report's worker process (the bulkhead: reports run in
-// a child process), not the API: orders keep flowing (errors < 1%, p99 < 500 ms) and the
-// report fails with 500. The same report succeeds without the cap (control, before).
+// a child process that makes itself the OOM killer's first choice, oom_score_adj 1000), not
+// the API: orders keep flowing (errors < 1%, p99 < 500 ms) and the report fails with 500. The same report succeeds without the cap (control, before).
 import Docker from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
