@@ -182,21 +182,27 @@ async function observerBench(url: string, resolved: Awaited<ReturnType<TargetRes
 }
 
 /** n sequential GETs on one kept-alive connection; each one's time in ms. */
+const mono = () => Number(process.hrtime.bigint()) / 1e6;
+const clientTrace: string[] = [];
 async function sequential(host: string, port: number, path: string, n: number): Promise<number[]> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const out: number[] = [];
   try {
     for (let i = 0; i < n; i++) {
       const t0 = performance.now();
+      const m0 = mono();
+      let mr = 0;
       await new Promise<void>((resolve, reject) => {
         http
           .get({ host, port, path, agent }, (res) => {
+            mr = mono();
             res.resume();
             res.on('end', () => resolve());
           })
           .on('error', reject);
       });
       out.push(performance.now() - t0);
+      clientTrace.push(`${m0.toFixed(4)} ${mr.toFixed(4)} ${mono().toFixed(4)}`);
     }
   } finally {
     agent.destroy();
@@ -240,7 +246,9 @@ async function packetPath(chaos: ReturnType<typeof createChaos>, target: Started
   const base = await sequential(ip, 8080, '/', n);
   let f = await chaos.inject({ kind: 'network-latency', target, latencyMs: 100 });
   // The first request of each opens the agent's connection (its handshake is held too): left out.
+  clientTrace.length = 0;
   const held = (await sequential(ip, 8080, '/', n + 1)).slice(1);
+  if (process.env.VC_QUEUE_TRACE) writeFileSync(`${process.env.VC_QUEUE_TRACE}.client`, `${clientTrace.join('\n')}\n`);
   const timing = f.stats() as { queueLagMsMax?: number; releaseLateMsMax?: number };
   if (process.env.BENCH_DEBUG) log(JSON.stringify(timing));
   await f.revert();
@@ -264,6 +272,7 @@ async function packetPath(chaos: ReturnType<typeof createChaos>, target: Started
     goal: '-',
   });
   rows.push({ what: 'latency 0 ms: added at p50 ms', value: `+${(quantile(zero, 0.5) - b50).toFixed(2)}`, goal: '<= 0.31 (Toxiproxy)' });
+  if (process.env.BENCH_LATENCY_ONLY) return;
 
   log('packet path: bulk throughput');
   const bytes = 256 * 1024 * 1024;

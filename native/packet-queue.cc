@@ -55,6 +55,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -84,6 +86,15 @@ double RealMs() {
 // Packets due within this much of the one the timer woke us for go in the same
 // batch (a wake-up costs more than that).
 constexpr double kBatchMs = 0.02;
+
+// A CPU that idled this long before a due time takes a while to wake (a
+// virtual CPU halted: a fraction of a ms): the timer fires early by the
+// wake-up time learned and the reader spins the rest, at most kSpinMaxMs per
+// wake-up and kSpinShare of a CPU overall.
+constexpr double kIdleMs = 1.0;
+constexpr double kSpinMaxMs = 0.5;
+constexpr double kSpinShare = 0.02;
+constexpr double kSpinBudgetMaxMs = 2.0;
 
 // The kernel stamps a queued packet (NFQA_TIMESTAMP) only while some socket on
 // the machine asks for receive timestamps: one socket with SO_TIMESTAMP, opened
@@ -157,6 +168,10 @@ struct Flow {
 struct Held {
   uint32_t id;
   double dueMs;
+  double readMs;
+};
+struct TraceRec {
+  double readMs, dueMs, wakeMs, armedMs, relStartMs, relEndMs;
 };
 
 struct Config {
@@ -359,6 +374,9 @@ class Queue {
     // Timing (delay): packets that carried the kernel's queue time; the sum and
     // max of (read - queued) and of (given back - due), in ms.
     std::atomic<double> stamped{0}, readLagMsSum{0}, readLagMsMax{0}, lateMsSum{0}, lateMsMax{0};
+    // The timer's learned wake-up time from idle (ms) and the time spent
+    // spinning to the due time after waking that much early (ms).
+    std::atomic<double> wakeMsMean{0}, spinMsSum{0};
   } c;
 
  private:
@@ -368,8 +386,8 @@ class Queue {
     // machine is busy (best effort: an unprivileged process keeps its nice value).
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), -10);
-    alignas(nlmsghdr) static thread_local char buf[1 << 16];
-    double armed = -1;
+    double armed = -1;    // the due time the timer is armed for
+    double armedAt = -1;  // when the timer fires: armed, less the wake-up lead
     while (!stop_) {
       double next = -1;
       if (!fifo_.empty()) next = fifo_.front().dueMs;
@@ -377,13 +395,18 @@ class Queue {
         double d = deadlines_.front().second;
         if (next < 0 || d < next) next = d;
       }
+      double pollAt = NowMs();
       if (next != armed) {
         itimerspec its{};
+        armedAt = next;
         if (next >= 0) {
+          // A held packet: wake early by the wake-up time we measured, if the
+          // spin budget allows, and spin the rest (SpinUntil).
+          if (!fifo_.empty() && next == fifo_.front().dueMs) armedAt = next - SpinLead(pollAt, next);
           // 0 would disarm: an instant already past is at least 1 ns.
-          double sec = std::floor(next / 1000);
+          double sec = std::floor(armedAt / 1000);
           its.it_value.tv_sec = static_cast<time_t>(sec);
-          its.it_value.tv_nsec = static_cast<long>((next - sec * 1000) * 1e6);
+          its.it_value.tv_nsec = static_cast<long>((armedAt - sec * 1000) * 1e6);
           if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;
         }
         timerfd_settime(timer_, TFD_TIMER_ABSTIME, &its, nullptr);
@@ -394,31 +417,34 @@ class Queue {
         c.errors = c.errors + 1;
         c.lastError = errno;
       }
+      double woke = NowMs();
+      wakeMs_ = woke;
+      wakeArmed_ = armedAt;
       uint64_t drain;
+      bool timed = false;
       if (fds[2].revents & POLLIN) {
         (void)!read(timer_, &drain, sizeof(drain));
+        // How late the timer woke us after sleeping (not a timer already past
+        // when we polled): the wake-up time of an idle CPU, learned.
+        if (armedAt - pollAt > kIdleMs) LearnWake(std::max(0.0, woke - armedAt));
+        timed = true;
         armed = -1;  // expired: re-arm for whatever is next
       }
       if (fds[1].revents & POLLIN) (void)!read(wake_, &drain, sizeof(drain));
       TakePending();
-      for (;;) {
-        ssize_t n = recv(nl_, buf, sizeof(buf), MSG_DONTWAIT);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            c.errors = c.errors + 1;
-            c.lastError = errno;
-          }
-          break;
-        }
-        double readAt = NowMs();
-        double realAt = RealMs();
-        for (auto *h = reinterpret_cast<nlmsghdr *>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
-          if (h->nlmsg_type == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) OnPacket(h, readAt, realAt);
-        }
-      }
+      ReadPackets();
+      if (timed && !fifo_.empty()) SpinUntil(fifo_.front().dueMs);
       ReleaseDue(NowMs());
       if (cfg_.mode == kModeReset) ExpireFlows(NowMs());
+    }
+    if (tracing_) {
+      FILE *f = fopen((std::string(getenv("VC_QUEUE_TRACE")) + "." + std::to_string(cfg_.queue)).c_str(), "w");
+      if (f) {
+        for (auto &t : trace_)
+          fprintf(f, "%.4f %.4f %.4f %.4f %.4f %.4f\n", t.readMs, t.dueMs, t.wakeMs, t.armedMs, t.relStartMs,
+                  t.relEndMs);
+        fclose(f);
+      }
     }
     // Closing: every packet still held goes on now.
     for (const Held &h : fifo_) Verdict(h.id, NF_ACCEPT);
@@ -426,6 +452,62 @@ class Queue {
     c.released = c.released + static_cast<double>(fifo_.size() + stalled_.size());
     fifo_.clear();
     stalled_.clear();
+  }
+
+  // Reads every message waiting on the queue socket (non-blocking).
+  void ReadPackets() {
+    alignas(nlmsghdr) static thread_local char buf[1 << 16];
+    for (;;) {
+      ssize_t n = recv(nl_, buf, sizeof(buf), MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+          c.errors = c.errors + 1;
+          c.lastError = errno;
+        }
+        return;
+      }
+      double readAt = NowMs();
+      double realAt = RealMs();
+      for (auto *h = reinterpret_cast<nlmsghdr *>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) OnPacket(h, readAt, realAt);
+      }
+    }
+  }
+
+  // The timer's wake-up time from idle, as TCP estimates a round trip: a
+  // smoothed mean and mean deviation of what we measured, in ms.
+  void LearnWake(double sample) {
+    sample = std::min(sample, kSpinMaxMs * 4);  // a preempted wake-up (load) is not the CPU's wake-up time
+    double err = sample - wakeMean_;
+    wakeMean_ += err / 8;
+    wakeDev_ += (std::fabs(err) - wakeDev_) / 4;
+    c.wakeMsMean = wakeMean_;
+  }
+
+  // How early to arm the timer for a packet due at `due`: the learned wake-up
+  // time and four deviations (at most kSpinMaxMs), when the spin budget has it.
+  // The budget grows kSpinShare ms per ms of time (at most kSpinBudgetMaxMs):
+  // the reader spins at most that share of one CPU, whatever the traffic.
+  double SpinLead(double now, double due) {
+    if (spinBudgetAt_ > 0) spinBudget_ = std::min(kSpinBudgetMaxMs, spinBudget_ + (now - spinBudgetAt_) * kSpinShare);
+    spinBudgetAt_ = now;
+    double lead = std::min(kSpinMaxMs, wakeMean_ + 4 * wakeDev_);
+    if (due - now <= kIdleMs || spinBudget_ < lead) return 0;  // not idle until then: the CPU is awake
+    return lead;
+  }
+
+  // Woken early for a packet due at `due`: spins until then (reading what comes
+  // meanwhile), so that it goes at its time and not at the CPU's wake-up time.
+  void SpinUntil(double due) {
+    double start = NowMs(), now = start;
+    if (due <= now || due - now > kSpinMaxMs) return;
+    while (now < due && !stop_) {
+      ReadPackets();
+      now = NowMs();
+    }
+    spinBudget_ -= now - start;
+    c.spinMsSum = c.spinMsSum + (now - start);
   }
 
   void TakePending() {
@@ -482,7 +564,9 @@ class Queue {
   void ReleaseDue(double now) {
     size_t n = 0;
     uint32_t last = 0;
+    size_t t0 = trace_.size();
     while (!fifo_.empty() && fifo_.front().dueMs <= now + kBatchMs) {
+      if (tracing_) trace_.push_back({fifo_.front().readMs, fifo_.front().dueMs, wakeMs_, wakeArmed_, now, 0});
       double late = std::max(0.0, now - fifo_.front().dueMs);
       c.lateMsSum = c.lateMsSum + late;
       if (late > c.lateMsMax) c.lateMsMax = late;
@@ -497,6 +581,10 @@ class Queue {
       Verdict(last, NF_ACCEPT);
     else
       VerdictBatch(last);
+    if (tracing_) {
+      double e = NowMs();
+      for (size_t i = t0; i < trace_.size(); i++) trace_[i].relEndMs = e;
+    }
     c.released = c.released + static_cast<double>(n);
   }
 
@@ -653,7 +741,7 @@ class Queue {
         if (cfg_.jitterMs > 0) d = std::max(0.0, d + (rng_.Next() * 2 - 1) * cfg_.jitterMs);
         double due = std::max(now + d, lastDue_);
         lastDue_ = due;
-        fifo_.push_back({id, due});
+        fifo_.push_back({id, due, now});
         c.delayed = c.delayed + 1;
         return;
       }
@@ -701,6 +789,11 @@ class Queue {
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::deque<Held> fifo_;
+  bool tracing_ = getenv("VC_QUEUE_TRACE") != nullptr;
+  std::vector<TraceRec> trace_;
+  double wakeMs_ = 0, wakeArmed_ = 0;
+  double wakeMean_ = 0.1, wakeDev_ = 0.05;  // the timer's wake-up time from idle, ms (learned)
+  double spinBudget_ = kSpinBudgetMaxMs, spinBudgetAt_ = 0;
   std::vector<uint32_t> stalled_;
   double lastDue_ = 0;
   std::unordered_map<FlowKey, Flow, FlowHash> flows_;
@@ -785,6 +878,8 @@ class PacketQueue : public Napi::ObjectWrap<PacketQueue> {
     o.Set("readLagMsMax", c.readLagMsMax.load());
     o.Set("lateMsSum", c.lateMsSum.load());
     o.Set("lateMsMax", c.lateMsMax.load());
+    o.Set("wakeMsMean", c.wakeMsMean.load());
+    o.Set("spinMsSum", c.spinMsSum.load());
     return o;
   }
 
