@@ -25,7 +25,9 @@
 // timestamps, which we do from the first queue on), else from the time
 // we read it. The thread sleeps on a timerfd armed at the next due time
 // (absolute, CLOCK_MONOTONIC: no poll() timeout rounding and no timer slack)
-// and gives back everything due by then in one batch verdict.
+// and gives back everything due by then in one batch verdict. After an idle
+// wait the timer fires early by the CPU's wake-up time (learned from the
+// timer's own lateness) and the thread spins the rest, within a CPU budget.
 #include "packet-queue.h"
 #include "netns.h"
 
@@ -55,8 +57,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <cstdio>
-#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -168,10 +168,6 @@ struct Flow {
 struct Held {
   uint32_t id;
   double dueMs;
-  double readMs;
-};
-struct TraceRec {
-  double readMs, dueMs, wakeMs, armedMs, relStartMs, relEndMs;
 };
 
 struct Config {
@@ -418,8 +414,6 @@ class Queue {
         c.lastError = errno;
       }
       double woke = NowMs();
-      wakeMs_ = woke;
-      wakeArmed_ = armedAt;
       uint64_t drain;
       bool timed = false;
       if (fds[2].revents & POLLIN) {
@@ -436,15 +430,6 @@ class Queue {
       if (timed && !fifo_.empty()) SpinUntil(fifo_.front().dueMs);
       ReleaseDue(NowMs());
       if (cfg_.mode == kModeReset) ExpireFlows(NowMs());
-    }
-    if (tracing_) {
-      FILE *f = fopen((std::string(getenv("VC_QUEUE_TRACE")) + "." + std::to_string(cfg_.queue)).c_str(), "w");
-      if (f) {
-        for (auto &t : trace_)
-          fprintf(f, "%.4f %.4f %.4f %.4f %.4f %.4f\n", t.readMs, t.dueMs, t.wakeMs, t.armedMs, t.relStartMs,
-                  t.relEndMs);
-        fclose(f);
-      }
     }
     // Closing: every packet still held goes on now.
     for (const Held &h : fifo_) Verdict(h.id, NF_ACCEPT);
@@ -564,9 +549,7 @@ class Queue {
   void ReleaseDue(double now) {
     size_t n = 0;
     uint32_t last = 0;
-    size_t t0 = trace_.size();
     while (!fifo_.empty() && fifo_.front().dueMs <= now + kBatchMs) {
-      if (tracing_) trace_.push_back({fifo_.front().readMs, fifo_.front().dueMs, wakeMs_, wakeArmed_, now, 0});
       double late = std::max(0.0, now - fifo_.front().dueMs);
       c.lateMsSum = c.lateMsSum + late;
       if (late > c.lateMsMax) c.lateMsMax = late;
@@ -581,10 +564,6 @@ class Queue {
       Verdict(last, NF_ACCEPT);
     else
       VerdictBatch(last);
-    if (tracing_) {
-      double e = NowMs();
-      for (size_t i = t0; i < trace_.size(); i++) trace_[i].relEndMs = e;
-    }
     c.released = c.released + static_cast<double>(n);
   }
 
@@ -741,7 +720,7 @@ class Queue {
         if (cfg_.jitterMs > 0) d = std::max(0.0, d + (rng_.Next() * 2 - 1) * cfg_.jitterMs);
         double due = std::max(now + d, lastDue_);
         lastDue_ = due;
-        fifo_.push_back({id, due, now});
+        fifo_.push_back({id, due});
         c.delayed = c.delayed + 1;
         return;
       }
@@ -789,9 +768,6 @@ class Queue {
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::deque<Held> fifo_;
-  bool tracing_ = getenv("VC_QUEUE_TRACE") != nullptr;
-  std::vector<TraceRec> trace_;
-  double wakeMs_ = 0, wakeArmed_ = 0;
   double wakeMean_ = 0.1, wakeDev_ = 0.05;  // the timer's wake-up time from idle, ms (learned)
   double spinBudget_ = kSpinBudgetMaxMs, spinBudgetAt_ = 0;
   std::vector<uint32_t> stalled_;
