@@ -25,7 +25,9 @@
 // timestamps, which we do from the first queue on), else from the time
 // we read it. The thread sleeps on a timerfd armed at the next due time
 // (absolute, CLOCK_MONOTONIC: no poll() timeout rounding and no timer slack)
-// and gives back everything due by then in one batch verdict.
+// and gives back everything due by then in one batch verdict. After an idle
+// wait the timer fires early by the CPU's wake-up time (learned from the
+// timer's own lateness) and the thread spins the rest, within a CPU budget.
 #include "packet-queue.h"
 #include "netns.h"
 
@@ -84,6 +86,15 @@ double RealMs() {
 // Packets due within this much of the one the timer woke us for go in the same
 // batch (a wake-up costs more than that).
 constexpr double kBatchMs = 0.02;
+
+// A CPU that idled this long before a due time takes a while to wake (a
+// virtual CPU halted: a fraction of a ms): the timer fires early by the
+// wake-up time learned and the reader spins the rest, at most kSpinMaxMs per
+// wake-up and kSpinShare of a CPU overall.
+constexpr double kIdleMs = 1.0;
+constexpr double kSpinMaxMs = 0.5;
+constexpr double kSpinShare = 0.02;
+constexpr double kSpinBudgetMaxMs = 2.0;
 
 // The kernel stamps a queued packet (NFQA_TIMESTAMP) only while some socket on
 // the machine asks for receive timestamps: one socket with SO_TIMESTAMP, opened
@@ -359,6 +370,9 @@ class Queue {
     // Timing (delay): packets that carried the kernel's queue time; the sum and
     // max of (read - queued) and of (given back - due), in ms.
     std::atomic<double> stamped{0}, readLagMsSum{0}, readLagMsMax{0}, lateMsSum{0}, lateMsMax{0};
+    // The timer's learned wake-up time from idle (ms) and the time spent
+    // spinning to the due time after waking that much early (ms).
+    std::atomic<double> wakeMsMean{0}, spinMsSum{0};
   } c;
 
  private:
@@ -368,8 +382,8 @@ class Queue {
     // machine is busy (best effort: an unprivileged process keeps its nice value).
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), -10);
-    alignas(nlmsghdr) static thread_local char buf[1 << 16];
-    double armed = -1;
+    double armed = -1;    // the due time the timer is armed for
+    double armedAt = -1;  // when the timer fires: armed, less the wake-up lead
     while (!stop_) {
       double next = -1;
       if (!fifo_.empty()) next = fifo_.front().dueMs;
@@ -377,13 +391,18 @@ class Queue {
         double d = deadlines_.front().second;
         if (next < 0 || d < next) next = d;
       }
+      double pollAt = NowMs();
       if (next != armed) {
         itimerspec its{};
+        armedAt = next;
         if (next >= 0) {
+          // A held packet: wake early by the wake-up time we measured, if the
+          // spin budget allows, and spin the rest (SpinUntil).
+          if (!fifo_.empty() && next == fifo_.front().dueMs) armedAt = next - SpinLead(pollAt, next);
           // 0 would disarm: an instant already past is at least 1 ns.
-          double sec = std::floor(next / 1000);
+          double sec = std::floor(armedAt / 1000);
           its.it_value.tv_sec = static_cast<time_t>(sec);
-          its.it_value.tv_nsec = static_cast<long>((next - sec * 1000) * 1e6);
+          its.it_value.tv_nsec = static_cast<long>((armedAt - sec * 1000) * 1e6);
           if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;
         }
         timerfd_settime(timer_, TFD_TIMER_ABSTIME, &its, nullptr);
@@ -394,29 +413,21 @@ class Queue {
         c.errors = c.errors + 1;
         c.lastError = errno;
       }
+      double woke = NowMs();
       uint64_t drain;
+      bool timed = false;
       if (fds[2].revents & POLLIN) {
         (void)!read(timer_, &drain, sizeof(drain));
+        // How late the timer woke us after sleeping (not a timer already past
+        // when we polled): the wake-up time of an idle CPU, learned.
+        if (armedAt - pollAt > kIdleMs) LearnWake(std::max(0.0, woke - armedAt));
+        timed = true;
         armed = -1;  // expired: re-arm for whatever is next
       }
       if (fds[1].revents & POLLIN) (void)!read(wake_, &drain, sizeof(drain));
       TakePending();
-      for (;;) {
-        ssize_t n = recv(nl_, buf, sizeof(buf), MSG_DONTWAIT);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            c.errors = c.errors + 1;
-            c.lastError = errno;
-          }
-          break;
-        }
-        double readAt = NowMs();
-        double realAt = RealMs();
-        for (auto *h = reinterpret_cast<nlmsghdr *>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
-          if (h->nlmsg_type == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) OnPacket(h, readAt, realAt);
-        }
-      }
+      ReadPackets();
+      if (timed && !fifo_.empty()) SpinUntil(fifo_.front().dueMs);
       ReleaseDue(NowMs());
       if (cfg_.mode == kModeReset) ExpireFlows(NowMs());
     }
@@ -426,6 +437,62 @@ class Queue {
     c.released = c.released + static_cast<double>(fifo_.size() + stalled_.size());
     fifo_.clear();
     stalled_.clear();
+  }
+
+  // Reads every message waiting on the queue socket (non-blocking).
+  void ReadPackets() {
+    alignas(nlmsghdr) static thread_local char buf[1 << 16];
+    for (;;) {
+      ssize_t n = recv(nl_, buf, sizeof(buf), MSG_DONTWAIT);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+          c.errors = c.errors + 1;
+          c.lastError = errno;
+        }
+        return;
+      }
+      double readAt = NowMs();
+      double realAt = RealMs();
+      for (auto *h = reinterpret_cast<nlmsghdr *>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) OnPacket(h, readAt, realAt);
+      }
+    }
+  }
+
+  // The timer's wake-up time from idle, as TCP estimates a round trip: a
+  // smoothed mean and mean deviation of what we measured, in ms.
+  void LearnWake(double sample) {
+    sample = std::min(sample, kSpinMaxMs * 4);  // a preempted wake-up (load) is not the CPU's wake-up time
+    double err = sample - wakeMean_;
+    wakeMean_ += err / 8;
+    wakeDev_ += (std::fabs(err) - wakeDev_) / 4;
+    c.wakeMsMean = wakeMean_;
+  }
+
+  // How early to arm the timer for a packet due at `due`: the learned wake-up
+  // time and four deviations (at most kSpinMaxMs), when the spin budget has it.
+  // The budget grows kSpinShare ms per ms of time (at most kSpinBudgetMaxMs):
+  // the reader spins at most that share of one CPU, whatever the traffic.
+  double SpinLead(double now, double due) {
+    if (spinBudgetAt_ > 0) spinBudget_ = std::min(kSpinBudgetMaxMs, spinBudget_ + (now - spinBudgetAt_) * kSpinShare);
+    spinBudgetAt_ = now;
+    double lead = std::min(kSpinMaxMs, wakeMean_ + 4 * wakeDev_);
+    if (due - now <= kIdleMs || spinBudget_ < lead) return 0;  // not idle until then: the CPU is awake
+    return lead;
+  }
+
+  // Woken early for a packet due at `due`: spins until then (reading what comes
+  // meanwhile), so that it goes at its time and not at the CPU's wake-up time.
+  void SpinUntil(double due) {
+    double start = NowMs(), now = start;
+    if (due <= now || due - now > kSpinMaxMs) return;
+    while (now < due && !stop_) {
+      ReadPackets();
+      now = NowMs();
+    }
+    spinBudget_ -= now - start;
+    c.spinMsSum = c.spinMsSum + (now - start);
   }
 
   void TakePending() {
@@ -701,6 +768,8 @@ class Queue {
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::deque<Held> fifo_;
+  double wakeMean_ = 0.1, wakeDev_ = 0.05;  // the timer's wake-up time from idle, ms (learned)
+  double spinBudget_ = kSpinBudgetMaxMs, spinBudgetAt_ = 0;
   std::vector<uint32_t> stalled_;
   double lastDue_ = 0;
   std::unordered_map<FlowKey, Flow, FlowHash> flows_;
@@ -785,6 +854,8 @@ class PacketQueue : public Napi::ObjectWrap<PacketQueue> {
     o.Set("readLagMsMax", c.readLagMsMax.load());
     o.Set("lateMsSum", c.lateMsSum.load());
     o.Set("lateMsMax", c.lateMsMax.load());
+    o.Set("wakeMsMean", c.wakeMsMean.load());
+    o.Set("spinMsSum", c.spinMsSum.load());
     return o;
   }
 

@@ -68,6 +68,10 @@ export interface PacketPathStats {
   queueLagMsMax: number;
   /** latency: the latest a held packet was given back after its due time, ms. */
   releaseLateMsMax: number;
+  /** latency: the reader's timer wake-up time after an idle wait, ms, as learned (it wakes that much early). */
+  wakeUpMs: number;
+  /** latency: CPU time the reader spent spinning from that early wake-up to the due times, ms in all. */
+  releaseSpinMs: number;
 }
 
 export interface AppliedPacketPath {
@@ -270,6 +274,8 @@ export async function applyPacketPath(
       packetsStamped: s.stamped,
       queueLagMsMax: s.readLagMsMax,
       releaseLateMsMax: s.lateMsMax,
+      wakeUpMs: s.wakeMsMean,
+      releaseSpinMs: s.spinMsSum,
     };
   };
   return {

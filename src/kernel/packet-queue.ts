@@ -49,6 +49,10 @@ export interface PacketQueueCounters {
   /** delay: how late packets were given back after their due time, ms: sum and max. */
   lateMsSum: number;
   lateMsMax: number;
+  /** delay: the timer's wake-up time after an idle wait, ms, as the reader learned it (it wakes that much early). */
+  wakeMsMean: number;
+  /** delay: time spent spinning from that early wake-up to the due time, ms (the CPU it costs). */
+  spinMsSum: number;
 }
 
 /** A connection as the target sees it: addresses as text (dotted IPv4, or IPv6). */

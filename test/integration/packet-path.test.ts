@@ -62,6 +62,7 @@ describe('connection faults on packets: inbound and already-open connections', (
     try {
       const base = median(await queryTimes(pooled, 30));
       const ctlBase = median(await queryTimes(ctl, 30));
+      const injectedAt = performance.now();
       const fault = await chaos.inject({ kind: 'network-latency', target: db, latencyMs: 100 });
       const onPooled = median(await queryTimes(pooled, 20));
       const fresh = new pg.Client(pgConfig(db));
@@ -70,6 +71,7 @@ describe('connection faults on packets: inbound and already-open connections', (
       await fresh.end();
       const ctlDuring = median(await queryTimes(ctl, 20));
       const stats = fault.stats();
+      const heldMs = performance.now() - injectedAt;
       expect(await chainsOf(db)).toHaveLength(1);
       await fault.revert();
       const after = median(await queryTimes(pooled, 20));
@@ -87,6 +89,10 @@ describe('connection faults on packets: inbound and already-open connections', (
       // The pooled connection (open at inject, one flow with the packets it then sent) and the fresh one.
       expect(stats.connectionsMatched).toBe(2);
       expect(stats.packetsDelayed).toBeGreaterThanOrEqual(40);
+      // The reader learned its wake-up time from idle (it wakes that much early and spins the
+      // rest), and the spin stayed within its budget: 2% of one CPU over the time, 2 ms banked.
+      expect(stats.wakeUpMs).toBeGreaterThan(0);
+      expect(stats.releaseSpinMs).toBeLessThanOrEqual(0.02 * heldMs + 2.5);
       expect(await chainsOf(db)).toEqual([]);
     } finally {
       await Promise.all([pooled.end(), ctl.end()]);
