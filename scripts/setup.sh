@@ -152,7 +152,28 @@ step_docker() {
   local cg
   cg=$(docker info --format 'cgroup v{{.CgroupVersion}} {{.CgroupDriver}}, {{.Driver}}' 2>/dev/null || echo '?')
   log "docker engine: client $cv ($(command -v docker)) -> engine $sv, API $capi (engine $smin..$sapi); $cg"
+  pin_bridge_mac docker0
   TIMES+=("docker $(since "$t0")")
+}
+
+# A Linux bridge whose address nobody set takes the lowest MAC of its ports, so Docker's default
+# bridge changes address as containers come and go (00:00:00:00:00:00 with none), and frames the
+# host already addressed to the old one are dropped at the bridge: a TCP retransmission timeout
+# (300-400 ms) in a latency measurement (docs/network-datapath.md). Setting an address, even the
+# one it has, pins it (the kernel's BROPT_SET_MAC_ADDR). Idempotent.
+pin_bridge_mac() {
+  local br=$1 mac
+  [[ -d /sys/class/net/$br/bridge ]] || return 0
+  mac=$(cat "/sys/class/net/$br/address")
+  if [[ $mac == 00:00:00:00:00:00 ]]; then
+    # no port yet: a locally administered address, as Docker makes its own
+    mac=$(printf '02:42:%02x:%02x:%02x:%02x' $((RANDOM % 256)) $((RANDOM % 256)) $((RANDOM % 256)) $((RANDOM % 256)))
+  fi
+  if ip link set dev "$br" address "$mac" 2>/dev/null; then
+    log "docker engine: $br's MAC address pinned at $mac"
+  else
+    log "hint: could not pin $br's MAC address (ip link set dev $br address $mac); latency tests may see rare 300-400 ms retransmissions"
+  fi
 }
 
 # ------------------------------------------------------------------ d-e. images
