@@ -29,13 +29,28 @@ const writer = (n: number, file: string) =>
   `for ((i=1;i<=${n};i++)); do echo $i >> ${file}; done; echo $c > ${file}.caught`;
 const MARK = "trap 'go=1' USR1";
 
+/** The parent pid of pid (/proc/<pid>/stat, after the command name), or 0 once it is gone. */
+function parentOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
 /** Starts the writer in the container (before any fault, so docker exec's own writes are not counted). */
 async function startWriter(c: StartedTestContainer, n = N, file = '/tmp/n') {
   const exec = await execDetached(c, ['bash', '-c', writer(n, file)]);
   let pid: number | undefined;
   const mine = (argv: string[]) => !!argv[2]?.includes(MARK) && argv[2].includes(`>> ${file};`);
+  // The writer, not a child it forked to run `sleep` (same argv until it execs): the match whose
+  // parent is not a match. Lowest pid is no guide: after the pids wrap, a child's is lower (CI
+  // signalled a child of 523 instead of its writer, 32765, and the writer never started).
   await eventually(async () => {
-    pid = (await processesIn(c)).find((p) => mine(p.argv))?.pid;
+    const matches = (await processesIn(c)).filter((p) => mine(p.argv)).map((p) => p.pid);
+    const roots = matches.filter((m) => !matches.includes(parentOf(m)));
+    pid = roots.length === 1 ? roots[0] : undefined;
     return pid !== undefined;
   });
   // Its traps are set once /proc shows USR1 (bit 10) and USR2 (bit 12) caught.
