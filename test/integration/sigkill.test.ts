@@ -1,11 +1,15 @@
 // Faults are bpf_links and an in-process proxy: the kernel drops both when the
 // process that holds them dies, so a SIGKILL mid-fault leaves the target normal.
+// The packet path's iptables chains (latency) let packets through once their reader
+// is gone (--queue-bypass) and are journaled: the next run's reaper deletes them.
 import type { StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sigkill, startInjector } from '../helpers/injector.js';
 import { curlTimes, ipOf, startClient, startHttpServer, stopAll } from '../helpers/containers.js';
 import { attachedPrograms } from '../helpers/kernel-state.js';
+import { journalOf } from '../helpers/fault-contract.js';
 import { median } from '../helpers/stats.js';
+import { Journal } from '../../src/journal/journal.js';
 import { cgroupDirOf } from '../helpers/target-info.js';
 import { udpEchoRound } from '../helpers/udp.js';
 
@@ -38,5 +42,17 @@ describe('a test process killed with SIGKILL', () => {
     expect(during).toBeGreaterThan(290);
     expect(after).toBeLessThan(50);
     expect(await attachedPrograms(await cgroupDirOf(client))).toEqual([]);
+    // What the dead run journaled is the next run's to reap (here, now): nothing of it is left.
+    const written = journalOf(child.pid);
+    expect(written.length).toBeGreaterThan(0);
+    const { reverted, failed } = await new Journal().reap();
+    expect(failed.filter((f) => f.entry.pid === child.pid)).toEqual([]);
+    expect(
+      reverted
+        .filter((e) => e.pid === child.pid)
+        .map((e) => e.description)
+        .sort(),
+    ).toEqual(written);
+    expect(journalOf(child.pid)).toEqual([]);
   });
 });
