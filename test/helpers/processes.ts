@@ -65,6 +65,16 @@ export async function execExitCode(exec: Docker.Exec, waitMs = 3000): Promise<nu
   }
 }
 
+/** The parent pid of a host pid (/proc/<pid>/stat, after the command name), or null once it is gone. */
+export function parentPid(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return null;
+  }
+}
+
 /** Polls until check() holds or timeoutMs passed; returns whether it held. */
 export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 5000, stepMs = 25): Promise<boolean> {
   const end = Date.now() + timeoutMs;

@@ -14,6 +14,7 @@ import {
   eventually,
   execDetached,
   execExitCode,
+  parentPid,
   processesIn,
   removeQuietly,
   startRaw,
@@ -29,16 +30,6 @@ const writer = (n: number, file: string) =>
   `for ((i=1;i<=${n};i++)); do echo $i >> ${file}; done; echo $c > ${file}.caught`;
 const MARK = "trap 'go=1' USR1";
 
-/** The parent pid of pid (/proc/<pid>/stat, after the command name), or 0 once it is gone. */
-function parentOf(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return 0;
-  }
-}
-
 /** Starts the writer in the container (before any fault, so docker exec's own writes are not counted). */
 async function startWriter(c: StartedTestContainer, n = N, file = '/tmp/n') {
   const exec = await execDetached(c, ['bash', '-c', writer(n, file)]);
@@ -49,7 +40,7 @@ async function startWriter(c: StartedTestContainer, n = N, file = '/tmp/n') {
   // signalled a child of 523 instead of its writer, 32765, and the writer never started).
   await eventually(async () => {
     const matches = (await processesIn(c)).filter((p) => mine(p.argv)).map((p) => p.pid);
-    const roots = matches.filter((m) => !matches.includes(parentOf(m)));
+    const roots = matches.filter((m) => !matches.includes(parentPid(m) ?? 0));
     pid = roots.length === 1 ? roots[0] : undefined;
     return pid !== undefined;
   });
