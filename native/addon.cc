@@ -4,6 +4,8 @@
 // Every attachment is a bpf_link owned by this process (never pinned), so the
 // kernel detaches it when the process dies, even on SIGKILL; the env cleanup
 // hook destroys the ones still alive when a worker thread or process exits.
+// (The one pin, pinProgram, lasts from handing a program to iptables' bpf
+// match to its rule being made: the rule holds it, journaled as a chain.)
 #include <napi.h>
 
 #include "netns-socket.h"
@@ -171,11 +173,15 @@ class Object : public Napi::ObjectWrap<Object> {
                            InstanceMethod("maps", &Object::Maps),
                            InstanceMethod("structLayout", &Object::StructLayout),
                            InstanceMethod("enums", &Object::Enums),
+                           InstanceMethod("pinProgram", &Object::PinProgram),
                            InstanceMethod("close", &Object::Close),
                        });
   }
 
-  // new BpfObject(path): open and load (verify) every program of the object.
+  // new BpfObject(path[, { rodata, share }]): open and load (verify) every
+  // program of the object. rodata: the initial .rodata (its `const volatile`
+  // globals, exactly its size); share: another BpfObject of the same file
+  // whose maps this one uses instead of its own (all but .rodata).
   explicit Object(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Object>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "path: expected a string");
@@ -186,6 +192,15 @@ class Object : public Napi::ObjectWrap<Object> {
     if (err) {
       obj_ = nullptr;
       ThrowErrno(env, "bpf_object__open_file(" + path + ")", static_cast<int>(err));
+    }
+    if (info.Length() > 1 && info[1].IsObject()) {
+      try {
+        Configure(env, info[1].As<Napi::Object>());
+      } catch (...) {
+        bpf_object__close(obj_);
+        obj_ = nullptr;
+        throw;
+      }
     }
     int rc = bpf_object__load(obj_);
     if (rc) {
@@ -200,6 +215,41 @@ class Object : public Napi::ObjectWrap<Object> {
   }
 
  private:
+  void Configure(Napi::Env env, Napi::Object opts) {
+    Napi::Value rodata = opts.Get("rodata");
+    if (rodata.IsBuffer()) {
+      struct bpf_map *m = nullptr;
+      bpf_object__for_each_map(m, obj_) {
+        const char *name = bpf_map__name(m);
+        if (name && std::strstr(name, ".rodata")) break;
+      }
+      if (!m) throw Napi::Error::New(env, "rodata: the object has no .rodata");
+      size_t size = 0;
+      bpf_map__initial_value(m, &size);
+      auto b = rodata.As<Napi::Buffer<uint8_t>>();
+      if (b.Length() != size)
+        throw Napi::RangeError::New(env, "rodata: expected " + std::to_string(size) + " bytes, got " + std::to_string(b.Length()));
+      int rc = bpf_map__set_initial_value(m, b.Data(), b.Length());
+      if (rc) ThrowErrno(env, "bpf_map__set_initial_value(.rodata)", rc);
+    }
+    Napi::Value share = opts.Get("share");
+    if (share.IsObject()) {
+      Object *other = Object::Unwrap(share.As<Napi::Object>());
+      if (!other) throw Napi::TypeError::New(env, "share: expected a BpfObject");
+      struct bpf_object *src = other->Need(env);
+      struct bpf_map *m = nullptr;
+      bpf_object__for_each_map(m, obj_) {
+        const char *name = bpf_map__name(m);
+        // Internal maps (obj.rodata, .data, .bss) are the object's own: only named maps are shared.
+        if (!name || std::strchr(name, '.')) continue;
+        struct bpf_map *theirs = bpf_object__find_map_by_name(src, name);
+        if (!theirs) throw Napi::Error::New(env, std::string("share: no map named '") + name + "' in the other object");
+        int rc = bpf_map__reuse_fd(m, bpf_map__fd(theirs));
+        if (rc) ThrowErrno(env, std::string("bpf_map__reuse_fd(") + name + ")", rc);
+      }
+    }
+  }
+
   struct bpf_object *Need(Napi::Env env) {
     if (!obj_) throw Napi::Error::New(env, "BpfObject is closed");
     return obj_;
@@ -235,6 +285,18 @@ class Object : public Napi::ObjectWrap<Object> {
     Napi::Object o = state->link_ctor.New({});
     Link::Unwrap(o)->Adopt(raw);
     return o;
+  }
+
+  // pinProgram(program, path): pins it on a bpffs path, for a tool that takes
+  // programs by path (iptables' bpf match). The caller unlinks the path as soon
+  // as the tool holds the program: nothing of ours stays pinned.
+  Napi::Value PinProgram(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    struct bpf_program *p = Prog(env, info[0]);
+    if (!info[1].IsString()) throw Napi::TypeError::New(env, "path: expected a string");
+    std::string path = info[1].As<Napi::String>();
+    if (bpf_obj_pin(bpf_program__fd(p), path.c_str()) != 0) ThrowErrno(env, "bpf_obj_pin(" + path + ")", errno);
+    return env.Undefined();
   }
 
   // attachCgroup(program, cgroupDir): a bpf_link on a cgroup v2 directory.

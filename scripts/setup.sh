@@ -153,7 +153,21 @@ step_docker() {
   cg=$(docker info --format 'cgroup v{{.CgroupVersion}} {{.CgroupDriver}}, {{.Driver}}' 2>/dev/null || echo '?')
   log "docker engine: client $cv ($(command -v docker)) -> engine $sv, API $capi (engine $smin..$sapi); $cg"
   pin_bridge_mac docker0
+  mount_bpffs
   TIMES+=("docker $(since "$t0")")
+}
+
+# The packet data path hands iptables' bpf match its programs through bpffs (pinned for the
+# moment the rule is made, src/targets/queue-slots.ts); most distributions mount it at boot,
+# this machine's init does not. Without it the packet path commits a chain per fault (slower
+# inject and revert, same effect). Idempotent.
+mount_bpffs() {
+  if [[ $(stat -f -c %T /sys/fs/bpf 2>/dev/null) == bpf_fs ]]; then return 0; fi
+  if mount -t bpf bpf /sys/fs/bpf 2>/dev/null; then
+    log "bpffs mounted at /sys/fs/bpf"
+  else
+    log "hint: could not mount bpffs (mount -t bpf bpf /sys/fs/bpf): the packet path will commit iptables rules per fault"
+  fi
 }
 
 # A Linux bridge whose address nobody set takes the lowest MAC of its ports, so Docker's default

@@ -1,6 +1,7 @@
 // Runs in every test worker before each test file (added by the plugin).
 import { afterAll, expect, inject } from 'vitest';
 import { closeReleasedProxies } from '../datapath/tcp-proxy.js';
+import { releaseIdleQueueSlots } from '../targets/queue-slots.js';
 import { configureChaos } from './default-chaos.js';
 import { chaosMatchers } from './matchers.js';
 import { onParentGone } from './parent-watch.js';
@@ -14,13 +15,14 @@ const instance = configureChaos(provided ?? {});
 const unwatch = onParentGone(() => instance.revertAll());
 
 // Faults injected outside a test (beforeAll, module scope) end with the file, and so do
-// the connections reverted proxied faults handed back and still relay (nothing of ours
-// outlives the file that made it).
+// the connections reverted proxied faults handed back and still relay, and the packet
+// path's kept rules (nothing of ours outlives the file that made it).
 afterAll(async () => {
   try {
     await instance.revertAll();
   } finally {
     unwatch();
     await closeReleasedProxies();
+    await releaseIdleQueueSlots();
   }
 });

@@ -2,16 +2,22 @@
 // themselves, so that it reaches every connection in scope, those the target
 // accepts as well as those it opens, and those already open when the fault
 // began (pooled database connections, keep-alive agents, Redis clients). The
-// target's packets are queued by iptables rules in its network namespace
-// (targets/queue-rules.ts) to a reader thread of ours (kernel/packet-queue.ts)
-// that holds them (latency, slow close, stall), or resets their connection.
-// Revert deletes the rules first, then gives back every packet still held:
+// target's packets are queued by iptables rules in its network namespace to a
+// reader thread of ours (kernel/packet-queue.ts) that holds them (latency, slow
+// close, stall), or resets their connection. The rules are kept per netns, one
+// per fault slot, matching with an eBPF program that reads the fault's scope
+// from maps (targets/queue-slots.ts, bpf/queue-match.bpf.c): inject and revert
+// are map updates. Without bpffs, a chain per fault is committed at inject and
+// deleted at revert (targets/queue-rules.ts).
+// Revert stops the queueing first, then gives back every packet still held:
 // no connection is broken by the revert. IPv4 and IPv6 alike: a peer's rules
 // go to its family's tables (iptables, ip6tables), no peer's to both.
 import { ChaosSpecError } from '../contracts/errors.js';
 import type { Journal } from '../journal/journal.js';
 import type { Kernel } from '../kernel/kernel.js';
-import { openPacketQueue, type PacketQueueOptions } from '../kernel/packet-queue.js';
+import { openPacketQueue, type PacketQueue, type PacketQueueOptions } from '../kernel/packet-queue.js';
+import type { QueueMatchScope } from '../kernel/queue-match.js';
+import { keptRulesAvailable, leaseQueueSlot, type QueueSlot } from '../targets/queue-slots.js';
 import { peerCidr, peerCovers, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
 import { installQueueRules, sandboxOf, type InstalledQueueRules, type IpFamily } from '../targets/queue-rules.js';
 import { proxyOverlaps, watchProxies, type ProxyEntry } from './proxy-registry.js';
@@ -170,6 +176,17 @@ export function queueMatches(
   return { rules, inboundPorts };
 }
 
+/** What either way of queueing (kept rules, or a chain per fault) hands the common part. */
+interface Queued {
+  q: PacketQueue;
+  /** Connections in scope open at inject (known once the TCP table is read). */
+  open(): number;
+  followed(): number;
+  inboundPorts: readonly number[];
+  /** Nothing new is queued after it. */
+  stop(): Promise<void>;
+}
+
 export async function applyPacketPath(
   kind: string,
   target: ResolvedTarget,
@@ -182,18 +199,174 @@ export async function applyPacketPath(
       { field: 'target', value: target.name, expected: 'a running container with its own network namespace (Docker SandboxKey)' },
     ]);
   }
-  const table = await tcpTableOf(target.pid);
-  const ipv6 = hasIpv6(target.pid);
-  const open = connectionsInScope(table, spec);
-  const { rules: matches, inboundPorts } = queueMatches(table, spec, ipv6);
-  const q = openPacketQueue({ ...spec.queue, netns, seed: ctx.seed });
-  // Connections in scope that another fault's proxy carries: those the target
+  // Proxies of other faults on this target whose connections are in scope: those the target
   // opens leave towards the gateway on the proxy's port (latency follows them;
   // the stream kinds have their own proxy in the chain), those it accepts
   // through an inbound listener in its netns are answered from that port.
   const follows = (e: ProxyEntry) =>
     (e.way === 'outbound' ? spec.newOutbound === 'packets' && spec.connections !== 'inbound' : spec.connections !== 'outbound') &&
     proxyOverlaps(e, spec.peers, spec.port);
+  const kept = keptRulesAvailable() && spec.peers.filter((p) => p.family !== 0).length <= ctx.kernel.constant('VC_QM_PEERS');
+  const queued = kept
+    ? await queueByKeptRules(target, ctx, spec, netns, follows)
+    : await queueByChain(kind, target, ctx, spec, netns, follows);
+  const { q } = queued;
+  let last: PacketPathStats | undefined;
+  const stats = (): PacketPathStats => {
+    if (last) return last;
+    const s = q.stats();
+    return {
+      connectionsMatched: s.flows,
+      connectionsOpenAtInject: queued.open(),
+      packetsQueued: s.packets,
+      packetsDelayed: s.delayed,
+      packetsHeld: s.held,
+      packetsDropped: s.dropped,
+      connectionsHit: s.flowsHit,
+      connectionsSparedOnPackets: s.flowsSpared,
+      queueErrors: s.errors,
+      proxiesFollowed: queued.followed(),
+      packetsStamped: s.stamped,
+      queueLagMsMax: s.readLagMsMax,
+      releaseLateMsMax: s.lateMsMax,
+      wakeUpMs: s.wakeMsMean,
+      releaseSpinMs: s.spinMsSum,
+    };
+  };
+  return {
+    inboundPorts: queued.inboundPorts,
+    stats,
+    async revert() {
+      if (last) return;
+      // Rules first (nothing new is queued), then every held packet goes on.
+      try {
+        await queued.stop();
+      } finally {
+        last = stats();
+        q.close();
+      }
+    },
+  };
+}
+
+/**
+ * The fast way: a slot of the netns's kept rules (targets/queue-slots.ts),
+ * filled with the fault's scope. The TCP table is read before only when the
+ * scope depends on it (a direction, a port, the open connections a proxy does
+ * not carry); otherwise after, for the count of connections open at inject.
+ */
+async function queueByKeptRules(
+  target: ResolvedTarget,
+  ctx: PacketPathContext,
+  spec: PacketPathSpec,
+  netns: string,
+  follows: (e: ProxyEntry) => boolean,
+): Promise<Queued> {
+  const qm = ctx.kernel.queueMatch;
+  const tableRead = tcpTableOf(target.pid);
+  const needTable = spec.connections !== 'all' || spec.port !== undefined || spec.newOutbound === 'proxy';
+  const table = needTable ? await tableRead : undefined;
+  let slot: QueueSlot | undefined;
+  let q: PacketQueue | undefined;
+  for (let tries = 0; !q; tries++) {
+    slot = await leaseQueueSlot(ctx.kernel, { containerId: target.id, netns }, ctx.journal());
+    try {
+      q = openPacketQueue({ ...spec.queue, netns, seed: ctx.seed, queue: slot.queue });
+    } catch (err) {
+      // Another process bound the slot's queue number in this netns: the slot is its now.
+      const busy = (err as { code?: string }).code === 'EBUSY';
+      if (busy) slot.lose();
+      slot.release();
+      if (!busy || tries >= 3) throw err;
+    }
+  }
+  const mine = slot as QueueSlot;
+  const queue = q;
+  let open = 0;
+  let stopped = false;
+  const scope: QueueMatchScope = {
+    inbound: spec.connections !== 'outbound',
+    outbound: spec.connections === 'inbound' ? null : spec.newOutbound === 'packets' ? 'all' : 'listed',
+    bothHooks: spec.hooks === 'both',
+    finOnly: spec.finOnly === true,
+    ...(spec.port !== undefined ? { port: spec.port } : {}),
+    peers: spec.peers,
+  };
+  const counted = (t: TcpTable) => {
+    const inScope = connectionsInScope(t, spec);
+    open = inScope.length;
+    queue.addFlows(inScope.map((c) => ({ local: c.local, localPort: c.localPort, remote: c.remote, remotePort: c.remotePort })));
+  };
+  const followed = new Map<ProxyEntry, Buffer[]>();
+  const follow = (e: ProxyEntry) => {
+    const keys =
+      e.way === 'outbound'
+        ? [e.address, ...(e.address6 ? [e.address6] : [])].map((a) => qm.proxy(mine.index, e.port, a))
+        : [qm.proxy(mine.index, e.port, null)];
+    followed.set(e, keys);
+  };
+  const watch = watchProxies({
+    cgroupId: target.cgroup.id,
+    async join(e) {
+      if (!stopped && follows(e)) follow(e);
+    },
+    async leave(e) {
+      for (const k of followed.get(e) ?? []) qm.unfollow(mine.index, k);
+    },
+  });
+  try {
+    if (table) {
+      if (scope.inbound || scope.outbound === 'all')
+        qm.listening(mine.index, spec.port !== undefined && !scope.outbound ? [] : table.listening);
+      if (scope.outbound === 'listed') qm.flows(mine.index, connectionsInScope(table, { ...spec, connections: 'outbound' }));
+      counted(table);
+    }
+    for (const e of watch.current) if (follows(e)) follow(e);
+    qm.activate(mine.index, scope);
+  } catch (err) {
+    watch.stop();
+    qm.clear(mine.index);
+    mine.release();
+    queue.close();
+    throw err;
+  }
+  if (!table) {
+    tableRead.then(
+      (t) => {
+        if (!stopped) counted(t);
+      },
+      () => undefined,
+    );
+  }
+  return {
+    q: queue,
+    open: () => open,
+    followed: () => followed.size,
+    inboundPorts: table && spec.connections !== 'outbound' ? (spec.port !== undefined ? [spec.port] : table.listening) : [],
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      watch.stop();
+      qm.clear(mine.index);
+      mine.release();
+    },
+  };
+}
+
+/** The way without bpffs: a chain per fault, committed at inject and deleted at revert (targets/queue-rules.ts). */
+async function queueByChain(
+  kind: string,
+  target: ResolvedTarget,
+  ctx: PacketPathContext,
+  spec: PacketPathSpec,
+  netns: string,
+  follows: (e: ProxyEntry) => boolean,
+): Promise<Queued> {
+  const table = await tcpTableOf(target.pid);
+  const ipv6 = hasIpv6(target.pid);
+  const open = connectionsInScope(table, spec);
+  const { rules: matches, inboundPorts } = queueMatches(table, spec, ipv6);
+  const q = openPacketQueue({ ...spec.queue, netns, seed: ctx.seed });
   const proxyRules = (e: ProxyEntry): FamilyRules => {
     const r = noRules();
     if (e.way === 'outbound') {
@@ -256,41 +429,14 @@ export async function applyPacketPath(
     throw err;
   }
   const installed = rules;
-  let last: PacketPathStats | undefined;
-  const stats = (): PacketPathStats => {
-    if (last) return last;
-    const s = q.stats();
-    return {
-      connectionsMatched: s.flows,
-      connectionsOpenAtInject: open.length,
-      packetsQueued: s.packets,
-      packetsDelayed: s.delayed,
-      packetsHeld: s.held,
-      packetsDropped: s.dropped,
-      connectionsHit: s.flowsHit,
-      connectionsSparedOnPackets: s.flowsSpared,
-      queueErrors: s.errors,
-      proxiesFollowed: followed.size,
-      packetsStamped: s.stamped,
-      queueLagMsMax: s.readLagMsMax,
-      releaseLateMsMax: s.lateMsMax,
-      wakeUpMs: s.wakeMsMean,
-      releaseSpinMs: s.spinMsSum,
-    };
-  };
   return {
+    q,
+    open: () => open.length,
+    followed: () => followed.size,
     inboundPorts,
-    stats,
-    async revert() {
-      if (last) return;
-      // Rules first (nothing new is queued), then every held packet goes on.
+    async stop() {
       watch.stop();
-      try {
-        await installed.remove();
-      } finally {
-        last = stats();
-        q.close();
-      }
+      await installed.remove();
     },
   };
 }

@@ -106,8 +106,8 @@ export const undoActionSchema = z.discriminatedUnion('type', [
     netns: z
       .string()
       .regex(/^\/(var\/)?run\/docker\/netns\/[0-9a-f]{12}$/, { error: 'a Docker network namespace (/var/run/docker/netns/<12 hex>)' }),
-    chain: z.string().regex(/^(VC-Q\d{1,5}-[OI]|VC-H\d{1,5}-P)$/, {
-      error: 'a chain of the packet data path, VC-Q<queue>-<O|I>, or of an inbound proxy, VC-H<port>-P',
+    chain: z.string().regex(/^(VC-Q\d{1,5}-[OI]|VC-S-[OI]|VC-H\d{1,5}-P)$/, {
+      error: 'a chain of the packet data path, VC-Q<queue>-<O|I> or VC-S-<O|I>, or of an inbound proxy, VC-H<port>-P',
     }),
     family: z.literal(6, { error: '6 (the IPv6 tables), or absent for the IPv4 ones' }).optional(),
   }),
@@ -115,8 +115,8 @@ export const undoActionSchema = z.discriminatedUnion('type', [
 
 export type UndoAction = z.infer<typeof undoActionSchema>;
 
-/** The name of every iptables chain the packet data path adds in a container's netns: VC-Q<queue>-<O|I>. */
-export const QUEUE_CHAIN = /^VC-Q\d{1,5}-[OI]$/;
+/** The name of every iptables chain the packet data path adds in a container's netns: VC-Q<queue>-<O|I> (a fault's), VC-S-<O|I> (the kept slot rules). */
+export const QUEUE_CHAIN = /^(VC-Q\d{1,5}|VC-S)-[OI]$/;
 /** The name of every nat chain an inbound proxy adds in a container's netns: VC-H<listener port>-P. */
 export const REDIRECT_CHAIN = /^VC-H\d{1,5}-P$/;
 

@@ -124,6 +124,7 @@ export async function deleteQueueChain(netns: string, chain: string, family: 4 |
   // The usual state (one jump) in one transaction, one process; anything else step by step.
   const once = await new Promise<boolean>((resolve) => {
     const child = execFile('nsenter', [`--net=${netns}`, '--', `${iptables}-restore`, '-w', '5', '--noflush'], (err) => resolve(!err));
+    child.stdin?.on('error', () => undefined); // EPIPE when it exits at once (netns gone): its exit says so
     child.stdin?.end(`*${table}\n-D ${from} -j ${chain}\n-F ${chain}\n-X ${chain}\nCOMMIT\n`);
   });
   if (once) return;

@@ -25,6 +25,8 @@ export interface NativeObject {
   structLayout(name: string): StructLayout;
   /** Every named enum of the object's BTF: { enumName: { CONSTANT: value } }. */
   enums(): Record<string, Record<string, number>>;
+  /** Pins a program on a bpffs path (for iptables' bpf match); the caller unlinks it once the rule holds it. */
+  pinProgram(program: string, path: string): void;
   close(): void;
 }
 
@@ -37,7 +39,11 @@ export interface StructLayout {
 }
 
 export interface NativeAddon {
-  BpfObject: new (path: string) => NativeObject;
+  /** rodata: the object's initial .rodata, exactly its size; share: an object of the same file whose maps it uses. */
+  BpfObject: new (
+    path: string,
+    options?: { rodata?: Buffer; share?: NativeObject },
+  ) => NativeObject;
   libbpfVersion(): string;
   liveLinks(): number;
   /** SO_PEERCRED of a connected unix socket's file descriptor. */

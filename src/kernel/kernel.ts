@@ -6,6 +6,7 @@ import { loadAddon } from './addon.js';
 import { BPF_CONSTANTS, type BpfConstant } from './bpf-types.js';
 import { ipv6Bytes, ipv6Text } from './peer-match.js';
 import { SlottedPrograms } from './slotted-programs.js';
+import { QueueMatchPrograms } from './queue-match.js';
 import { structCodec, type StructCodec } from './struct-codec.js';
 import { ObservePrograms } from './observe-programs.js';
 import { SyscallSignalPrograms } from './syscall-signal-programs.js';
@@ -34,6 +35,7 @@ export class Kernel {
   private syscallSignalPrograms?: SyscallSignalPrograms;
   private observePrograms?: ObservePrograms;
   private connLimitPrograms?: ConnLimitPrograms;
+  private queueMatchPrograms?: QueueMatchPrograms;
   private flowCodecs?: { key: StructCodec<'vc_flow_key'>; key6: StructCodec<'vc_flow6_key'>; flow: StructCodec<'vc_flow'> };
 
   constructor() {
@@ -85,6 +87,12 @@ export class Kernel {
       'vc_climit_stats',
     );
     return this.connLimitPrograms;
+  }
+
+  /** The socket filters of the packet path's kept iptables rules (bpf/queue-match.bpf.c), one object per slot. */
+  get queueMatch(): QueueMatchPrograms {
+    this.queueMatchPrograms ??= new QueueMatchPrograms();
+    return this.queueMatchPrograms;
   }
 
   /** Tracepoints of bpf/observe.bpf.c: what the kernel saw of observed containers. */

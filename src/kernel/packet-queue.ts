@@ -82,11 +82,19 @@ export interface PacketQueue {
 // processes injecting into one container rarely try the same one (EBUSY: next).
 let nextQueue = 1000 + ((process.pid * 97) % 50_000);
 
-export function openPacketQueue(opts: Omit<PacketQueueOptions, 'queue'>): PacketQueue {
+/** A queue number to try next (a slot of the kept rules takes one for its life). */
+export function freshQueueNumber(): number {
+  const queue = nextQueue;
+  nextQueue = nextQueue >= 65_000 ? 1000 : nextQueue + 1;
+  return queue;
+}
+
+/** Binds a reader: on `opts.queue` (EBUSY if another process holds it), or on the next free number. */
+export function openPacketQueue(opts: Omit<PacketQueueOptions, 'queue'> & { queue?: number }): PacketQueue {
   const addon = loadAddon() as unknown as { PacketQueue: new (o: PacketQueueOptions) => NativePacketQueue };
+  const fixed = opts.queue;
   for (let tries = 0; ; tries++) {
-    const queue = nextQueue;
-    nextQueue = nextQueue >= 65_000 ? 1000 : nextQueue + 1;
+    const queue = fixed ?? freshQueueNumber();
     try {
       const q = new addon.PacketQueue({ ...opts, queue });
       return {
@@ -96,7 +104,7 @@ export function openPacketQueue(opts: Omit<PacketQueueOptions, 'queue'>): Packet
         close: () => q.close(),
       };
     } catch (err) {
-      if ((err as { code?: string }).code !== 'EBUSY' || tries > 64) throw err;
+      if ((err as { code?: string }).code !== 'EBUSY' || tries > 64 || fixed !== undefined) throw err;
     }
   }
 }

@@ -8,7 +8,7 @@
 // same chains in the IPv6 tables (ip6tables), journaled with `family: 6`.
 // Transactions go through one long-lived iptables-restore per netns and
 // family (restore-session.ts): no process start per inject or revert.
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -159,12 +159,12 @@ export async function installQueueRules(spec: QueueRuleSpec, journal: Journal): 
   };
 }
 
-/** The chains of ours in a netns (for tests and status): IPv6 ones as `ip6:VC-Q...`. */
+/** The chains of ours in a netns (for tests and status), a fault's (VC-Q...) and the kept slot rules (VC-S-O, VC-S-I): IPv6 ones as `ip6:VC-...`. */
 export async function queueChainsIn(netns: string): Promise<string[]> {
   const out: string[] = [];
   for (const family of [4, 6] as const) {
     const { stdout } = await run('nsenter', [`--net=${netns}`, '--', iptablesOf(family), '-w', '5', '-t', 'mangle', '-S']);
-    for (const m of new Set([...stdout.matchAll(/^-N (VC-Q\d+-[OI])$/gm)].map((x) => x[1] as string))) {
+    for (const m of new Set([...stdout.matchAll(/^-N ((?:VC-Q\d+|VC-S)-[OI])$/gm)].map((x) => x[1] as string))) {
       out.push(family === 6 ? `ip6:${m}` : m);
     }
   }

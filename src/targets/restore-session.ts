@@ -28,6 +28,8 @@ export function restoreOnce(netns: string, family: RestoreFamily, text: string):
     const child = execFile('nsenter', [`--net=${netns}`, '--', cmd, '-w', '5', '--noflush'], (err, _out, stderr) =>
       err ? reject(new Error(`${cmd} in ${netns} failed: ${String(stderr).trim() || err.message}`)) : resolve(),
     );
+    // A child that exits at once (its netns gone) closes its stdin under the write: the exit says why.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(text);
   });
 }

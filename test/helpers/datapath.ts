@@ -1,6 +1,9 @@
 // Probes for the data-path faults (reset, timeout, slow-close, http, dns): what
 // curl inside a container saw.
+import Docker from 'dockerode';
 import type { StartedTestContainer } from 'testcontainers';
+import { queueChainsIn, redirectChainsIn, sandboxOf } from '../../src/targets/queue-rules.js';
+import { releaseIdleQueueSlots } from '../../src/targets/queue-slots.js';
 import { sh } from './containers.js';
 
 export interface CurlResult {
@@ -45,4 +48,19 @@ export async function curlRuns(c: StartedTestContainer, url: string, n = 1, args
 
 export async function curlOnce(c: StartedTestContainer, url: string, args?: string): Promise<CurlResult> {
   return (await curlRuns(c, url, 1, args))[0]!;
+}
+
+/**
+ * The packet path's and inbound proxies' iptables chains in the container's netns
+ * (IPv6 ones as ip6:VC-...), sorted. The kept slot rules of a netns with no fault in
+ * force are deleted first, as at the end of a test file, so "none" after a revert means
+ * nothing of ours is left there.
+ */
+export async function ourChainsOf(c: StartedTestContainer, tables: 'queue' | 'queue+nat' = 'queue'): Promise<string[]> {
+  await releaseIdleQueueSlots();
+  const docker = new Docker();
+  const info = await docker.getContainer(c.getId()).inspect();
+  const netns = await sandboxOf(docker, c.getId(), info.State.Pid);
+  if (!netns) return ['(no netns)'];
+  return [...(tables === 'queue+nat' ? await redirectChainsIn(netns) : []), ...(await queueChainsIn(netns))].sort();
 }

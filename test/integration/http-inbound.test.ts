@@ -4,12 +4,12 @@
 // which applies the policy and relays to the server locally.
 import http from 'node:http';
 import Docker from 'dockerode';
+import { ourChainsOf } from '../helpers/datapath.js';
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
 import { describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { testLabels } from '../helpers/containers.js';
 import { faultContract } from '../helpers/fault-contract.js';
-import { queueChainsIn, redirectChainsIn, sandboxOf } from '../../src/targets/queue-rules.js';
 import { tcpTableOf } from '../../src/targets/tcp-table.js';
 
 interface Answer {
@@ -41,12 +41,7 @@ function get(c: StartedTestContainer, path: string, agent: http.Agent | false = 
   });
 }
 
-async function chainsOf(c: StartedTestContainer): Promise<string[]> {
-  const docker = new Docker();
-  const info = await docker.getContainer(c.getId()).inspect();
-  const netns = await sandboxOf(docker, c.getId(), info.State.Pid);
-  return netns ? [...(await redirectChainsIn(netns)), ...(await queueChainsIn(netns))].sort() : ['(no netns)'];
-}
+const chainsOf = (c: StartedTestContainer) => ourChainsOf(c, 'queue+nat');
 
 describe('http on inbound connections', () => {
   const env = faultContract({

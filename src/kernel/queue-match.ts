@@ -1,0 +1,178 @@
+// The packet data path's slot programs (bpf/queue-match.bpf.c): the socket
+// filters an iptables bpf match runs in a target's netns, one per slot (the
+// slot index is the object's .rodata), all on the same maps. A slot's fault is
+// map entries: its scope (struct vc_qm_slot), the ports its target listens on,
+// the connections open at inject that it holds, and the proxies it follows.
+import { isIPv6 } from 'node:net';
+import { bpfObjectPath, loadAddon, type NativeObject } from './addon.js';
+import { ipv6Bytes, type PeerMatch } from './peer-match.js';
+import { checkConstants, structCodec, type StructCodec } from './struct-codec.js';
+
+export interface QueueMatchScope {
+  inbound: boolean;
+  /** 'all': every connection the target opens; 'listed': only those given to addFlows. */
+  outbound: 'all' | 'listed' | null;
+  /** What the target receives too, not only what it sends. */
+  bothHooks: boolean;
+  finOnly: boolean;
+  port?: number;
+  /** Empty, or one covering every peer: every peer. */
+  peers: readonly PeerMatch[];
+}
+
+export interface QueueMatchFlow {
+  local: string;
+  localPort: number;
+  remote: string;
+  remotePort: number;
+}
+
+/** 16 bytes: IPv6, or IPv4 mapped (::ffff:a.b.c.d), as the program compares them. */
+export function addr16(ip: string): Buffer {
+  if (isIPv6(ip)) {
+    const b = ipv6Bytes(ip);
+    if (!b) throw new Error(`not an IPv6 address: ${ip}`);
+    return b;
+  }
+  const parts = ip.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw new Error(`not an IPv4 address: ${ip}`);
+  return Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...parts]);
+}
+
+/** A peer as a 128-bit prefix; null when it covers every peer. */
+export function peerPrefix(p: PeerMatch): { addr: Buffer; prefix: number } | null {
+  if (p.family === 0) return null;
+  if (p.family === 6) {
+    let bits = 0;
+    for (const b of p.mask6 as Buffer) for (let m = b; m & 0x80; m = (m << 1) & 0xff) bits++;
+    return { addr: p.addr6 as Buffer, prefix: bits };
+  }
+  let bits = 0;
+  for (let m = p.mask >>> 0; m & 0x80000000; m = (m << 1) >>> 0) bits++;
+  const a = p.addr >>> 0;
+  return { addr: addr16(`${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`), prefix: 96 + bits };
+}
+
+export class QueueMatchPrograms {
+  private readonly base: NativeObject;
+  private readonly objects = new Map<number, NativeObject>();
+  private readonly slotCodec: StructCodec<'vc_qm_slot'>;
+  private readonly portKey: StructCodec<'vc_qm_port_key'>;
+  private readonly flowKey: StructCodec<'vc_qm_flow_key'>;
+  private readonly proxyKey: StructCodec<'vc_qm_proxy_key'>;
+  readonly slots: number;
+  readonly maxPeers: number;
+  private readonly flags: Record<string, number>;
+  /** Every key a slot added, to delete on clear. */
+  private readonly keys = new Map<number, { map: string; key: Buffer }[]>();
+
+  constructor() {
+    const Obj = loadAddon().BpfObject;
+    this.base = new Obj(bpfObjectPath('queue-match'));
+    checkConstants(this.base, 'queue-match');
+    this.objects.set(0, this.base);
+    const enums = this.base.enums();
+    this.slots = enums.vc_qm_limits?.VC_QM_SLOTS ?? 0;
+    this.maxPeers = enums.vc_qm_limits?.VC_QM_PEERS ?? 0;
+    this.flags = enums.vc_qm_flags ?? {};
+    this.slotCodec = structCodec(this.base, 'vc_qm_slot');
+    this.portKey = structCodec(this.base, 'vc_qm_port_key');
+    this.flowKey = structCodec(this.base, 'vc_qm_flow_key');
+    this.proxyKey = structCodec(this.base, 'vc_qm_proxy_key');
+  }
+
+  /** Pins slot's output and input programs at `${prefix}-o` and `${prefix}-i` (loading its object first: a verifier run, once per slot). */
+  pin(slot: number, prefix: string): { output: string; input: string } {
+    let o = this.objects.get(slot);
+    if (!o) {
+      const rodata = Buffer.alloc(4);
+      rodata.writeUInt32LE(slot);
+      o = new (loadAddon().BpfObject)(bpfObjectPath('queue-match'), { rodata, share: this.base });
+      this.objects.set(slot, o);
+    }
+    const paths = { output: `${prefix}-o`, input: `${prefix}-i` };
+    o.pinProgram('vc_qm_output', paths.output);
+    o.pinProgram('vc_qm_input', paths.input);
+    return paths;
+  }
+
+  private add(slot: number, map: string, key: Buffer): void {
+    this.base.mapUpdate(map, key, Buffer.from([1]));
+    let list = this.keys.get(slot);
+    if (!list) this.keys.set(slot, (list = []));
+    list.push({ map, key });
+  }
+
+  listening(slot: number, ports: readonly number[]): void {
+    for (const port of ports) this.add(slot, 'qm_ports', this.portKey.encode({ slot, port }));
+  }
+
+  flows(slot: number, flows: readonly QueueMatchFlow[]): void {
+    for (const f of flows) {
+      const key = { slot, local_port: f.localPort, remote_port: f.remotePort, local: addr16(f.local), remote: addr16(f.remote) };
+      this.add(slot, 'qm_flows', this.flowKey.encode(key));
+    }
+  }
+
+  /** Follows a proxy: an outbound one's listener (address, port), or an inbound one's port (address null: the slot's peers apply). */
+  proxy(slot: number, port: number, address: string | null): Buffer {
+    const key = this.proxyKey.encode({ slot, port, addr: address ? addr16(address) : Buffer.alloc(16) });
+    this.add(slot, 'qm_proxies', key);
+    return key;
+  }
+
+  unfollow(slot: number, key: Buffer): void {
+    this.base.mapDelete('qm_proxies', key);
+  }
+
+  /** Puts the scope in force: from here the slot's rules queue what it covers. */
+  activate(slot: number, scope: QueueMatchScope): void {
+    const f = this.flags;
+    const prefixes = scope.peers.map(peerPrefix);
+    const every = prefixes.length === 0 || prefixes.some((p) => p === null);
+    const list = every ? [] : (prefixes as { addr: Buffer; prefix: number }[]);
+    if (list.length > this.maxPeers) throw new Error(`the packet path matches at most ${this.maxPeers} peer addresses, got ${list.length}`);
+    const prefix = Buffer.alloc(this.maxPeers);
+    const addr = Buffer.alloc(this.maxPeers * 16);
+    list.forEach((p, i) => {
+      prefix[i] = p.prefix;
+      p.addr.copy(addr, i * 16);
+    });
+    const flags =
+      (f.VC_QM_ACTIVE ?? 0) |
+      (scope.inbound ? (f.VC_QM_INBOUND ?? 0) : 0) |
+      (scope.outbound === 'all' ? (f.VC_QM_OUTBOUND_ALL ?? 0) : 0) |
+      (scope.outbound === 'listed' ? (f.VC_QM_OUTBOUND_LISTED ?? 0) : 0) |
+      (scope.bothHooks ? (f.VC_QM_BOTH_HOOKS ?? 0) : 0) |
+      (scope.finOnly ? (f.VC_QM_FIN_ONLY ?? 0) : 0) |
+      (scope.port !== undefined ? (f.VC_QM_PORT ?? 0) : 0);
+    const value = this.slotCodec.encode({
+      flags,
+      port: scope.port ?? 0,
+      npeers: list.length,
+      peer_prefix: prefix,
+      peer_addr: addr,
+      matched: 0n,
+    });
+    this.base.mapUpdate('qm_slots', this.key(slot), value);
+  }
+
+  /** Packets the slot's programs queued since it was activated. */
+  matched(slot: number): number {
+    const v = this.base.mapLookup('qm_slots', this.key(slot));
+    return v ? Number(this.slotCodec.decode(v).matched) : 0;
+  }
+
+  /** Nothing more is queued for the slot; its entries are deleted. */
+  clear(slot: number): void {
+    this.base.mapUpdate('qm_slots', this.key(slot), Buffer.alloc(this.slotCodec.size));
+    for (const { map, key } of this.keys.get(slot) ?? []) this.base.mapDelete(map, key);
+    this.keys.delete(slot);
+  }
+
+  private key(slot: number): Buffer {
+    const k = Buffer.alloc(4);
+    k.writeUInt32LE(slot);
+    return k;
+  }
+}
