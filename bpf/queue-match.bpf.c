@@ -55,7 +55,8 @@ struct qm_packet {
 	__u8 flags; /* TCP flags byte */
 };
 
-/* The TCP packet's addresses and ports as the target sees them; false if it is not TCP (or an IPv6 extension header comes first). */
+/* The TCP packet's addresses and ports as the target sees them; false if it is not TCP (or an IPv6
+ * extension header comes first). */
 static __always_inline bool qm_parse(struct __sk_buff *skb, bool egress, struct qm_packet *p)
 {
 	__u8 first;
@@ -169,11 +170,14 @@ static __always_inline int qm_match(struct __sk_buff *skb, bool egress)
 			goto hit;
 	}
 	if (s->flags & VC_QM_OUTBOUND_ALL) {
-		if (!listening && (!has_port || p.remote_port == s->port) && qm_peer_ok(s, p.remote))
+		if (!listening && (!has_port || p.remote_port == s->port) &&
+		    qm_peer_ok(s, p.remote))
 			goto hit;
 	}
 	if (s->flags & VC_QM_OUTBOUND_LISTED) {
-		struct vc_qm_flow_key fk = { .slot = slot, .local_port = p.local_port, .remote_port = p.remote_port };
+		struct vc_qm_flow_key fk = { .slot = slot,
+			                     .local_port = p.local_port,
+			                     .remote_port = p.remote_port };
 
 		__builtin_memcpy(fk.local, p.local, 16);
 		__builtin_memcpy(fk.remote, p.remote, 16);

@@ -11,7 +11,8 @@
 #include "common.h"
 
 enum vc_qm_limits {
-	/* Slots of one process: each is a rule (per hook and family) in one netns while that netns keeps its rules. */
+	/* Slots of one process: each is a rule (per hook and family) in one netns while that netns
+	   keeps its rules. */
 	VC_QM_SLOTS = 256,
 	/* Peers (CIDRs) a slot matches against; none: every peer. */
 	VC_QM_PEERS = 8,
@@ -23,7 +24,8 @@ enum vc_qm_flags {
 	VC_QM_INBOUND = 2u,
 	/* Every connection it opens (not from a port it listens on), to `port` if set. */
 	VC_QM_OUTBOUND_ALL = 4u,
-	/* Only the connections it opens that are listed in qm_flows (a proxy carries the new ones). */
+	/* Only the connections it opens that are listed in qm_flows (a proxy carries the new ones).
+	 */
 	VC_QM_OUTBOUND_LISTED = 8u,
 	/* What the target receives too (the INPUT rule), not only what it sends. */
 	VC_QM_BOTH_HOOKS = 16u,
@@ -36,7 +38,7 @@ enum vc_qm_flags {
 struct vc_qm_slot {
 	__u32 flags; /* enum vc_qm_flags */
 	__u32 port;
-	__u32 npeers; /* 0: every peer */
+	__u32 npeers;                  /* 0: every peer */
 	__u8 peer_prefix[VC_QM_PEERS]; /* of 128 (IPv4: 96 + its prefix) */
 	__u8 peer_addr[VC_QM_PEERS * 16];
 	__u64 matched; /* packets the program accepted (queued) */
@@ -48,7 +50,8 @@ struct vc_qm_port_key {
 	__u32 port;
 };
 
-/* A connection the target had open at inject (outbound, VC_QM_OUTBOUND_LISTED), as the target sees it. */
+/* A connection the target had open at inject (outbound, VC_QM_OUTBOUND_LISTED), as the target sees
+ * it. */
 struct vc_qm_flow_key {
 	__u32 slot;
 	__u16 local_port;

@@ -228,7 +228,8 @@ class Object : public Napi::ObjectWrap<Object> {
       bpf_map__initial_value(m, &size);
       auto b = rodata.As<Napi::Buffer<uint8_t>>();
       if (b.Length() != size)
-        throw Napi::RangeError::New(env, "rodata: expected " + std::to_string(size) + " bytes, got " + std::to_string(b.Length()));
+        throw Napi::RangeError::New(
+            env, "rodata: expected " + std::to_string(size) + " bytes, got " + std::to_string(b.Length()));
       int rc = bpf_map__set_initial_value(m, b.Data(), b.Length());
       if (rc) ThrowErrno(env, "bpf_map__set_initial_value(.rodata)", rc);
     }

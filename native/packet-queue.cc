@@ -18,7 +18,9 @@
 //          destroyed (the target gets an error, the peer an RST) and the
 //          packet that crossed the limit is dropped.
 // close() gives every held packet back (NF_ACCEPT) before unbinding: a queue
-// that is unbound drops what it still holds.
+// that is unbound drops what it still holds. reset() gives them back too but
+// stays bound, forgets every flow and count, and takes a new policy if given:
+// the kept rules of a netns keep one reader per slot from fault to fault.
 //
 // Timing (delay): a packet is held from the time the kernel queued it (the
 // NFQA_TIMESTAMP the kernel adds while some socket asks for receive
@@ -58,6 +60,7 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -364,6 +367,20 @@ class Queue {
     if (wake_ >= 0) (void)!write(wake_, &one, sizeof(one));
   }
 
+  // Gives every held packet back and forgets every flow and count (on the
+  // reader's thread, waited for); with `next`, its policy applies from here
+  // (the netns, queue number and queue length stay).
+  void Reset(const Config *next) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!thread_.joinable() || stop_) return;
+    if (next) resetCfg_ = *next;
+    resetWithCfg_ = next != nullptr;
+    resetAsked_ = true;
+    uint64_t one = 1;
+    (void)!write(wake_, &one, sizeof(one));
+    resetDone_.wait(lock, [this] { return !resetAsked_; });
+  }
+
   struct Counters {
     std::atomic<double> packets{0}, delayed{0}, held{0}, dropped{0}, released{0}, flows{0}, flowsHit{0}, flowsSpared{0},
         bytes{0}, errors{0}, lastError{0};
@@ -425,6 +442,10 @@ class Queue {
         armed = -1;  // expired: re-arm for whatever is next
       }
       if (fds[1].revents & POLLIN) (void)!read(wake_, &drain, sizeof(drain));
+      if (ResetIfAsked()) {
+        armed = -1;
+        continue;
+      }
       TakePending();
       ReadPackets();
       if (timed && !fifo_.empty()) SpinUntil(fifo_.front().dueMs);
@@ -437,6 +458,40 @@ class Queue {
     c.released = c.released + static_cast<double>(fifo_.size() + stalled_.size());
     fifo_.clear();
     stalled_.clear();
+  }
+
+  // On the reader's thread: what the old policy still had (queued before its
+  // slot was cleared, or held) goes on; then the new policy, if any, starts clean.
+  bool ResetIfAsked() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!resetAsked_) return false;
+      pending_.clear();
+    }
+    ReadPackets();
+    for (const Held &h : fifo_) Verdict(h.id, NF_ACCEPT);
+    for (uint32_t id : stalled_) Verdict(id, NF_ACCEPT);
+    fifo_.clear();
+    stalled_.clear();
+    flows_.clear();
+    deadlines_.clear();
+    lastDue_ = 0;
+    for (auto *a : {&c.packets, &c.delayed, &c.held, &c.dropped, &c.released, &c.flows, &c.flowsHit, &c.flowsSpared,
+                    &c.bytes, &c.errors, &c.lastError, &c.stamped, &c.readLagMsSum, &c.readLagMsMax, &c.lateMsSum,
+                    &c.lateMsMax, &c.spinMsSum})
+      a->store(0);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (resetWithCfg_) {
+      Config n = resetCfg_;
+      n.netns = cfg_.netns;
+      n.queue = cfg_.queue;
+      n.maxlen = cfg_.maxlen;
+      cfg_ = n;
+      rng_ = Rng(n.seed);
+    }
+    resetAsked_ = false;
+    resetDone_.notify_all();
+    return true;
   }
 
   // Reads every message waiting on the queue socket (non-blocking).
@@ -776,6 +831,9 @@ class Queue {
   std::deque<std::pair<FlowKey, double>> deadlines_;
   std::mutex mu_;
   std::vector<FlowKey> pending_;
+  std::condition_variable resetDone_;
+  bool resetAsked_ = false, resetWithCfg_ = false;
+  Config resetCfg_;
 };
 
 class PacketQueue : public Napi::ObjectWrap<PacketQueue> {
@@ -784,7 +842,7 @@ class PacketQueue : public Napi::ObjectWrap<PacketQueue> {
     return DefineClass(
         env, "PacketQueue",
         {InstanceMethod("stats", &PacketQueue::Stats), InstanceMethod("addFlows", &PacketQueue::AddFlows),
-         InstanceMethod("close", &PacketQueue::Close)});
+         InstanceMethod("reset", &PacketQueue::Reset), InstanceMethod("close", &PacketQueue::Close)});
   }
 
   // new PacketQueue({ netns, queue, mode, delayMs, jitterMs, seed, afterBytes, afterMs, percent, maxlen })
@@ -794,23 +852,7 @@ class PacketQueue : public Napi::ObjectWrap<PacketQueue> {
       Napi::TypeError::New(env, "PacketQueue(options)").ThrowAsJavaScriptException();
       return;
     }
-    Napi::Object o = info[0].As<Napi::Object>();
-    auto num = [&](const char *k, double d) {
-      Napi::Value v = o.Get(k);
-      return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : d;
-    };
-    Config c;
-    c.netns = o.Get("netns").ToString().Utf8Value();
-    c.queue = static_cast<uint16_t>(num("queue", 0));
-    std::string mode = o.Get("mode").ToString().Utf8Value();
-    c.mode = mode == "delay" ? kModeDelay : mode == "hold" ? kModeHold : kModeReset;
-    c.delayMs = num("delayMs", 0);
-    c.jitterMs = num("jitterMs", 0);
-    c.seed = static_cast<uint64_t>(num("seed", 1));
-    c.afterBytes = static_cast<int64_t>(num("afterBytes", -1));
-    c.afterMs = num("afterMs", -1);
-    c.percent = num("percent", 100);
-    c.maxlen = static_cast<uint32_t>(num("maxlen", 65536));
+    Config c = Parse(info[0].As<Napi::Object>());
     q_ = new Queue(c);
     int err = 0;
     std::string what = q_->Open(err);
@@ -823,6 +865,27 @@ class PacketQueue : public Napi::ObjectWrap<PacketQueue> {
       e.Set("code", Napi::String::New(env, err == EBUSY ? "EBUSY" : err == EPERM ? "EPERM" : "EQUEUE"));
       e.ThrowAsJavaScriptException();
     }
+  }
+
+  static Config Parse(Napi::Object o) {
+    auto num = [&](const char *k, double d) {
+      Napi::Value v = o.Get(k);
+      return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : d;
+    };
+    Config c;
+    Napi::Value netns = o.Get("netns");
+    c.netns = netns.IsString() ? netns.As<Napi::String>().Utf8Value() : "";
+    c.queue = static_cast<uint16_t>(num("queue", 0));
+    std::string mode = o.Get("mode").ToString().Utf8Value();
+    c.mode = mode == "delay" ? kModeDelay : mode == "hold" ? kModeHold : kModeReset;
+    c.delayMs = num("delayMs", 0);
+    c.jitterMs = num("jitterMs", 0);
+    c.seed = static_cast<uint64_t>(num("seed", 1));
+    c.afterBytes = static_cast<int64_t>(num("afterBytes", -1));
+    c.afterMs = num("afterMs", -1);
+    c.percent = num("percent", 100);
+    c.maxlen = static_cast<uint32_t>(num("maxlen", 65536));
+    return c;
   }
 
   ~PacketQueue() override {
@@ -886,6 +949,19 @@ class PacketQueue : public Napi::ObjectWrap<PacketQueue> {
       keys.push_back(k);
     }
     q_->AddFlows(keys);
+    return info.Env().Undefined();
+  }
+
+  // reset([options]): every held packet goes on, flows and counts start over; options: a new policy (mode, delayMs,
+  // ...).
+  Napi::Value Reset(const Napi::CallbackInfo &info) {
+    if (!q_) return info.Env().Undefined();
+    if (info.Length() > 0 && info[0].IsObject()) {
+      Config c = Parse(info[0].As<Napi::Object>());
+      q_->Reset(&c);
+    } else {
+      q_->Reset(nullptr);
+    }
     return info.Env().Undefined();
   }
 

@@ -263,25 +263,30 @@ async function queueByKeptRules(
   follows: (e: ProxyEntry) => boolean,
 ): Promise<Queued> {
   const qm = ctx.kernel.queueMatch;
-  const tableRead = tcpTableOf(target.pid);
   const needTable = spec.connections !== 'all' || spec.port !== undefined || spec.newOutbound === 'proxy';
-  const table = needTable ? await tableRead : undefined;
+  const table = needTable ? await tcpTableOf(target.pid) : undefined;
   let slot: QueueSlot | undefined;
-  let q: PacketQueue | undefined;
-  for (let tries = 0; !q; tries++) {
+  let reader: PacketQueue | undefined;
+  for (let tries = 0; !reader; tries++) {
     slot = await leaseQueueSlot(ctx.kernel, { containerId: target.id, netns }, ctx.journal());
     try {
-      q = openPacketQueue({ ...spec.queue, netns, seed: ctx.seed, queue: slot.queue });
+      reader = slot.reader({ ...spec.queue, seed: ctx.seed });
     } catch (err) {
       // Another process bound the slot's queue number in this netns: the slot is its now.
-      const busy = (err as { code?: string }).code === 'EBUSY';
-      if (busy) slot.lose();
       slot.release();
-      if (!busy || tries >= 3) throw err;
+      if ((err as { code?: string }).code !== 'EBUSY' || tries >= 3) throw err;
     }
   }
   const mine = slot as QueueSlot;
-  const queue = q;
+  const bound = reader;
+  // The slot's reader stays bound for the next fault: closing this one's queue is the slot's release.
+  const queue: PacketQueue = {
+    queue: mine.queue,
+    stats: () => bound.stats(),
+    addFlows: (flows) => bound.addFlows(flows),
+    reset: (policy) => bound.reset(policy),
+    close: () => mine.release(),
+  };
   let open = 0;
   let stopped = false;
   const scope: QueueMatchScope = {
@@ -327,16 +332,19 @@ async function queueByKeptRules(
     watch.stop();
     qm.clear(mine.index);
     mine.release();
-    queue.close();
     throw err;
   }
   if (!table) {
-    tableRead.then(
-      (t) => {
-        if (!stopped) counted(t);
-      },
-      () => undefined,
-    );
+    // Only counted (the scope covers every connection): read once the fault is in force.
+    setImmediate(() => {
+      if (stopped) return;
+      tcpTableOf(target.pid).then(
+        (t) => {
+          if (!stopped) counted(t);
+        },
+        () => undefined,
+      );
+    });
   }
   return {
     q: queue,
@@ -348,7 +356,6 @@ async function queueByKeptRules(
       stopped = true;
       watch.stop();
       qm.clear(mine.index);
-      mine.release();
     },
   };
 }

@@ -66,14 +66,23 @@ export interface FlowTuple {
 interface NativePacketQueue {
   stats(): PacketQueueCounters;
   addFlows(flows: [string, number, string, number][]): void;
+  reset(policy?: Omit<PacketQueueOptions, 'netns' | 'queue' | 'maxlen'>): void;
   close(): void;
 }
+
+/** A policy for a reader that is already bound (reset). */
+export type PacketQueuePolicy = Omit<PacketQueueOptions, 'netns' | 'queue' | 'maxlen'>;
 
 export interface PacketQueue {
   readonly queue: number;
   stats(): PacketQueueCounters;
   /** Connections open before the fault: their afterMs clock starts now. */
   addFlows(flows: readonly FlowTuple[]): void;
+  /**
+   * Gives back every held packet and starts over (flows, counters), staying bound;
+   * with a policy, that policy applies from now on.
+   */
+  reset(policy?: PacketQueuePolicy): void;
   /** Gives back every held packet, then unbinds (idempotent). */
   close(): void;
 }
@@ -101,6 +110,7 @@ export function openPacketQueue(opts: Omit<PacketQueueOptions, 'queue'> & { queu
         queue,
         stats: () => q.stats(),
         addFlows: (flows) => q.addFlows(flows.map((f) => [f.local, f.localPort, f.remote, f.remotePort])),
+        reset: (policy) => q.reset(policy),
         close: () => q.close(),
       };
     } catch (err) {

@@ -1,6 +1,7 @@
 // Kept NFQUEUE rules: the packet data path's fast way. A target's netns gets
 // one chain per hook and family (VC-S-O from mangle OUTPUT, VC-S-I from INPUT,
-// in the IPv4 and IPv6 tables), journaled once, holding a rule per slot:
+// in the IPv4 and IPv6 tables), journaled once, holding a rule per slot, and
+// a reader of ours bound to each slot's queue (reset with each fault's policy):
 //   ! -o lo -p tcp -m bpf --object-pinned <slot's program> -j NFQUEUE --queue-num <slot's queue> --queue-bypass
 // The slot's socket filter (bpf/queue-match.bpf.c) accepts what the fault in
 // the slot covers, read from maps; so a fault is put in force by filling its
@@ -17,7 +18,7 @@
 import { statfsSync, unlinkSync } from 'node:fs';
 import type { Journal, JournalEntry } from '../journal/journal.js';
 import type { Kernel } from '../kernel/kernel.js';
-import { freshQueueNumber } from '../kernel/packet-queue.js';
+import { freshQueueNumber, openPacketQueue, type PacketQueue, type PacketQueuePolicy } from '../kernel/packet-queue.js';
 import { restore } from './restore-session.js';
 
 const BPF_FS = '/sys/fs/bpf';
@@ -41,6 +42,8 @@ export function keptRulesAvailable(): boolean {
 interface Slot {
   index: number;
   queue: number;
+  /** Bound at the slot's first fault, kept until the rules go. */
+  reader?: PacketQueue;
   leased: boolean;
   /** Its queue number was taken by another process in this netns: never leased again. */
   lost: boolean;
@@ -59,15 +62,19 @@ interface Space {
 }
 
 const spaces = new Map<string, Space>();
+let exitHook: (() => void) | undefined;
 const freeIndices: number[] = [];
 let nextIndex = 0;
 
 export interface QueueSlot {
   readonly index: number;
   readonly queue: number;
-  /** The queue number was taken by another process: the slot is not reused. */
-  lose(): void;
-  /** The slot is free again (its map entries cleared by the caller first). */
+  /**
+   * The slot's reader with this policy: bound now (EBUSY if another process holds the
+   * queue number in this netns: the slot is then never leased again), or reset.
+   */
+  reader(policy: PacketQueuePolicy): PacketQueue;
+  /** Every held packet goes on; the slot is free again (its map entries cleared by the caller first). */
   release(): void;
 }
 
@@ -83,12 +90,23 @@ function lease(space: Space, slot: Slot): QueueSlot {
   return {
     index: slot.index,
     queue: slot.queue,
-    lose() {
-      slot.lost = true;
+    reader(policy) {
+      if (slot.reader) {
+        slot.reader.reset(policy);
+        return slot.reader;
+      }
+      try {
+        slot.reader = openPacketQueue({ ...policy, netns: space.netns, queue: slot.queue });
+      } catch (err) {
+        if ((err as { code?: string }).code === 'EBUSY') slot.lost = true;
+        throw err;
+      }
+      return slot.reader;
     },
     release() {
       if (done) return;
       done = true;
+      slot.reader?.reset();
       slot.leased = false;
       if (!space.slots.some((s) => s.leased)) {
         clearTimeout(space.timer);
@@ -105,6 +123,11 @@ function lease(space: Space, slot: Slot): QueueSlot {
  * chains and journals them).
  */
 export async function leaseQueueSlot(k: Kernel, spec: { containerId: string; netns: string }, journal: Journal): Promise<QueueSlot> {
+  if (!exitHook) {
+    // A process that ends on its own (no test runner's end-of-file hook) takes its idle kept rules down first.
+    exitHook = () => void releaseIdleQueueSlots();
+    process.on('beforeExit', exitHook);
+  }
   let space = spaces.get(spec.netns);
   if (!space) {
     space = { netns: spec.netns, containerId: spec.containerId, slots: [], chain: Promise.resolve() };
@@ -207,7 +230,10 @@ async function teardown(space: Space): Promise<void> {
       if (done.some((d) => d.status === 'rejected')) await space.journal.revert(entry);
       else space.journal.forget(entry);
     }
-    for (const s of space.slots) freeIndices.push(s.index);
+    for (const s of space.slots) {
+      s.reader?.close();
+      freeIndices.push(s.index);
+    }
   });
 }
 

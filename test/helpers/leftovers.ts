@@ -151,8 +151,21 @@ export async function leftovers(journalDir: string, ...containers: StartedTestCo
 }
 
 /** Open fds of this process (the soak's flat-fd check). */
-export function fdCount(): number {
-  return readdirSync('/proc/self/fd').length;
+/**
+ * This process's open file descriptors; `withoutBpf`: not counting BPF programs,
+ * maps and BTF (the kernel programs' objects, loaded at first use and kept for the
+ * process: one per packet-path slot used).
+ */
+export function fdCount(withoutBpf = false): number {
+  const fds = readdirSync('/proc/self/fd');
+  if (!withoutBpf) return fds.length;
+  return fds.filter((fd) => {
+    try {
+      return !/^anon_inode:(bpf-|btf)/.test(readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      return false;
+    }
+  }).length;
 }
 
 /**
