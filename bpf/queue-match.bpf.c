@@ -4,7 +4,8 @@
  * packet belong to the fault in slot `vc_qm_slot_index`? One object is loaded
  * per slot with that constant set; all share the maps. The rules of a netns
  * stay while it has faults (src/targets/queue-slots.ts), so injecting a fault
- * is filling its slot, and reverting it clearing the flag: no iptables commit. */
+ * is filling its slot, and reverting it clearing the flag: no iptables commit.
+ * The same slots hold inbound proxies' REDIRECTs (nat PREROUTING, vc_qm_redirect). */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -136,7 +137,7 @@ static __always_inline bool qm_peer_ok(struct vc_qm_slot *s, const __u8 *remote)
 	return false;
 }
 
-static __always_inline int qm_match(struct __sk_buff *skb, bool egress)
+static __always_inline int qm_match(struct __sk_buff *skb, bool egress, bool redirect)
 {
 	__u32 slot = vc_qm_slot_index;
 	struct vc_qm_slot *s = bpf_map_lookup_elem(&qm_slots, &slot);
@@ -144,11 +145,16 @@ static __always_inline int qm_match(struct __sk_buff *skb, bool egress)
 
 	if (!s || !(s->flags & VC_QM_ACTIVE))
 		return 0;
-	if (!egress && !(s->flags & VC_QM_BOTH_HOOKS))
+	if (!(s->flags & VC_QM_REDIRECT) != !redirect)
+		return 0;
+	if (!egress && !redirect && !(s->flags & VC_QM_BOTH_HOOKS))
 		return 0;
 	if (!qm_parse(skb, egress, &p))
 		return 0;
 	if ((s->flags & VC_QM_FIN_ONLY) && !(p.flags & 0x01))
+		return 0;
+	/* A REDIRECT takes a connection by its SYN: nat sees no other packet of it. */
+	if (redirect && (p.flags & 0x12) != 0x02)
 		return 0;
 
 	struct vc_qm_proxy_key pk = { .slot = slot, .port = p.remote_port };
@@ -193,13 +199,20 @@ hit:
 SEC("socket")
 int vc_qm_output(struct __sk_buff *skb)
 {
-	return qm_match(skb, true);
+	return qm_match(skb, true, false);
 }
 
 SEC("socket")
 int vc_qm_input(struct __sk_buff *skb)
 {
-	return qm_match(skb, false);
+	return qm_match(skb, false, false);
+}
+
+/* nat PREROUTING: a new connection to the target that an inbound proxy slot takes. */
+SEC("socket")
+int vc_qm_redirect(struct __sk_buff *skb)
+{
+	return qm_match(skb, false, true);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

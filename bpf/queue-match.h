@@ -33,6 +33,9 @@ enum vc_qm_flags {
 	VC_QM_FIN_ONLY = 32u,
 	/* `port` is set. */
 	VC_QM_PORT = 64u,
+	/* The slot is a REDIRECT of new inbound connections (nat PREROUTING, vc_qm_redirect), not a
+	   queue. */
+	VC_QM_REDIRECT = 128u,
 };
 
 struct vc_qm_slot {

@@ -11,6 +11,9 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
 #include <netinet/in.h>
@@ -22,6 +25,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -39,6 +43,100 @@ Made InNetns(const std::string &netns, F make) {
   Made out;
   RunInNetns(netns, out, make);
   return out;
+}
+
+// The ports TCP sockets listen on in the namespace, IPv4 and IPv6, by one
+// sock_diag dump per family with only LISTEN asked: the kernel walks its
+// listening hash, not every connection of every namespace as /proc/net/tcp.
+struct Listening {
+  std::set<uint16_t> ports;
+  int err = 0;
+  std::string what;
+};
+
+void DumpListening(Listening &out) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) {
+    out.err = errno;
+    out.what = "socket(NETLINK_SOCK_DIAG)";
+    return;
+  }
+  for (uint8_t family : {static_cast<uint8_t>(AF_INET), static_cast<uint8_t>(AF_INET6)}) {
+    struct {
+      nlmsghdr h;
+      inet_diag_req_v2 r;
+    } req{};
+    req.h.nlmsg_len = sizeof(req);
+    req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    req.r.sdiag_family = family;
+    req.r.sdiag_protocol = IPPROTO_TCP;
+    req.r.idiag_states = 1u << 10;  // TCP_LISTEN
+    if (send(fd, &req, sizeof(req), 0) < 0) {
+      out.err = errno;
+      out.what = "sock_diag dump";
+      break;
+    }
+    alignas(nlmsghdr) char buf[16384];
+    bool done = false;
+    while (!done) {
+      ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        out.err = errno;
+        out.what = "sock_diag recv";
+        done = true;
+        break;
+      }
+      for (auto *h = reinterpret_cast<nlmsghdr *>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type == NLMSG_DONE) {
+          done = true;
+          break;
+        }
+        if (h->nlmsg_type == NLMSG_ERROR) {
+          // IPv6 not built in: no IPv6 listener
+          done = true;
+          break;
+        }
+        auto *m = reinterpret_cast<inet_diag_msg *>(NLMSG_DATA(h));
+        out.ports.insert(ntohs(m->id.idiag_sport));
+      }
+    }
+    if (out.err) break;
+  }
+  close(fd);
+}
+
+// netnsListeningPorts(netns) -> number[]: the TCP ports something listens on there (sorted).
+Napi::Value NetnsListeningPorts(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "netns: expected a string");
+  std::string netns = info[0].As<Napi::String>();
+  Listening l;
+  RunInNetns(netns, l, DumpListening);
+  if (l.err) {
+    Napi::Error e = Napi::Error::New(env, l.what + " in " + netns + ": " + strerror(l.err));
+    e.Set("errno", Napi::Number::New(env, l.err));
+    throw e;
+  }
+  Napi::Array a = Napi::Array::New(env, l.ports.size());
+  uint32_t i = 0;
+  for (uint16_t p : l.ports) a.Set(i++, Napi::Number::New(env, p));
+  return a;
+}
+
+// dupFd(fd) -> fd: a second descriptor of the same socket (close-on-exec), for Node to own and close
+// while we keep the first (a kept listener, lent to one proxy after another).
+Napi::Value DupFd(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "fd: expected a number");
+  int fd = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) {
+    Napi::Error e = Napi::Error::New(env, std::string("dup: ") + strerror(errno));
+    e.Set("errno", Napi::Number::New(env, errno));
+    throw e;
+  }
+  return Napi::Number::New(env, fd);
 }
 
 Napi::Value Fail(Napi::Env env, const Made &m) {
@@ -198,4 +296,6 @@ void InitNetnsSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("netnsListen", Napi::Function::New(env, NetnsListen));
   exports.Set("netnsConnect", Napi::Function::New(env, NetnsConnect));
   exports.Set("originalDst", Napi::Function::New(env, OriginalDst));
+  exports.Set("netnsListeningPorts", Napi::Function::New(env, NetnsListeningPorts));
+  exports.Set("dupFd", Napi::Function::New(env, DupFd));
 }

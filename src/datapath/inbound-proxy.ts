@@ -16,6 +16,7 @@ import { ChaosSpecError } from '../contracts/errors.js';
 import { connectInNetns, listenInNetns, originalDestination } from '../kernel/netns-socket.js';
 import { peerCidr, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
 import { installRedirectRules, sandboxOf, type InstalledRedirect, type IpFamily } from '../targets/queue-rules.js';
+import { keptRulesAvailable, keptRulesFailure, leaseRedirectSlot, targetListeningPorts } from '../targets/queue-slots.js';
 import type { ResolvedTarget } from '../targets/resolve-target.js';
 import { hasIpv6, tcpTableOf } from '../targets/tcp-table.js';
 import { connectionsInScope, type PacketPathContext } from './packet-path.js';
@@ -68,16 +69,20 @@ export async function applyInboundProxied<C extends Record<string, number>>(
       { field: 'target', value: target.name, expected: 'a running container with its own network namespace (Docker SandboxKey)' },
     ]);
   }
+  if (keptRulesAvailable() && scope.peers.filter((p) => p.family !== 0).length <= ctx.kernel.constant('VC_QM_PEERS')) {
+    try {
+      return await inboundByKeptRules(kind, target, ctx, netns, scope, policy, warn);
+    } catch (err) {
+      const why = keptRulesFailure();
+      if (!why) throw err;
+      warn(`vitest-chaos: inbound proxies could not keep their rules here (${why.split('\n')[0]}); a chain per fault instead`);
+    }
+  }
   const table = await tcpTableOf(target.pid);
   const ports = scope.port !== undefined ? [scope.port] : table.listening;
   const unreached = connectionsInScope(table, { connections: 'inbound', peers: scope.peers, port: scope.port }).length;
   const extra: InboundCounters = { inboundPorts: ports.length, inboundConnections: 0, inboundConnectionsUnreached: unreached };
-  if (unreached > 0) {
-    warn(
-      `vitest-chaos: ${kind} on ${target.name}: ${unreached} connection(s) the target accepted before the inject ` +
-        '(keep-alive, pooled) are not reached; only new ones are (stats.inboundConnectionsUnreached)',
-    );
-  }
+  if (unreached > 0) warn(unreachedWarning(kind, target, unreached));
   const empty = (): ProxyCounters & InboundCounters => ({
     connections: 0,
     unknownConnections: 0,
@@ -175,6 +180,134 @@ export async function applyInboundProxied<C extends Record<string, number>>(
         await proxy.release();
       }
       if (proxy.idle) await finished; // nothing handed back: the chain goes before revert returns
+    },
+  };
+}
+
+const unreachedWarning = (kind: string, target: ResolvedTarget, n: number) =>
+  `vitest-chaos: ${kind} on ${target.name}: ${n} connection(s) the target accepted before the inject ` +
+  '(keep-alive, pooled) are not reached; only new ones are (stats.inboundConnectionsUnreached)';
+
+/**
+ * The fast way: a redirect slot of the netns's kept rules (targets/queue-slots.ts)
+ * with its kept listener, lent to this fault's proxy; the fault goes in force by
+ * filling the slot (the target's ports, the peers) and out by clearing it. The
+ * connections the target accepted before are counted (and warned about) once the
+ * fault is in force: that needs the TCP table, which takes milliseconds (the
+ * kernel walks the host's whole connection hash). A connection the target made
+ * to its own address before is not counted (it looks like one of our relays).
+ */
+async function inboundByKeptRules<C extends Record<string, number>>(
+  kind: string,
+  target: ResolvedTarget,
+  ctx: PacketPathContext,
+  netns: string,
+  scope: { peers: readonly PeerMatch[]; port?: number },
+  policy: ProxyPolicy<C>,
+  warn: (line: string) => void,
+): Promise<AppliedProxied<ProxyCounters & InboundCounters>> {
+  const qm = ctx.kernel.queueMatch;
+  const ports = scope.port !== undefined ? [scope.port] : targetListeningPorts(netns);
+  const extra: InboundCounters = { inboundPorts: ports.length, inboundConnections: 0, inboundConnectionsUnreached: 0 };
+  if (ports.length === 0) {
+    const stats = () => ({ connections: 0, unknownConnections: 0, upstreamErrors: 0, bytesUp: 0, bytesDown: 0, ...extra });
+    return { stats, revert: async () => undefined, finished: Promise.resolve() };
+  }
+  const slot = await leaseRedirectSlot(ctx.kernel, { containerId: target.id, netns }, ctx.journal());
+  if (!slot.ipv6 && scope.peers.length > 0 && scope.peers.every((p) => p.family === 6)) {
+    slot.release(Promise.resolve());
+    throw new ChaosSpecError(`chaos.inject(${kind})`, [
+      {
+        field: 'peer',
+        value: scope.peers.map((p) => p.label).join(', '),
+        expected: `a peer the target can be reached from (no IPv6 socket can be made in ${target.name}'s network namespace)`,
+      },
+    ]);
+  }
+  const proxy: TcpProxy = new TcpProxy({
+    host: '',
+    listenFd: slot.listenerFd(),
+    lookup: (_addr, _port, client): Route | null => {
+      const fd = (client as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      if (fd === undefined || fd < 0) return null;
+      const dst = originalDestination(fd);
+      extra.inboundConnections++;
+      return {
+        dst,
+        hops: 0,
+        connect({ allowHalfOpen }) {
+          const s = new net.Socket({ fd: connectInNetns(netns, dst.address, dst.port), allowHalfOpen, readable: true, writable: true });
+          s.setNoDelay(true);
+          return s;
+        },
+      };
+    },
+    open: (relay) => policy.open(relay, proxy),
+  });
+  let unannounce = async () => {};
+  try {
+    await proxy.listen();
+    // Packet-path faults of the target (latency...) follow the relayed connections, before any is redirected.
+    unannounce = await announceProxy({
+      cgroupId: target.cgroup.id,
+      way: 'inbound',
+      address: slot.ipv6 ? '::' : '0.0.0.0',
+      port: slot.port,
+      peers: scope.peers,
+      ports,
+    });
+    if (scope.port === undefined) qm.listening(slot.index, ports);
+    qm.activate(slot.index, {
+      inbound: true,
+      outbound: null,
+      bothHooks: false,
+      finOnly: false,
+      redirect: true,
+      ...(scope.port !== undefined ? { port: scope.port } : {}),
+      peers: scope.peers,
+    });
+  } catch (err) {
+    qm.clear(slot.index);
+    await unannounce();
+    await proxy.close();
+    slot.release(Promise.resolve());
+    throw err;
+  }
+  // Once the last relayed connection ended, the registry (packet-path faults following them) is left.
+  const finished = proxy.finished.then(() => unannounce());
+  let reverted = false;
+  // Read after the inject, the table also holds the connections our proxy accepted since (on its
+  // listener's port) and made to the server (from inside the netns, from the target's own address):
+  // those are left out.
+  setImmediate(() => {
+    if (reverted) return;
+    tcpTableOf(target.pid).then(
+      (table) => {
+        const inScope = connectionsInScope(table, { connections: 'inbound', peers: scope.peers, port: scope.port });
+        const n = inScope.filter((c) => c.remote !== c.local && ports.includes(c.localPort)).length;
+        extra.inboundConnectionsUnreached = n;
+        if (n > 0 && !reverted) warn(unreachedWarning(kind, target, n));
+      },
+      () => undefined,
+    );
+  });
+  return {
+    stats: () => ({ ...proxy.counters, ...extra }),
+    finished,
+    async revert() {
+      if (reverted) return;
+      reverted = true;
+      // New connections go straight to the server first; then the relayed ones are handed back
+      // (the kept nat chain keeps conntrack, so their translation stays: they still reach our
+      // sockets, which relay them as they are, until they close).
+      qm.clear(slot.index);
+      try {
+        policy.release?.();
+        await proxy.release();
+      } finally {
+        slot.release(finished);
+      }
+      if (proxy.idle) await finished;
     },
   };
 }

@@ -17,7 +17,7 @@ import type { Journal } from '../journal/journal.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { openPacketQueue, type PacketQueue, type PacketQueueOptions } from '../kernel/packet-queue.js';
 import type { QueueMatchScope } from '../kernel/queue-match.js';
-import { keptRulesAvailable, leaseQueueSlot, type QueueSlot } from '../targets/queue-slots.js';
+import { keptRulesAvailable, keptRulesFailure, leaseQueueSlot, targetListeningPorts, type QueueSlot } from '../targets/queue-slots.js';
 import { peerCidr, peerCovers, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
 import { installQueueRules, sandboxOf, type InstalledQueueRules, type IpFamily } from '../targets/queue-rules.js';
 import { proxyOverlaps, watchProxies, type ProxyEntry } from './proxy-registry.js';
@@ -207,9 +207,19 @@ export async function applyPacketPath(
     (e.way === 'outbound' ? spec.newOutbound === 'packets' && spec.connections !== 'inbound' : spec.connections !== 'outbound') &&
     proxyOverlaps(e, spec.peers, spec.port);
   const kept = keptRulesAvailable() && spec.peers.filter((p) => p.family !== 0).length <= ctx.kernel.constant('VC_QM_PEERS');
-  const queued = kept
-    ? await queueByKeptRules(target, ctx, spec, netns, follows)
-    : await queueByChain(kind, target, ctx, spec, netns, follows);
+  let queued: Queued | undefined;
+  if (kept) {
+    try {
+      queued = await queueByKeptRules(target, ctx, spec, netns, follows);
+    } catch (err) {
+      const why = keptRulesFailure();
+      if (!why) throw err;
+      process.stderr.write(
+        `vitest-chaos: the packet path could not keep its rules here (${why.split('\n')[0]}); it commits a chain per fault instead (inject and revert take milliseconds)\n`,
+      );
+    }
+  }
+  queued ??= await queueByChain(kind, target, ctx, spec, netns, follows);
   const { q } = queued;
   let last: PacketPathStats | undefined;
   const stats = (): PacketPathStats => {
@@ -251,9 +261,10 @@ export async function applyPacketPath(
 
 /**
  * The fast way: a slot of the netns's kept rules (targets/queue-slots.ts),
- * filled with the fault's scope. The TCP table is read before only when the
- * scope depends on it (a direction, a port, the open connections a proxy does
- * not carry); otherwise after, for the count of connections open at inject.
+ * filled with the fault's scope. The listening ports come from sock_diag when
+ * the scope needs them; the TCP table (milliseconds: the kernel walks every
+ * connection of the host) is read before only for the open outbound connections
+ * a proxied kind holds on packets, else after, for the count of those open.
  */
 async function queueByKeptRules(
   target: ResolvedTarget,
@@ -263,8 +274,14 @@ async function queueByKeptRules(
   follows: (e: ProxyEntry) => boolean,
 ): Promise<Queued> {
   const qm = ctx.kernel.queueMatch;
-  const needTable = spec.connections !== 'all' || spec.port !== undefined || spec.newOutbound === 'proxy';
-  const table = needTable ? await tcpTableOf(target.pid) : undefined;
+  // The open connections a proxy does not carry are matched one by one: they need the TCP table.
+  const table = spec.newOutbound === 'proxy' && spec.connections !== 'inbound' ? await tcpTableOf(target.pid) : undefined;
+  // Which of its ports the target listens on tells a connection it accepted from one it opened: needed
+  // for inbound ones without a port, and to leave them out of every outbound one, unless both are taken.
+  const inboundByListening = spec.connections !== 'outbound' && spec.port === undefined;
+  const everyOutbound = spec.connections !== 'inbound' && spec.newOutbound === 'packets';
+  const byWay = (inboundByListening || everyOutbound) && !(inboundByListening && everyOutbound);
+  const listening = table ? table.listening : byWay ? targetListeningPorts(netns) : undefined;
   let slot: QueueSlot | undefined;
   let reader: PacketQueue | undefined;
   for (let tries = 0; !reader; tries++) {
@@ -320,10 +337,9 @@ async function queueByKeptRules(
     },
   });
   try {
+    if (listening && byWay) qm.listening(mine.index, listening);
     if (table) {
-      if (scope.inbound || scope.outbound === 'all')
-        qm.listening(mine.index, spec.port !== undefined && !scope.outbound ? [] : table.listening);
-      if (scope.outbound === 'listed') qm.flows(mine.index, connectionsInScope(table, { ...spec, connections: 'outbound' }));
+      qm.flows(mine.index, connectionsInScope(table, { ...spec, connections: 'outbound' }));
       counted(table);
     }
     for (const e of watch.current) if (follows(e)) follow(e);
@@ -335,7 +351,7 @@ async function queueByKeptRules(
     throw err;
   }
   if (!table) {
-    // Only counted (the scope covers every connection): read once the fault is in force.
+    // Only counted here (open connections in scope get the fault by their packets): read once it is in force.
     setImmediate(() => {
       if (stopped) return;
       tcpTableOf(target.pid).then(
@@ -350,7 +366,7 @@ async function queueByKeptRules(
     q: queue,
     open: () => open,
     followed: () => followed.size,
-    inboundPorts: table && spec.connections !== 'outbound' ? (spec.port !== undefined ? [spec.port] : table.listening) : [],
+    inboundPorts: spec.connections === 'outbound' ? [] : spec.port !== undefined ? [spec.port] : (listening ?? []),
     async stop() {
       if (stopped) return;
       stopped = true;

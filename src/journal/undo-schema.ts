@@ -106,8 +106,8 @@ export const undoActionSchema = z.discriminatedUnion('type', [
     netns: z
       .string()
       .regex(/^\/(var\/)?run\/docker\/netns\/[0-9a-f]{12}$/, { error: 'a Docker network namespace (/var/run/docker/netns/<12 hex>)' }),
-    chain: z.string().regex(/^(VC-Q\d{1,5}-[OI]|VC-S-[OI]|VC-H\d{1,5}-P)$/, {
-      error: 'a chain of the packet data path, VC-Q<queue>-<O|I> or VC-S-<O|I>, or of an inbound proxy, VC-H<port>-P',
+    chain: z.string().regex(/^(VC-Q\d{1,5}-[OI]|VC-S-[OIP]|VC-H\d{1,5}-P)$/, {
+      error: 'a chain of the packet data path, VC-Q<queue>-<O|I> or VC-S-<O|I>, or of an inbound proxy, VC-H<port>-P or VC-S-P',
     }),
     family: z.literal(6, { error: '6 (the IPv6 tables), or absent for the IPv4 ones' }).optional(),
   }),

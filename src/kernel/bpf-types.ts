@@ -94,6 +94,7 @@ export const BPF_CONSTANTS = {
   VC_QM_BOTH_HOOKS: 16,
   VC_QM_FIN_ONLY: 32,
   VC_QM_PORT: 64,
+  VC_QM_REDIRECT: 128,
   // enum vc_qm_limits
   VC_QM_SLOTS: 256,
   VC_QM_PEERS: 8,

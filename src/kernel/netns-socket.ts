@@ -7,6 +7,8 @@ interface NativeNetnsSocket {
   netnsListen(netns: string): { fd: number; port: number; ipv6: boolean };
   netnsConnect(netns: string, address: string, port: number, timeoutMs: number): number;
   originalDst(fd: number): { address: string; port: number };
+  netnsListeningPorts(netns: string): number[];
+  dupFd(fd: number): number;
 }
 
 const addon = () => loadAddon() as unknown as NativeNetnsSocket;
@@ -27,4 +29,17 @@ export function connectInNetns(netns: string, address: string, port: number, tim
 /** Where a connection a NAT REDIRECT sent to our listener was going (SO_ORIGINAL_DST). */
 export function originalDestination(fd: number): { address: string; port: number } {
   return addon().originalDst(fd);
+}
+
+/**
+ * The TCP ports something listens on in the namespace (IPv4 and IPv6), by sock_diag: tens of
+ * microseconds, where /proc/<pid>/net/tcp makes the kernel walk every connection of the host.
+ */
+export function listeningPortsInNetns(netns: string): number[] {
+  return addon().netnsListeningPorts(netns);
+}
+
+/** A second descriptor of the same socket (close-on-exec): one to hand to Node, which closes it, while the first stays. */
+export function dupFd(fd: number): number {
+  return addon().dupFd(fd);
 }

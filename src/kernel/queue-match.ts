@@ -14,6 +14,8 @@ export interface QueueMatchScope {
   outbound: 'all' | 'listed' | null;
   /** What the target receives too, not only what it sends. */
   bothHooks: boolean;
+  /** An inbound proxy's slot: new inbound connections in scope are redirected to it (nat), nothing is queued. */
+  redirect?: boolean;
   finOnly: boolean;
   port?: number;
   /** Empty, or one covering every peer: every peer. */
@@ -81,8 +83,12 @@ export class QueueMatchPrograms {
     this.proxyKey = structCodec(this.base, 'vc_qm_proxy_key');
   }
 
-  /** Pins slot's output and input programs at `${prefix}-o` and `${prefix}-i` (loading its object first: a verifier run, once per slot). */
-  pin(slot: number, prefix: string): { output: string; input: string } {
+  /**
+   * Pins the slot's programs for iptables (loading its object first: a verifier run,
+   * once per slot): the queue's output and input matches at `${prefix}-o` and
+   * `${prefix}-i`, or the inbound proxy's REDIRECT match at `${prefix}-r`.
+   */
+  pin(slot: number, prefix: string, use: 'queue' | 'redirect'): string[] {
     let o = this.objects.get(slot);
     if (!o) {
       const rodata = Buffer.alloc(4);
@@ -90,10 +96,15 @@ export class QueueMatchPrograms {
       o = new (loadAddon().BpfObject)(bpfObjectPath('queue-match'), { rodata, share: this.base });
       this.objects.set(slot, o);
     }
-    const paths = { output: `${prefix}-o`, input: `${prefix}-i` };
-    o.pinProgram('vc_qm_output', paths.output);
-    o.pinProgram('vc_qm_input', paths.input);
-    return paths;
+    const programs: [string, string][] =
+      use === 'queue'
+        ? [
+            ['vc_qm_output', `${prefix}-o`],
+            ['vc_qm_input', `${prefix}-i`],
+          ]
+        : [['vc_qm_redirect', `${prefix}-r`]];
+    for (const [program, path] of programs) o.pinProgram(program, path);
+    return programs.map(([, path]) => path);
   }
 
   private add(slot: number, map: string, key: Buffer): void {
@@ -145,7 +156,8 @@ export class QueueMatchPrograms {
       (scope.outbound === 'listed' ? (f.VC_QM_OUTBOUND_LISTED ?? 0) : 0) |
       (scope.bothHooks ? (f.VC_QM_BOTH_HOOKS ?? 0) : 0) |
       (scope.finOnly ? (f.VC_QM_FIN_ONLY ?? 0) : 0) |
-      (scope.port !== undefined ? (f.VC_QM_PORT ?? 0) : 0);
+      (scope.port !== undefined ? (f.VC_QM_PORT ?? 0) : 0) |
+      (scope.redirect ? (f.VC_QM_REDIRECT ?? 0) : 0);
     const value = this.slotCodec.encode({
       flags,
       port: scope.port ?? 0,
@@ -155,6 +167,17 @@ export class QueueMatchPrograms {
       matched: 0n,
     });
     this.base.mapUpdate('qm_slots', this.key(slot), value);
+  }
+
+  /** What is in the maps now (for tests and status): active slots, and the entries of each hash map. */
+  inUse(): { activeSlots: number; qm_ports: number; qm_flows: number; qm_proxies: number } {
+    let activeSlots = 0;
+    for (let i = 0; i < this.slots; i++) {
+      const v = this.base.mapLookup('qm_slots', this.key(i));
+      if (v && this.slotCodec.decode(v).flags & (this.flags.VC_QM_ACTIVE ?? 1)) activeSlots++;
+    }
+    const n = (m: string) => this.base.mapKeys(m).length;
+    return { activeSlots, qm_ports: n('qm_ports'), qm_flows: n('qm_flows'), qm_proxies: n('qm_proxies') };
   }
 
   /** Packets the slot's programs queued since it was activated. */

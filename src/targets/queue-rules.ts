@@ -279,12 +279,12 @@ export async function installRedirectRules(spec: RedirectRuleSpec, journal: Jour
   };
 }
 
-/** The nat chains of ours in a netns (for tests and status): IPv6 ones as `ip6:VC-H...`. */
+/** The nat chains of ours in a netns (for tests and status), a fault's (VC-H...) and the kept redirect rules (VC-S-P): IPv6 ones as `ip6:VC-...`. */
 export async function redirectChainsIn(netns: string): Promise<string[]> {
   const out: string[] = [];
   for (const family of [4, 6] as const) {
     const { stdout } = await run('nsenter', [`--net=${netns}`, '--', iptablesOf(family), '-w', '5', '-t', 'nat', '-S']);
-    for (const m of new Set([...stdout.matchAll(/^-N (VC-H\d+-P)$/gm)].map((x) => x[1] as string))) {
+    for (const m of new Set([...stdout.matchAll(/^-N ((?:VC-H\d+|VC-S)-P)$/gm)].map((x) => x[1] as string))) {
       out.push(family === 6 ? `ip6:${m}` : m);
     }
   }

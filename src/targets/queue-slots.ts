@@ -1,34 +1,55 @@
-// Kept NFQUEUE rules: the packet data path's fast way. A target's netns gets
-// one chain per hook and family (VC-S-O from mangle OUTPUT, VC-S-I from INPUT,
-// in the IPv4 and IPv6 tables), journaled once, holding a rule per slot, and
-// a reader of ours bound to each slot's queue (reset with each fault's policy):
-//   ! -o lo -p tcp -m bpf --object-pinned <slot's program> -j NFQUEUE --queue-num <slot's queue> --queue-bypass
+// Kept rules: the packet data path's and the inbound proxies' fast way. A
+// target's netns keeps, journaled once, per family (IPv4 and IPv6 tables):
+// - mangle chains VC-S-O (from OUTPUT) and VC-S-I (from INPUT), a rule per
+//   queue slot, and a reader of ours bound to each slot's queue (reset with
+//   each fault's policy):
+//     ! -o lo -p tcp -m bpf --object-pinned <slot's program> -j NFQUEUE --queue-num <slot's queue> --queue-bypass
+// - a nat chain VC-S-P (from PREROUTING), a rule per redirect slot, and a
+//   listener of ours in the netns for each (lent to one inbound proxy after
+//   another):
+//     -p tcp --syn -m bpf --object-pinned <slot's program> -j REDIRECT --to-ports <slot's listener>
 // The slot's socket filter (bpf/queue-match.bpf.c) accepts what the fault in
 // the slot covers, read from maps; so a fault is put in force by filling its
 // slot and taken out by clearing it, a map update each, with no iptables commit
 // (a commit, and the kernel's RCU wait for the rules it deleted, cost 10-50 ms).
 // Rules are made newest-first: a packet goes to the first slot that accepts it
-// (its reader's verdict ends the hook), so a slot is reused only while no slot
-// above it is in use, and the newest fault wins where scopes overlap, as with a
-// chain per fault. The chains go when the netns has had no fault for LINGER_MS,
-// at the end of a test file (releaseIdleQueueSlots), or with the container; if
-// we die, the rules pass everything (no reader: --queue-bypass) until the next
+// (a queue verdict ends the hook; a REDIRECT is final), so a slot is reused only
+// while no slot above it is in use, and the newest fault wins where scopes
+// overlap, as with a chain per fault. The chains go when the netns has had no
+// fault for LINGER_MS and no connection an inbound proxy relays (the nat chain
+// keeps conntrack, hence the redirected connections' translation, alive), at the
+// end of a test file (releaseIdleQueueSlots), at the process's natural end, or
+// with the container; if we die, the queue rules pass everything (no reader:
+// --queue-bypass) and the REDIRECTs are refused (no listener) until the next
 // run's reaper deletes the journaled chains. Needs bpffs at /sys/fs/bpf (to hand
-// iptables the program); without it the packet path makes a chain per fault.
-import { statfsSync, unlinkSync } from 'node:fs';
+// iptables the program); without it the callers make a chain per fault.
+import { closeSync, statfsSync, unlinkSync } from 'node:fs';
 import type { Journal, JournalEntry } from '../journal/journal.js';
 import type { Kernel } from '../kernel/kernel.js';
+import { dupFd, listenInNetns, listeningPortsInNetns } from '../kernel/netns-socket.js';
 import { freshQueueNumber, openPacketQueue, type PacketQueue, type PacketQueuePolicy } from '../kernel/packet-queue.js';
 import { restore } from './restore-session.js';
 
 const BPF_FS = '/sys/fs/bpf';
 const BPF_FS_MAGIC = 0xcafe4a11;
 const LINGER_MS = 1000;
-export const KEPT_CHAINS = { output: 'VC-S-O', input: 'VC-S-I' } as const;
+export const KEPT_CHAINS = { output: 'VC-S-O', input: 'VC-S-I', redirect: 'VC-S-P' } as const;
+
+type Use = 'queue' | 'redirect';
 
 let bpffs: boolean | undefined;
-/** Whether bpffs is mounted where iptables' bpf match can take our programs from. */
+/** Why kept rules cannot be made here, once the first try failed (a kernel without the iptables bpf match). */
+let unavailable: string | undefined;
+let madeOne = false;
+
+/**
+ * Whether the packet path uses kept rules: bpffs is mounted where iptables' bpf
+ * match can take our programs from, the first rule could be made, and
+ * VITEST_CHAOS_PACKET_RULES is not 'per-fault' (a chain per fault, as on a
+ * kernel without the bpf match).
+ */
 export function keptRulesAvailable(): boolean {
+  if (process.env.VITEST_CHAOS_PACKET_RULES === 'per-fault' || unavailable !== undefined) return false;
   if (bpffs === undefined) {
     try {
       bpffs = statfsSync(BPF_FS).type === BPF_FS_MAGIC;
@@ -39,11 +60,21 @@ export function keptRulesAvailable(): boolean {
   return bpffs;
 }
 
+/** Why the packet path gave up on kept rules in this process (undefined: it did not). */
+export function keptRulesFailure(): string | undefined {
+  return unavailable;
+}
+
 interface Slot {
   index: number;
+  use: Use;
+  /** queue: its NFQUEUE number, and the reader bound at its first fault, kept until the rules go. */
   queue: number;
-  /** Bound at the slot's first fault, kept until the rules go. */
   reader?: PacketQueue;
+  /** redirect: the listener its REDIRECT sends connections to, kept until the rules go. */
+  listener?: { fd: number; port: number; ipv6: boolean };
+  /** redirect: proxies on its listener that still relay connections (those handed back at revert too). */
+  relaying: number;
   leased: boolean;
   /** Its queue number was taken by another process in this netns: never leased again. */
   lost: boolean;
@@ -53,8 +84,10 @@ interface Space {
   netns: string;
   containerId: string;
   /** Top of the chains first. */
-  slots: Slot[];
-  entry?: JournalEntry;
+  slots: Record<Use, Slot[]>;
+  entries: Partial<Record<Use, JournalEntry>>;
+  /** The families the nat chain is in (IPv6 when the listener is dual-stack). */
+  redirectFamilies: (4 | 6)[];
   journal?: Journal;
   timer?: NodeJS.Timeout;
   /** Structural changes (a new rule, the teardown) one at a time. */
@@ -78,14 +111,75 @@ export interface QueueSlot {
   release(): void;
 }
 
+export interface RedirectSlot {
+  readonly index: number;
+  /** The kept listener's port in the netns, and whether it takes IPv6 too. */
+  readonly port: number;
+  readonly ipv6: boolean;
+  /** A descriptor of the kept listener for a proxy to own (and close when it stops accepting). */
+  listenerFd(): number;
+  /** The slot is free again (its map entries cleared by the caller first); `relayed` resolves when its proxy's last connection ended. */
+  release(relayed: Promise<unknown>): void;
+}
+
 function serialized<T>(space: Space, fn: () => Promise<T>): Promise<T> {
   const next = space.chain.then(fn, fn);
   space.chain = next.catch(() => undefined);
   return next;
 }
 
-function lease(space: Space, slot: Slot): QueueSlot {
-  slot.leased = true;
+const busy = (space: Space) => [...space.slots.queue, ...space.slots.redirect].some((s) => s.leased || s.relaying > 0);
+
+/** Schedules the teardown once nothing of the netns's slots is in use. */
+function idleLater(space: Space): void {
+  if (busy(space)) return;
+  clearTimeout(space.timer);
+  space.timer = setTimeout(() => void teardown(space).catch(() => undefined), LINGER_MS);
+  space.timer.unref();
+}
+
+function spaceOf(spec: { containerId: string; netns: string }): Space {
+  if (!exitHook) {
+    // A process that ends on its own (no test runner's end-of-file hook) takes its idle kept rules down first.
+    exitHook = () => void releaseIdleQueueSlots();
+    process.on('beforeExit', exitHook);
+  }
+  let space = spaces.get(spec.netns);
+  if (!space) {
+    space = {
+      netns: spec.netns,
+      containerId: spec.containerId,
+      slots: { queue: [], redirect: [] },
+      entries: {},
+      redirectFamilies: [4],
+      chain: Promise.resolve(),
+    };
+    spaces.set(spec.netns, space);
+  }
+  clearTimeout(space.timer);
+  return space;
+}
+
+/** A free slot of this use above every one in use, if there is one: it is leased. */
+function reuse(space: Space, use: Use): Slot | undefined {
+  for (const slot of space.slots[use]) {
+    if (slot.leased) return undefined;
+    if (!slot.lost) {
+      slot.leased = true;
+      return slot;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A queue slot of the netns's kept rules for one fault: a free one above every
+ * slot in use, else a new rule at the top (the netns's first one also makes the
+ * chains and journals them).
+ */
+export async function leaseQueueSlot(k: Kernel, spec: { containerId: string; netns: string }, journal: Journal): Promise<QueueSlot> {
+  const space = spaceOf(spec);
+  const slot = reuse(space, 'queue') ?? (await serialized(space, () => newSlot(k, space, 'queue', journal)));
   let done = false;
   return {
     index: slot.index,
@@ -108,102 +202,117 @@ function lease(space: Space, slot: Slot): QueueSlot {
       done = true;
       slot.reader?.reset();
       slot.leased = false;
-      if (!space.slots.some((s) => s.leased)) {
-        clearTimeout(space.timer);
-        space.timer = setTimeout(() => void teardown(space).catch(() => undefined), LINGER_MS);
-        space.timer.unref();
-      }
+      idleLater(space);
     },
   };
 }
 
-/**
- * A slot of the netns's kept rules for one fault: a free one above every slot
- * in use, else a new rule at the top (the netns's first one also makes the
- * chains and journals them).
- */
-export async function leaseQueueSlot(k: Kernel, spec: { containerId: string; netns: string }, journal: Journal): Promise<QueueSlot> {
-  if (!exitHook) {
-    // A process that ends on its own (no test runner's end-of-file hook) takes its idle kept rules down first.
-    exitHook = () => void releaseIdleQueueSlots();
-    process.on('beforeExit', exitHook);
-  }
-  let space = spaces.get(spec.netns);
-  if (!space) {
-    space = { netns: spec.netns, containerId: spec.containerId, slots: [], chain: Promise.resolve() };
-    spaces.set(spec.netns, space);
-  }
-  clearTimeout(space.timer);
-  const s = space;
-  for (const slot of s.slots) {
-    if (slot.leased) break;
-    if (!slot.lost) return lease(s, slot);
-  }
-  return serialized(s, async () => {
-    // Another lease may have made one meanwhile: the new rule goes above whatever is in use now.
-    const index = freeIndices.pop() ?? nextIndex++;
-    if (index >= k.queueMatch.slots) {
-      nextIndex = Math.min(nextIndex, k.queueMatch.slots);
-      throw new Error(`the packet path holds at most ${k.queueMatch.slots} faults at once in a process`);
-    }
-    const slot: Slot = { index, queue: freshQueueNumber(), leased: true, lost: false };
-    const prefix = `${BPF_FS}/vitest-chaos-${process.pid}-${index}`;
-    let paths: { output: string; input: string } | undefined;
-    try {
-      paths = k.queueMatch.pin(index, prefix);
-      if (!s.entry) {
-        s.journal = journal;
-        s.entry = journal.record(
-          `packet path rules in ${s.netns}`,
-          ([4, 6] as const).flatMap((family) =>
-            Object.values(KEPT_CHAINS).map((chain) => ({
-              type: 'iptables-chain-del' as const,
-              containerId: s.containerId,
-              netns: s.netns,
-              chain,
-              ...(family === 6 ? { family: 6 as const } : {}),
-            })),
-          ),
-        );
-        try {
-          await Promise.all(
-            ([4, 6] as const).map((f) => restore(s.netns, f, rulesText(slot, paths as { output: string; input: string }, true))),
-          );
-        } catch (err) {
-          const entry = s.entry;
-          s.entry = undefined;
-          await journal.revert(entry).catch(() => undefined);
-          throw err;
-        }
-      } else {
-        await Promise.all(
-          ([4, 6] as const).map((f) => restore(s.netns, f, rulesText(slot, paths as { output: string; input: string }, false))),
-        );
-      }
-    } catch (err) {
-      freeIndices.push(index);
-      throw err;
-    } finally {
-      for (const p of paths ? [paths.output, paths.input] : [`${prefix}-o`, `${prefix}-i`]) {
-        try {
-          unlinkSync(p);
-        } catch {
-          // not pinned
-        }
-      }
-    }
-    s.slots.unshift(slot);
-    return lease(s, slot);
-  });
+/** A redirect slot of the netns's kept rules for one inbound proxy (as leaseQueueSlot). */
+export async function leaseRedirectSlot(k: Kernel, spec: { containerId: string; netns: string }, journal: Journal): Promise<RedirectSlot> {
+  const space = spaceOf(spec);
+  const slot = reuse(space, 'redirect') ?? (await serialized(space, () => newSlot(k, space, 'redirect', journal)));
+  const listener = slot.listener as { fd: number; port: number; ipv6: boolean };
+  slot.relaying++;
+  let done = false;
+  return {
+    index: slot.index,
+    port: listener.port,
+    ipv6: listener.ipv6,
+    listenerFd: () => dupFd(listener.fd),
+    release(relayed) {
+      if (done) return;
+      done = true;
+      slot.leased = false;
+      void relayed.finally(() => {
+        slot.relaying--;
+        idleLater(space);
+      });
+    },
+  };
 }
 
-function rulesText(slot: Slot, paths: { output: string; input: string }, chains: boolean): string {
+async function newSlot(k: Kernel, s: Space, use: Use, journal: Journal): Promise<Slot> {
+  // Another lease may have made one meanwhile: the new rule goes above whatever is in use now.
+  const index = freeIndices.pop() ?? nextIndex++;
+  if (index >= k.queueMatch.slots) {
+    nextIndex = Math.min(nextIndex, k.queueMatch.slots);
+    throw new Error(`the packet path holds at most ${k.queueMatch.slots} faults at once in a process`);
+  }
+  const slot: Slot = { index, use, queue: use === 'queue' ? freshQueueNumber() : 0, relaying: 0, leased: true, lost: false };
+  let paths: string[] = [];
+  try {
+    paths = k.queueMatch.pin(index, `${BPF_FS}/vitest-chaos-${process.pid}-${index}`, use);
+    if (use === 'redirect') {
+      slot.listener = listenInNetns(s.netns);
+      if (s.slots.redirect.length === 0 && !s.entries.redirect) s.redirectFamilies = slot.listener.ipv6 ? [4, 6] : [4];
+    }
+    const families = use === 'queue' ? ([4, 6] as const) : s.redirectFamilies;
+    const first = !s.entries[use];
+    if (first) {
+      s.journal = journal;
+      const chains = use === 'queue' ? [KEPT_CHAINS.output, KEPT_CHAINS.input] : [KEPT_CHAINS.redirect];
+      s.entries[use] = journal.record(
+        `${use === 'queue' ? 'packet path' : 'inbound proxy'} rules in ${s.netns}`,
+        families.flatMap((family) =>
+          chains.map((chain) => ({
+            type: 'iptables-chain-del' as const,
+            containerId: s.containerId,
+            netns: s.netns,
+            chain,
+            ...(family === 6 ? { family: 6 as const } : {}),
+          })),
+        ),
+      );
+    }
+    try {
+      await Promise.all(families.map((f) => restore(s.netns, f, rulesText(slot, paths, first))));
+    } catch (err) {
+      const entry = s.entries[use];
+      if (first && entry) {
+        s.entries[use] = undefined;
+        await journal.revert(entry).catch(() => undefined);
+      }
+      // The process's first rule could not be made: none will (no bpf match in this kernel's iptables, or no
+      // bpffs for it); the callers go back to a chain per fault.
+      if (!madeOne) unavailable = (err as Error).message;
+      throw err;
+    }
+  } catch (err) {
+    freeIndices.push(index);
+    if (slot.listener) closeSync(slot.listener.fd);
+    throw err;
+  } finally {
+    for (const p of paths) {
+      try {
+        unlinkSync(p);
+      } catch {
+        // not pinned
+      }
+    }
+  }
+  madeOne = true;
+  s.slots[use].unshift(slot);
+  return slot;
+}
+
+function rulesText(slot: Slot, paths: string[], chains: boolean): string {
+  if (slot.use === 'redirect') {
+    const c = KEPT_CHAINS.redirect;
+    return [
+      '*nat',
+      ...(chains ? [`:${c} - [0:0]`] : []),
+      `-I ${c} 1 -p tcp --syn -m bpf --object-pinned ${paths[0]} -j REDIRECT --to-ports ${slot.listener?.port}`,
+      ...(chains ? [`-I PREROUTING 1 -j ${c}`] : []),
+      'COMMIT',
+      '',
+    ].join('\n');
+  }
   const q = `-j NFQUEUE --queue-num ${slot.queue} --queue-bypass`;
   const lines = ['*mangle'];
   if (chains) lines.push(`:${KEPT_CHAINS.output} - [0:0]`, `:${KEPT_CHAINS.input} - [0:0]`);
   lines.push(
-    `-I ${KEPT_CHAINS.output} 1 ! -o lo -p tcp -m bpf --object-pinned ${paths.output} ${q}`,
-    `-I ${KEPT_CHAINS.input} 1 ! -i lo -p tcp -m bpf --object-pinned ${paths.input} ${q}`,
+    `-I ${KEPT_CHAINS.output} 1 ! -o lo -p tcp -m bpf --object-pinned ${paths[0]} ${q}`,
+    `-I ${KEPT_CHAINS.input} 1 ! -i lo -p tcp -m bpf --object-pinned ${paths[1]} ${q}`,
   );
   if (chains) lines.push(`-I OUTPUT 1 -j ${KEPT_CHAINS.output}`, `-I INPUT 1 -j ${KEPT_CHAINS.input}`);
   lines.push('COMMIT', '');
@@ -212,34 +321,48 @@ function rulesText(slot: Slot, paths: { output: string; input: string }, chains:
 
 async function teardown(space: Space): Promise<void> {
   await serialized(space, async () => {
-    if (space.slots.some((s) => s.leased) || spaces.get(space.netns) !== space) return;
+    if (busy(space) || spaces.get(space.netns) !== space) return;
     spaces.delete(space.netns);
-    const entry = space.entry;
-    space.entry = undefined;
-    if (entry && space.journal) {
-      const text = ['*mangle'];
-      for (const [hook, chain] of [
-        ['OUTPUT', KEPT_CHAINS.output],
-        ['INPUT', KEPT_CHAINS.input],
-      ] as const) {
-        text.push(`-D ${hook} -j ${chain}`, `-F ${chain}`, `-X ${chain}`);
-      }
-      text.push('COMMIT', '');
-      const done = await Promise.allSettled(([4, 6] as const).map((f) => restore(space.netns, f, text.join('\n'))));
+    const journal = space.journal;
+    const drops: [Use, (4 | 6)[], string][] = [
+      [
+        'queue',
+        [4, 6],
+        `-D OUTPUT -j ${KEPT_CHAINS.output}\n-F ${KEPT_CHAINS.output}\n-X ${KEPT_CHAINS.output}\n-D INPUT -j ${KEPT_CHAINS.input}\n-F ${KEPT_CHAINS.input}\n-X ${KEPT_CHAINS.input}`,
+      ],
+      [
+        'redirect',
+        space.redirectFamilies,
+        `-D PREROUTING -j ${KEPT_CHAINS.redirect}\n-F ${KEPT_CHAINS.redirect}\n-X ${KEPT_CHAINS.redirect}`,
+      ],
+    ];
+    for (const [use, families, text] of drops) {
+      const entry = space.entries[use];
+      if (!entry || !journal) continue;
+      space.entries[use] = undefined;
+      const table = use === 'queue' ? 'mangle' : 'nat';
+      const done = await Promise.allSettled(families.map((f) => restore(space.netns, f, `*${table}\n${text}\nCOMMIT\n`)));
       // The netns gone (the container ended) or a jump missing: the journal's undo, which knows gone from failed.
-      if (done.some((d) => d.status === 'rejected')) await space.journal.revert(entry);
-      else space.journal.forget(entry);
+      if (done.some((d) => d.status === 'rejected')) await journal.revert(entry);
+      else journal.forget(entry);
     }
-    for (const s of space.slots) {
+    for (const s of [...space.slots.queue, ...space.slots.redirect]) {
       s.reader?.close();
+      if (s.listener) closeSync(s.listener.fd);
       freeIndices.push(s.index);
     }
   });
 }
 
-/** Deletes the kept rules of every netns with no fault in force (the end of a test file). */
+/** The TCP ports the target listens on in its netns (sock_diag), less our kept listeners there. */
+export function targetListeningPorts(netns: string): number[] {
+  const ours = new Set((spaces.get(netns)?.slots.redirect ?? []).map((s) => s.listener?.port));
+  return listeningPortsInNetns(netns).filter((p) => !ours.has(p));
+}
+
+/** Deletes the kept rules of every netns with no fault in force and no relayed connection (the end of a test file). */
 export async function releaseIdleQueueSlots(): Promise<void> {
-  const idle = [...spaces.values()].filter((s) => !s.slots.some((x) => x.leased));
+  const idle = [...spaces.values()].filter((s) => !busy(s));
   for (const s of idle) clearTimeout(s.timer);
   await Promise.allSettled(idle.map(teardown));
 }

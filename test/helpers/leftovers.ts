@@ -9,6 +9,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StartedTestContainer } from 'testcontainers';
 import { kernel } from '../../src/kernel/kernel.js';
+import { releaseIdleQueueSlots } from '../../src/targets/queue-slots.js';
 import { docker } from './processes.js';
 import { cgroupDirOf } from './target-info.js';
 import { vethOf } from './veth.js';
@@ -47,6 +48,8 @@ export function slotMapEntries(): Record<string, number> {
       if (n) out[m.name] = n;
     }
   }
+  // The packet path's slots: a fault in force is an active slot (and its ports, flows, proxies).
+  for (const [name, n] of Object.entries(k.queueMatch.inUse())) if (n) out[name] = n;
   return out;
 }
 
@@ -140,8 +143,13 @@ export interface Leftovers {
   targets: TargetState[];
 }
 
-/** The whole snapshot: this process's bpf objects and maps, the journal, each container's state. */
+/**
+ * The whole snapshot: this process's bpf objects and maps, the journal, each container's state.
+ * The packet path's kept rules of a netns with no fault in force are taken down first, as at the
+ * end of a test file: they are no fault's leftover (a slot in use shows in the maps and the journal).
+ */
 export async function leftovers(journalDir: string, ...containers: StartedTestContainer[]): Promise<Leftovers> {
+  await releaseIdleQueueSlots();
   return {
     bpf: ownBpfObjects(),
     maps: slotMapEntries(),
@@ -150,7 +158,6 @@ export async function leftovers(journalDir: string, ...containers: StartedTestCo
   };
 }
 
-/** Open fds of this process (the soak's flat-fd check). */
 /**
  * This process's open file descriptors; `withoutBpf`: not counting BPF programs,
  * maps and BTF (the kernel programs' objects, loaded at first use and kept for the
