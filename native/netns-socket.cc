@@ -54,13 +54,10 @@ struct Listening {
   std::string what;
 };
 
-void DumpListening(Listening &out) {
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (fd < 0) {
-    out.err = errno;
-    out.what = "socket(NETLINK_SOCK_DIAG)";
-    return;
-  }
+Napi::Value Fail(Napi::Env env, const Made &m);
+
+// One sock_diag dump per family on a NETLINK_SOCK_DIAG socket made in the namespace.
+void DumpListening(int fd, Listening &out) {
   for (uint8_t family : {static_cast<uint8_t>(AF_INET), static_cast<uint8_t>(AF_INET6)}) {
     struct {
       nlmsghdr h;
@@ -75,7 +72,7 @@ void DumpListening(Listening &out) {
     if (send(fd, &req, sizeof(req), 0) < 0) {
       out.err = errno;
       out.what = "sock_diag dump";
-      break;
+      return;
     }
     alignas(nlmsghdr) char buf[16384];
     bool done = false;
@@ -85,16 +82,11 @@ void DumpListening(Listening &out) {
         if (errno == EINTR) continue;
         out.err = errno;
         out.what = "sock_diag recv";
-        done = true;
-        break;
+        return;
       }
       for (auto *h = reinterpret_cast<nlmsghdr *>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
-        if (h->nlmsg_type == NLMSG_DONE) {
-          done = true;
-          break;
-        }
-        if (h->nlmsg_type == NLMSG_ERROR) {
-          // IPv6 not built in: no IPv6 listener
+        // NLMSG_ERROR: this family is not built in (no IPv6): nothing listens there
+        if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
           done = true;
           break;
         }
@@ -102,20 +94,34 @@ void DumpListening(Listening &out) {
         out.ports.insert(ntohs(m->id.idiag_sport));
       }
     }
-    if (out.err) break;
   }
-  close(fd);
 }
 
-// netnsListeningPorts(netns) -> number[]: the TCP ports something listens on there (sorted).
-Napi::Value NetnsListeningPorts(const Napi::CallbackInfo &info) {
+// netnsDiagSocket(netns) -> fd: a NETLINK_SOCK_DIAG socket of the namespace (it keeps the
+// namespace it was made in), for listeningPorts() to ask again and again without entering it.
+Napi::Value NetnsDiagSocket(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "netns: expected a string");
   std::string netns = info[0].As<Napi::String>();
+  Made m = InNetns(netns, [](Made &out) {
+    out.fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (out.fd < 0) {
+      out.err = errno;
+      out.what = "socket(NETLINK_SOCK_DIAG)";
+    }
+  });
+  if (m.err) Fail(env, m);
+  return Napi::Number::New(env, m.fd);
+}
+
+// listeningPorts(diagFd) -> number[]: the TCP ports something listens on in the socket's namespace (sorted).
+Napi::Value ListeningPorts(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "fd: expected a number");
   Listening l;
-  RunInNetns(netns, l, DumpListening);
+  DumpListening(info[0].As<Napi::Number>().Int32Value(), l);
   if (l.err) {
-    Napi::Error e = Napi::Error::New(env, l.what + " in " + netns + ": " + strerror(l.err));
+    Napi::Error e = Napi::Error::New(env, l.what + ": " + strerror(l.err));
     e.Set("errno", Napi::Number::New(env, l.err));
     throw e;
   }
@@ -296,6 +302,7 @@ void InitNetnsSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("netnsListen", Napi::Function::New(env, NetnsListen));
   exports.Set("netnsConnect", Napi::Function::New(env, NetnsConnect));
   exports.Set("originalDst", Napi::Function::New(env, OriginalDst));
-  exports.Set("netnsListeningPorts", Napi::Function::New(env, NetnsListeningPorts));
+  exports.Set("netnsDiagSocket", Napi::Function::New(env, NetnsDiagSocket));
+  exports.Set("listeningPorts", Napi::Function::New(env, ListeningPorts));
   exports.Set("dupFd", Napi::Function::New(env, DupFd));
 }

@@ -275,7 +275,11 @@ export class Chaos implements ControlMember {
    * limits included, and changes nothing.
    */
   async plan(spec: FaultSpec, seed?: number): Promise<FaultPlan> {
-    const v = validateSpec(spec);
+    return this.planValid(validateSpec(spec), spec, seed);
+  }
+
+  /** plan() of a spec validated already (inject validates it once). */
+  private async planValid(v: ValidSpec, spec: FaultSpec, seed?: number): Promise<FaultPlan> {
     const where = `chaos.inject(${v.kind})`;
     const impl = faultKinds.get(v.kind)!;
     const candidates: ResolvedTarget[] = [];
@@ -306,7 +310,8 @@ export class Chaos implements ControlMember {
    * `fault.widen(n)` applies it to the first n (a gradual rollout).
    */
   async injectOn<K extends FaultKindName>(spec: SpecOf<K>, count: number): Promise<ActiveFault<StatsOf<K>>> {
-    const { kind } = validateSpec(spec);
+    const valid = validateSpec(spec);
+    const { kind } = valid;
     const where = `chaos.inject(${kind})`;
     refuseIfStopped(where);
     const test = currentTest();
@@ -314,7 +319,7 @@ export class Chaos implements ControlMember {
     const impl = faultKinds.get(kind)!;
     // Before resolving: a target a dead run left paused or stopped is running again.
     if (!this.dryRun) await this.reap();
-    const plan = await this.plan(spec);
+    const plan = await this.planValid(valid, spec);
     this.rate.take(where);
     const on = new AppliedTargets<StatsOf<K>>();
     const info = (t: ResolvedTarget): FaultTargetInfo => ({ id: t.id, name: t.name });

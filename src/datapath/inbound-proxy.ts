@@ -207,7 +207,7 @@ async function inboundByKeptRules<C extends Record<string, number>>(
   warn: (line: string) => void,
 ): Promise<AppliedProxied<ProxyCounters & InboundCounters>> {
   const qm = ctx.kernel.queueMatch;
-  const ports = scope.port !== undefined ? [scope.port] : targetListeningPorts(netns);
+  const ports = scope.port !== undefined ? [scope.port] : targetListeningPorts({ containerId: target.id, netns });
   const extra: InboundCounters = { inboundPorts: ports.length, inboundConnections: 0, inboundConnectionsUnreached: 0 };
   if (ports.length === 0) {
     const stats = () => ({ connections: 0, unknownConnections: 0, upstreamErrors: 0, bytesUp: 0, bytesDown: 0, ...extra });

@@ -281,7 +281,7 @@ async function queueByKeptRules(
   const inboundByListening = spec.connections !== 'outbound' && spec.port === undefined;
   const everyOutbound = spec.connections !== 'inbound' && spec.newOutbound === 'packets';
   const byWay = (inboundByListening || everyOutbound) && !(inboundByListening && everyOutbound);
-  const listening = table ? table.listening : byWay ? targetListeningPorts(netns) : undefined;
+  const listening = table ? table.listening : byWay ? targetListeningPorts({ containerId: target.id, netns }) : undefined;
   let slot: QueueSlot | undefined;
   let reader: PacketQueue | undefined;
   for (let tries = 0; !reader; tries++) {

@@ -197,7 +197,10 @@ export class TcpProxy {
     releasedProxies.add(this);
     for (const r of [...this.relays]) r();
     this.relays.clear();
-    await new Promise((r) => setTimeout(r, 0)); // timers, then poll (accept), then check
+    // A connection the kernel accepted for us just before (its SYN redirected before the revert) is
+    // taken first: the second check phase from here comes after a poll phase (accept) that began
+    // after this point. (A 0 ms timer would cost a millisecond.)
+    await new Promise((r) => setImmediate(r));
     await new Promise((r) => setImmediate(r));
     await this.closeListeners();
     this.checkFinished();

@@ -7,7 +7,8 @@ interface NativeNetnsSocket {
   netnsListen(netns: string): { fd: number; port: number; ipv6: boolean };
   netnsConnect(netns: string, address: string, port: number, timeoutMs: number): number;
   originalDst(fd: number): { address: string; port: number };
-  netnsListeningPorts(netns: string): number[];
+  netnsDiagSocket(netns: string): number;
+  listeningPorts(diagFd: number): number[];
   dupFd(fd: number): number;
 }
 
@@ -31,12 +32,17 @@ export function originalDestination(fd: number): { address: string; port: number
   return addon().originalDst(fd);
 }
 
+/** A sock_diag socket of the namespace (its fd, close-on-exec; the caller closes it): for listeningPorts. */
+export function diagSocketInNetns(netns: string): number {
+  return addon().netnsDiagSocket(netns);
+}
+
 /**
- * The TCP ports something listens on in the namespace (IPv4 and IPv6), by sock_diag: tens of
- * microseconds, where /proc/<pid>/net/tcp makes the kernel walk every connection of the host.
+ * The TCP ports something listens on in a diag socket's namespace (IPv4 and IPv6), by sock_diag:
+ * tens of microseconds, where /proc/<pid>/net/tcp makes the kernel walk every connection of the host.
  */
-export function listeningPortsInNetns(netns: string): number[] {
-  return addon().netnsListeningPorts(netns);
+export function listeningPorts(diagFd: number): number[] {
+  return addon().listeningPorts(diagFd);
 }
 
 /** A second descriptor of the same socket (close-on-exec): one to hand to Node, which closes it, while the first stays. */

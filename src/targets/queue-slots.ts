@@ -26,7 +26,7 @@
 import { closeSync, statfsSync, unlinkSync } from 'node:fs';
 import type { Journal, JournalEntry } from '../journal/journal.js';
 import type { Kernel } from '../kernel/kernel.js';
-import { dupFd, listenInNetns, listeningPortsInNetns } from '../kernel/netns-socket.js';
+import { diagSocketInNetns, dupFd, listeningPorts, listenInNetns } from '../kernel/netns-socket.js';
 import { freshQueueNumber, openPacketQueue, type PacketQueue, type PacketQueuePolicy } from '../kernel/packet-queue.js';
 import { restore } from './restore-session.js';
 
@@ -89,6 +89,8 @@ interface Space {
   /** The families the nat chain is in (IPv6 when the listener is dual-stack). */
   redirectFamilies: (4 | 6)[];
   journal?: Journal;
+  /** A sock_diag socket of the netns (targetListeningPorts), kept with the rules. */
+  diag?: number;
   timer?: NodeJS.Timeout;
   /** Structural changes (a new rule, the teardown) one at a time. */
   chain: Promise<unknown>;
@@ -346,6 +348,8 @@ async function teardown(space: Space): Promise<void> {
       if (done.some((d) => d.status === 'rejected')) await journal.revert(entry);
       else journal.forget(entry);
     }
+    if (space.diag !== undefined) closeSync(space.diag);
+    space.diag = undefined;
     for (const s of [...space.slots.queue, ...space.slots.redirect]) {
       s.reader?.close();
       if (s.listener) closeSync(s.listener.fd);
@@ -354,10 +358,17 @@ async function teardown(space: Space): Promise<void> {
   });
 }
 
-/** The TCP ports the target listens on in its netns (sock_diag), less our kept listeners there. */
-export function targetListeningPorts(netns: string): number[] {
-  const ours = new Set((spaces.get(netns)?.slots.redirect ?? []).map((s) => s.listener?.port));
-  return listeningPortsInNetns(netns).filter((p) => !ours.has(p));
+/**
+ * The TCP ports the target listens on in its netns (sock_diag, on a socket of
+ * that netns kept with its rules), less our kept listeners there.
+ */
+export function targetListeningPorts(spec: { containerId: string; netns: string }): number[] {
+  const space = spaceOf(spec);
+  space.diag ??= diagSocketInNetns(spec.netns);
+  const ours = new Set(space.slots.redirect.map((s) => s.listener?.port));
+  const ports = listeningPorts(space.diag).filter((p) => !ours.has(p));
+  idleLater(space);
+  return ports;
 }
 
 /** Deletes the kept rules of every netns with no fault in force and no relayed connection (the end of a test file). */
