@@ -25,9 +25,8 @@ struct {
 } qm_slots SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 16384);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
 	__type(key, struct vc_qm_port_key);
 	__type(value, __u8);
 } qm_ports SEC(".maps");
@@ -147,9 +146,17 @@ static __always_inline int qm_match(struct __sk_buff *skb, bool egress, bool red
 		return 0;
 	if (!(s->flags & VC_QM_REDIRECT) != !redirect)
 		return 0;
-	if (!egress && !redirect && !(s->flags & VC_QM_BOTH_HOOKS))
-		return 0;
 	if (!qm_parse(skb, egress, &p))
+		return 0;
+	/* A SYN coming to the target: it listens on that port (if it started after the inject too).
+	 */
+	if (!egress && (p.flags & 0x12) == 0x02) {
+		struct vc_qm_port_key learn = { .slot = slot, .gen = s->gen, .port = p.local_port };
+		__u8 one = 1;
+
+		bpf_map_update_elem(&qm_ports, &learn, &one, BPF_NOEXIST);
+	}
+	if (!egress && !redirect && !(s->flags & VC_QM_BOTH_HOOKS))
 		return 0;
 	if ((s->flags & VC_QM_FIN_ONLY) && !(p.flags & 0x01))
 		return 0;
@@ -167,7 +174,7 @@ static __always_inline int qm_match(struct __sk_buff *skb, bool egress, bool red
 	if (bpf_map_lookup_elem(&qm_proxies, &pk) && qm_peer_ok(s, p.remote))
 		goto hit;
 
-	struct vc_qm_port_key lk = { .slot = slot, .port = p.local_port };
+	struct vc_qm_port_key lk = { .slot = slot, .gen = s->gen, .port = p.local_port };
 	bool listening = bpf_map_lookup_elem(&qm_ports, &lk) != NULL;
 	bool has_port = s->flags & VC_QM_PORT;
 

@@ -41,15 +41,19 @@ enum vc_qm_flags {
 struct vc_qm_slot {
 	__u32 flags; /* enum vc_qm_flags */
 	__u32 port;
-	__u32 npeers;                  /* 0: every peer */
+	__u32 npeers; /* 0: every peer */
+	__u32 gen;    /* this fault's generation of the slot: its qm_ports keys carry it */
 	__u8 peer_prefix[VC_QM_PEERS]; /* of 128 (IPv4: 96 + its prefix) */
 	__u8 peer_addr[VC_QM_PEERS * 16];
 	__u64 matched; /* packets the program accepted (queued) */
 };
 
-/* A port the slot's target listens on: its connections are inbound. */
+/* A port the slot's target listens on: its connections are inbound. Listed at inject, and
+ * learned from each SYN the target receives (a port it listens on later counts too); keys of
+ * an older generation of the slot never match, and age out of the LRU map. */
 struct vc_qm_port_key {
 	__u32 slot;
+	__u32 gen;
 	__u32 port;
 };
 

@@ -57,7 +57,6 @@ export function peerPrefix(p: PeerMatch): { addr: Buffer; prefix: number } | nul
 
 export class QueueMatchPrograms {
   private readonly base: NativeObject;
-  private readonly objects = new Map<number, NativeObject>();
   private readonly slotCodec: StructCodec<'vc_qm_slot'>;
   private readonly portKey: StructCodec<'vc_qm_port_key'>;
   private readonly flowKey: StructCodec<'vc_qm_flow_key'>;
@@ -67,12 +66,15 @@ export class QueueMatchPrograms {
   private readonly flags: Record<string, number>;
   /** Every key a slot added, to delete on clear. */
   private readonly keys = new Map<number, { map: string; key: Buffer }[]>();
+  private readonly gens = new Map<number, number>();
 
   constructor() {
     const Obj = loadAddon().BpfObject;
-    this.base = new Obj(bpfObjectPath('queue-match'));
+    // The maps' owner; its programs (slot index none) are never pinned.
+    const none = Buffer.alloc(4);
+    none.writeUInt32LE(0xffffffff);
+    this.base = new Obj(bpfObjectPath('queue-match'), { rodata: none });
     checkConstants(this.base, 'queue-match');
-    this.objects.set(0, this.base);
     const enums = this.base.enums();
     this.slots = enums.vc_qm_limits?.VC_QM_SLOTS ?? 0;
     this.maxPeers = enums.vc_qm_limits?.VC_QM_PEERS ?? 0;
@@ -84,18 +86,16 @@ export class QueueMatchPrograms {
   }
 
   /**
-   * Pins the slot's programs for iptables (loading its object first: a verifier run,
-   * once per slot): the queue's output and input matches at `${prefix}-o` and
-   * `${prefix}-i`, or the inbound proxy's REDIRECT match at `${prefix}-r`.
+   * Pins the slot's programs for iptables: the queue's output and input matches
+   * at `${prefix}-o` and `${prefix}-i`, or the inbound proxy's REDIRECT match at
+   * `${prefix}-r`, from an object loaded for the slot (a verifier run). Call
+   * `done` once the rule holds them: the object is closed (the rule keeps the
+   * programs, which keep the shared maps), so a slot costs no descriptor of ours.
    */
-  pin(slot: number, prefix: string, use: 'queue' | 'redirect'): string[] {
-    let o = this.objects.get(slot);
-    if (!o) {
-      const rodata = Buffer.alloc(4);
-      rodata.writeUInt32LE(slot);
-      o = new (loadAddon().BpfObject)(bpfObjectPath('queue-match'), { rodata, share: this.base });
-      this.objects.set(slot, o);
-    }
+  pin(slot: number, prefix: string, use: 'queue' | 'redirect'): { paths: string[]; done(): void } {
+    const rodata = Buffer.alloc(4);
+    rodata.writeUInt32LE(slot);
+    const o = new (loadAddon().BpfObject)(bpfObjectPath('queue-match'), { rodata, share: this.base });
     const programs: [string, string][] =
       use === 'queue'
         ? [
@@ -103,8 +103,13 @@ export class QueueMatchPrograms {
             ['vc_qm_input', `${prefix}-i`],
           ]
         : [['vc_qm_redirect', `${prefix}-r`]];
-    for (const [program, path] of programs) o.pinProgram(program, path);
-    return programs.map(([, path]) => path);
+    try {
+      for (const [program, path] of programs) o.pinProgram(program, path);
+    } catch (err) {
+      o.close();
+      throw err;
+    }
+    return { paths: programs.map(([, path]) => path), done: () => o.close() };
   }
 
   private add(slot: number, map: string, key: Buffer): void {
@@ -114,8 +119,14 @@ export class QueueMatchPrograms {
     list.push({ map, key });
   }
 
+  /** The slot's generation: its fault's port keys carry it (the program learns ports under it too). */
+  private gen(slot: number): number {
+    return this.gens.get(slot) ?? 1;
+  }
+
   listening(slot: number, ports: readonly number[]): void {
-    for (const port of ports) this.add(slot, 'qm_ports', this.portKey.encode({ slot, port }));
+    const gen = this.gen(slot);
+    for (const port of ports) this.add(slot, 'qm_ports', this.portKey.encode({ slot, gen, port }));
   }
 
   flows(slot: number, flows: readonly QueueMatchFlow[]): void {
@@ -162,6 +173,7 @@ export class QueueMatchPrograms {
       flags,
       port: scope.port ?? 0,
       npeers: list.length,
+      gen: this.gen(slot),
       peer_prefix: prefix,
       peer_addr: addr,
       matched: 0n,
@@ -177,7 +189,12 @@ export class QueueMatchPrograms {
       if (v && this.slotCodec.decode(v).flags & (this.flags.VC_QM_ACTIVE ?? 1)) activeSlots++;
     }
     const n = (m: string) => this.base.mapKeys(m).length;
-    return { activeSlots, qm_ports: n('qm_ports'), qm_flows: n('qm_flows'), qm_proxies: n('qm_proxies') };
+    // Port keys of a past generation (learned by the program for a fault now reverted) match nothing.
+    const ports = this.base.mapKeys('qm_ports').filter((k) => {
+      const key = this.portKey.decode(k);
+      return key.gen === this.gen(key.slot);
+    }).length;
+    return { activeSlots, qm_ports: ports, qm_flows: n('qm_flows'), qm_proxies: n('qm_proxies') };
   }
 
   /** Packets the slot's programs queued since it was activated. */
@@ -191,6 +208,8 @@ export class QueueMatchPrograms {
     this.base.mapUpdate('qm_slots', this.key(slot), Buffer.alloc(this.slotCodec.size));
     for (const { map, key } of this.keys.get(slot) ?? []) this.base.mapDelete(map, key);
     this.keys.delete(slot);
+    // Ports the program learned for this fault stay in the LRU map under its generation: never matched again.
+    this.gens.set(slot, (this.gen(slot) + 1) >>> 0 || 1);
   }
 
   private key(slot: number): Buffer {

@@ -242,8 +242,11 @@ async function newSlot(k: Kernel, s: Space, use: Use, journal: Journal): Promise
   }
   const slot: Slot = { index, use, queue: use === 'queue' ? freshQueueNumber() : 0, relaying: 0, leased: true, lost: false };
   let paths: string[] = [];
+  let pinned: { done(): void } | undefined;
   try {
-    paths = k.queueMatch.pin(index, `${BPF_FS}/vitest-chaos-${process.pid}-${index}`, use);
+    const pin = k.queueMatch.pin(index, `${BPF_FS}/vitest-chaos-${process.pid}-${index}`, use);
+    pinned = pin;
+    paths = pin.paths;
     if (use === 'redirect') {
       slot.listener = listenInNetns(s.netns);
       if (s.slots.redirect.length === 0 && !s.entries.redirect) s.redirectFamilies = slot.listener.ipv6 ? [4, 6] : [4];
@@ -291,6 +294,7 @@ async function newSlot(k: Kernel, s: Space, use: Use, journal: Journal): Promise
         // not pinned
       }
     }
+    pinned?.done();
   }
   madeOne = true;
   s.slots[use].unshift(slot);

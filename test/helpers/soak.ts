@@ -199,10 +199,13 @@ export function soakWorker({ worker, seconds, rate = 50 }: SoakOptions): void {
     soaking = false;
     await watchControl;
 
+    // The snapshot takes down the packet path's idle kept rules and readers (as the end of a file
+    // does); a reader's netlink socket is closed by a thread of its own a moment later.
+    const after = await leftovers(journal, target, peer, control);
+    for (let i = 0; i < 50 && fdCount() > fdsBefore + 2; i++) await new Promise((r) => setTimeout(r, 20));
     gcNow();
     const heapAfter = process.memoryUsage().heapUsed;
     const fdsAfter = fdCount();
-    const after = await leftovers(journal, target, peer, control);
     injectMs.sort((a, b) => a - b);
     revertMs.sort((a, b) => a - b);
     const lost = controlRounds.reduce((s, r) => s + r.lost, 0);

@@ -154,6 +154,58 @@ describe('the packet path keeps its rules per netns: inject and revert are map u
     expect(after - base).toBeLessThan(10);
   });
 
+  it('a port the target starts listening on after the inject is inbound too (learned from the SYN it receives)', async () => {
+    const f = await chaos.inject({ kind: 'network-latency', target, latencyMs: 80, connections: 'inbound' });
+    try {
+      // A second server in the target, started after the inject: its port was not listening then.
+      const started = await target.exec([
+        'sh',
+        '-c',
+        `nohup node -e "require('http').createServer((q, s) => s.end('late')).listen(7070)" >/dev/null 2>&1 & echo $! > /tmp/late.pid
+         for i in $(seq 50); do node -e "require('net').connect(7070, '127.0.0.1').on('connect', () => process.exit(0)).on('error', () => process.exit(1))" && exit 0; sleep 0.1; done; exit 1`,
+      ]);
+      expect(started.exitCode).toBe(0);
+      const late = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const lateTimes = async (n: number) => {
+        const out: number[] = [];
+        for (let i = 0; i < n; i++) {
+          const t0 = performance.now();
+          await new Promise<void>((resolve, reject) => {
+            http
+              .get({ host: ipOf(target), port: 7070, path: '/', agent: late }, (res) => {
+                res.resume();
+                res.on('end', resolve);
+              })
+              .on('error', reject);
+          });
+          out.push(performance.now() - t0);
+        }
+        return out;
+      };
+      const onLate = await lateTimes(6);
+      const onOld = await onTarget();
+      // What the target opens is outbound: not delayed (connections: 'inbound').
+      const out = await target.exec([
+        'node',
+        '-e',
+        `const t = performance.now(); require('http').get('http://${ipOf(control)}:8080/', (r) => { r.resume(); r.on('end', () => console.log(performance.now() - t)); })`,
+      ]);
+      const outMs = Number(out.output.trim());
+      late.destroy();
+      console.info(
+        `late listener: first ${onLate[0]?.toFixed(1)} ms, then median ${median(onLate.slice(1)).toFixed(1)} ms; ` +
+          `8080 ${onOld.toFixed(1)} ms; the target's own request out ${outMs.toFixed(1)} ms; ${JSON.stringify(f.stats())}`,
+      );
+      expect(Math.min(...onLate.slice(1))).toBeGreaterThanOrEqual(78);
+      expect(median(onLate.slice(1))).toBeLessThan(110);
+      expect(onOld).toBeGreaterThanOrEqual(78);
+      expect(outMs).toBeLessThan(40);
+    } finally {
+      await f.revert();
+      await target.exec(['sh', '-c', 'kill $(cat /tmp/late.pid) 2>/dev/null; rm -f /tmp/late.pid']);
+    }
+  });
+
   it('the rules and their journal record go once the netns has no fault', async () => {
     const f = await chaos.inject({ kind: 'network-latency', target, latencyMs: 10 });
     const journaled = journalOf().filter((d) => d.startsWith('packet path rules in'));

@@ -175,7 +175,7 @@ it('packs built JavaScript and types, the CO-RE objects, the linux-x64 N-API add
   expect(packed).toContain('dist/plugin.js');
   expect(packed).toContain('dist/api/setup-file.js');
   expect(packed.filter((p) => /^bpf\/[\w-]+\.bpf\.o$/.test(p)).sort()).toEqual(
-    ['conn-limit', 'connect', 'dns', 'observe', 'packet-drop', 'syscall-signal', 'veth'].map((o) => `bpf/${o}.bpf.o`),
+    ['conn-limit', 'connect', 'dns', 'observe', 'packet-drop', 'queue-match', 'syscall-signal', 'veth'].map((o) => `bpf/${o}.bpf.o`),
   );
   expect(packed.filter((p) => p.startsWith('prebuilds/'))).toEqual(['prebuilds/linux-x64/vitest-chaos.glibc.node']);
   expect(packed.filter((p) => /vmlinux\.h$/.test(p))).toEqual([]);
