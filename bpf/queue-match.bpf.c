@@ -25,6 +25,13 @@ struct {
 } qm_slots SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VC_QM_SLOTS);
+	__type(key, __u32);
+	__type(value, struct vc_qm_group);
+} qm_groups SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct vc_qm_port_key);
@@ -106,19 +113,17 @@ static __always_inline bool qm_parse(struct __sk_buff *skb, bool egress, struct 
 	return true;
 }
 
-static __always_inline bool qm_in_prefix(const __u8 *addr, const __u8 *net, __u32 prefix)
+/* addr in net under mask: four 32-bit words, no branch per byte (a loop over 16 bytes per
+ * peer made the verifier walk 130k instructions). */
+static __always_inline bool qm_in_net(const __u8 *addr, const __u8 *net, const __u8 *mask)
 {
-	for (int i = 0; i < 16; i++) {
-		__u32 bits = prefix > (__u32)i * 8 ? prefix - (__u32)i * 8 : 0;
+	__u32 a[4], n[4], m[4];
 
-		if (bits == 0)
-			return true;
-		__u8 mask = bits >= 8 ? 0xff : (__u8)(0xff << (8 - bits));
-
-		if ((addr[i] ^ net[i]) & mask)
-			return false;
-	}
-	return true;
+	__builtin_memcpy(a, addr, 16);
+	__builtin_memcpy(n, net, 16);
+	__builtin_memcpy(m, mask, 16);
+	return !(((a[0] ^ n[0]) & m[0]) | ((a[1] ^ n[1]) & m[1]) | ((a[2] ^ n[2]) & m[2]) |
+	         ((a[3] ^ n[3]) & m[3]));
 }
 
 static __always_inline bool qm_peer_ok(struct vc_qm_slot *s, const __u8 *remote)
@@ -130,75 +135,140 @@ static __always_inline bool qm_peer_ok(struct vc_qm_slot *s, const __u8 *remote)
 	for (int i = 0; i < VC_QM_PEERS; i++) {
 		if ((__u32)i >= n)
 			break;
-		if (qm_in_prefix(remote, &s->peer_addr[i * 16], s->peer_prefix[i]))
+		if (qm_in_net(remote, &s->peer_addr[i * 16], &s->peer_mask[i * 16]))
 			return true;
 	}
 	return false;
+}
+
+/* Does the fault in `slot` take packet p? A global function: the verifier checks it once, not
+ * at each call (two per program, one in a loop). how: bit 0 egress, bit 1 redirect. */
+__attribute__((noinline)) int qm_takes(__u32 slot, const struct qm_packet *p, __u32 how)
+{
+	struct vc_qm_slot *s = bpf_map_lookup_elem(&qm_slots, &slot);
+	bool egress = how & 1, redirect = how & 2;
+
+	if (!p || !s || !(s->flags & VC_QM_ACTIVE))
+		return false;
+	if (!(s->flags & VC_QM_REDIRECT) != !redirect)
+		return false;
+	if (!egress && !redirect && !(s->flags & VC_QM_BOTH_HOOKS))
+		return false;
+	if ((s->flags & VC_QM_FIN_ONLY) && !(p->flags & 0x01))
+		return false;
+	/* A REDIRECT takes a connection by its SYN: nat sees no other packet of it. */
+	if (redirect && (p->flags & 0x12) != 0x02)
+		return false;
+
+	struct vc_qm_proxy_key pk = { .slot = slot, .port = p->remote_port };
+
+	__builtin_memcpy(pk.addr, p->remote, 16);
+	if (bpf_map_lookup_elem(&qm_proxies, &pk))
+		return true;
+	__builtin_memset(pk.addr, 0, 16);
+	pk.port = p->local_port;
+	if (bpf_map_lookup_elem(&qm_proxies, &pk) && qm_peer_ok(s, p->remote))
+		return true;
+
+	struct vc_qm_port_key lk = { .slot = slot, .gen = s->gen, .port = p->local_port };
+	bool listening = bpf_map_lookup_elem(&qm_ports, &lk) != NULL;
+	bool has_port = s->flags & VC_QM_PORT;
+
+	if (s->flags & VC_QM_INBOUND) {
+		if ((has_port ? p->local_port == s->port : listening) && qm_peer_ok(s, p->remote))
+			return true;
+	}
+	if (s->flags & VC_QM_OUTBOUND_ALL) {
+		if (!listening && (!has_port || p->remote_port == s->port) &&
+		    qm_peer_ok(s, p->remote))
+			return true;
+	}
+	if (s->flags & VC_QM_OUTBOUND_LISTED) {
+		struct vc_qm_flow_key fk = { .slot = slot,
+			                     .local_port = p->local_port,
+			                     .remote_port = p->remote_port };
+
+		__builtin_memcpy(fk.local, p->local, 16);
+		__builtin_memcpy(fk.remote, p->remote, 16);
+		if (bpf_map_lookup_elem(&qm_flows, &fk))
+			return true;
+	}
+	return false;
+}
+
+struct qm_walk {
+	struct qm_packet p;
+	__u32 me;
+	__u32 group;
+	bool egress;
+	bool redirect;
+	bool decided;
+	bool take;
+};
+
+/* One slot of the group, newest first: the first that takes the packet gets it. */
+static long qm_walk_one(__u32 i, struct qm_walk *w)
+{
+	__u32 group = w->group;
+	struct vc_qm_group *g;
+
+	if (i >= VC_QM_GROUP)
+		return 1;
+	g = bpf_map_lookup_elem(&qm_groups, &group);
+	if (!g)
+		return 1;
+	__u32 idx = i;
+
+	/* The mask after an opaque copy: the compiler would drop it (i < VC_QM_GROUP is known),
+	 * and the verifier loses that bound through the 32-bit copy it makes instead. */
+	asm volatile("" : "+r"(idx));
+	idx &= VC_QM_GROUP - 1;
+	__u32 cand = g->slots[idx];
+	__u32 how = (w->egress ? 1 : 0) | (w->redirect ? 2 : 0);
+
+	if (cand == w->me) {
+		w->take = qm_takes(cand, &w->p, how);
+		w->decided = true;
+		return 1;
+	}
+	if (qm_takes(cand, &w->p, how)) {
+		w->take = false;
+		w->decided = true;
+		return 1;
+	}
+	return 0;
 }
 
 static __always_inline int qm_match(struct __sk_buff *skb, bool egress, bool redirect)
 {
 	__u32 slot = vc_qm_slot_index;
 	struct vc_qm_slot *s = bpf_map_lookup_elem(&qm_slots, &slot);
-	struct qm_packet p = {};
+	struct qm_walk w = { .me = slot, .egress = egress, .redirect = redirect };
 
 	if (!s || !(s->flags & VC_QM_ACTIVE))
 		return 0;
-	if (!(s->flags & VC_QM_REDIRECT) != !redirect)
-		return 0;
-	if (!qm_parse(skb, egress, &p))
+	if (!qm_parse(skb, egress, &w.p))
 		return 0;
 	/* A SYN coming to the target: it listens on that port (if it started after the inject too).
 	 */
-	if (!egress && (p.flags & 0x12) == 0x02) {
-		struct vc_qm_port_key learn = { .slot = slot, .gen = s->gen, .port = p.local_port };
+	if (!egress && (w.p.flags & 0x12) == 0x02) {
+		struct vc_qm_port_key learn = { .slot = slot,
+			                        .gen = s->gen,
+			                        .port = w.p.local_port };
 		__u8 one = 1;
 
 		bpf_map_update_elem(&qm_ports, &learn, &one, BPF_NOEXIST);
 	}
-	if (!egress && !redirect && !(s->flags & VC_QM_BOTH_HOOKS))
+	w.group = s->group;
+	struct vc_qm_group *g = bpf_map_lookup_elem(&qm_groups, &w.group);
+
+	if (g && g->n > 0)
+		bpf_loop(g->n < VC_QM_GROUP ? g->n : VC_QM_GROUP, qm_walk_one, &w, 0);
+	/* Not in its group's list (a moment before or after it is): as if it were alone. */
+	if (!w.decided)
+		w.take = qm_takes(slot, &w.p, (egress ? 1 : 0) | (redirect ? 2 : 0));
+	if (!w.take)
 		return 0;
-	if ((s->flags & VC_QM_FIN_ONLY) && !(p.flags & 0x01))
-		return 0;
-	/* A REDIRECT takes a connection by its SYN: nat sees no other packet of it. */
-	if (redirect && (p.flags & 0x12) != 0x02)
-		return 0;
-
-	struct vc_qm_proxy_key pk = { .slot = slot, .port = p.remote_port };
-
-	__builtin_memcpy(pk.addr, p.remote, 16);
-	if (bpf_map_lookup_elem(&qm_proxies, &pk))
-		goto hit;
-	__builtin_memset(pk.addr, 0, 16);
-	pk.port = p.local_port;
-	if (bpf_map_lookup_elem(&qm_proxies, &pk) && qm_peer_ok(s, p.remote))
-		goto hit;
-
-	struct vc_qm_port_key lk = { .slot = slot, .gen = s->gen, .port = p.local_port };
-	bool listening = bpf_map_lookup_elem(&qm_ports, &lk) != NULL;
-	bool has_port = s->flags & VC_QM_PORT;
-
-	if (s->flags & VC_QM_INBOUND) {
-		if ((has_port ? p.local_port == s->port : listening) && qm_peer_ok(s, p.remote))
-			goto hit;
-	}
-	if (s->flags & VC_QM_OUTBOUND_ALL) {
-		if (!listening && (!has_port || p.remote_port == s->port) &&
-		    qm_peer_ok(s, p.remote))
-			goto hit;
-	}
-	if (s->flags & VC_QM_OUTBOUND_LISTED) {
-		struct vc_qm_flow_key fk = { .slot = slot,
-			                     .local_port = p.local_port,
-			                     .remote_port = p.remote_port };
-
-		__builtin_memcpy(fk.local, p.local, 16);
-		__builtin_memcpy(fk.remote, p.remote, 16);
-		if (bpf_map_lookup_elem(&qm_flows, &fk))
-			goto hit;
-	}
-	return 0;
-hit:
 	__sync_fetch_and_add(&s->matched, 1);
 	return 1;
 }

@@ -16,6 +16,8 @@ enum vc_qm_limits {
 	VC_QM_SLOTS = 256,
 	/* Peers (CIDRs) a slot matches against; none: every peer. */
 	VC_QM_PEERS = 8,
+	/* Slots in use at once in one netns (a group). */
+	VC_QM_GROUP = 64,
 };
 
 enum vc_qm_flags {
@@ -43,9 +45,16 @@ struct vc_qm_slot {
 	__u32 port;
 	__u32 npeers; /* 0: every peer */
 	__u32 gen;    /* this fault's generation of the slot: its qm_ports keys carry it */
-	__u8 peer_prefix[VC_QM_PEERS]; /* of 128 (IPv4: 96 + its prefix) */
+	__u32 group;  /* the netns's group: of its slots that take a packet, the newest gets it */
 	__u8 peer_addr[VC_QM_PEERS * 16];
-	__u64 matched; /* packets the program accepted (queued) */
+	__u8 peer_mask[VC_QM_PEERS * 16]; /* 128-bit masks (IPv4: 96 ones, then its own) */
+	__u64 matched;                    /* packets the program accepted (queued) */
+};
+
+/* The slots in use in one netns, newest first (qm_groups[group]). */
+struct vc_qm_group {
+	__u32 n;
+	__u32 slots[VC_QM_GROUP];
 };
 
 /* A port the slot's target listens on: its connections are inbound. Listed at inject, and

@@ -257,7 +257,7 @@ async function inboundByKeptRules<C extends Record<string, number>>(
       ports,
     });
     if (scope.port === undefined) qm.listening(slot.index, ports);
-    qm.activate(slot.index, {
+    slot.activate({
       inbound: true,
       outbound: null,
       bothHooks: false,
@@ -267,7 +267,7 @@ async function inboundByKeptRules<C extends Record<string, number>>(
       peers: scope.peers,
     });
   } catch (err) {
-    qm.clear(slot.index);
+    slot.deactivate();
     await unannounce();
     await proxy.close();
     slot.release(Promise.resolve());
@@ -300,7 +300,7 @@ async function inboundByKeptRules<C extends Record<string, number>>(
       // New connections go straight to the server first; then the relayed ones are handed back
       // (the kept nat chain keeps conntrack, so their translation stays: they still reach our
       // sockets, which relay them as they are, until they close).
-      qm.clear(slot.index);
+      slot.deactivate();
       try {
         policy.release?.();
         await proxy.release();

@@ -333,7 +333,7 @@ async function queueByKeptRules(
       if (!stopped && follows(e)) follow(e);
     },
     async leave(e) {
-      for (const k of followed.get(e) ?? []) qm.unfollow(mine.index, k);
+      for (const k of followed.get(e) ?? []) qm.unfollow(k);
     },
   });
   try {
@@ -343,10 +343,10 @@ async function queueByKeptRules(
       counted(table);
     }
     for (const e of watch.current) if (follows(e)) follow(e);
-    qm.activate(mine.index, scope);
+    mine.activate(scope);
   } catch (err) {
     watch.stop();
-    qm.clear(mine.index);
+    mine.deactivate();
     mine.release();
     throw err;
   }
@@ -371,7 +371,7 @@ async function queueByKeptRules(
       if (stopped) return;
       stopped = true;
       watch.stop();
-      qm.clear(mine.index);
+      mine.deactivate();
     },
   };
 }

@@ -19,9 +19,10 @@ export interface BpfStructs {
   vc_obs_stats: { tcp_retransmits: bigint; connect_attempts: bigint; connects_established: bigint; connect_errors_total: bigint; block_io_bytes: bigint; block_io_ops: bigint; io_waits: bigint; runq_samples: bigint; oom_kills: bigint; process_exits: bigint; rtt_samples: bigint; connect_errors: Buffer; runq_hist: Buffer; io_hist: Buffer; rtt_hist: Buffer };
   vc_pkt_rule: { flags: number; threshold: number; port: number; protocol: number; family: number; pad: number; peer_addr: Buffer; peer_mask: Buffer };
   vc_qm_flow_key: { slot: number; local_port: number; remote_port: number; local: Buffer; remote: Buffer };
+  vc_qm_group: { n: number; slots: Buffer };
   vc_qm_port_key: { slot: number; gen: number; port: number };
   vc_qm_proxy_key: { slot: number; port: number; addr: Buffer };
-  vc_qm_slot: { flags: number; port: number; npeers: number; gen: number; peer_prefix: Buffer; peer_addr: Buffer; matched: bigint };
+  vc_qm_slot: { flags: number; port: number; npeers: number; gen: number; group: number; peer_addr: Buffer; peer_mask: Buffer; matched: bigint };
   vc_sig_rule: { nr: number; signal: number; threshold: number; flags: number; after_count: bigint };
   vc_sig_stats: { matched: bigint; signaled: bigint; rng: bigint };
   vc_slot_key: { cgroup_id: bigint; slot: number; pad: number };
@@ -45,9 +46,10 @@ export const BPF_STRUCT_FIELDS: { readonly [S in keyof BpfStructs]: readonly (ke
   vc_obs_stats: ['tcp_retransmits', 'connect_attempts', 'connects_established', 'connect_errors_total', 'block_io_bytes', 'block_io_ops', 'io_waits', 'runq_samples', 'oom_kills', 'process_exits', 'rtt_samples', 'connect_errors', 'runq_hist', 'io_hist', 'rtt_hist'],
   vc_pkt_rule: ['flags', 'threshold', 'port', 'protocol', 'family', 'pad', 'peer_addr', 'peer_mask'],
   vc_qm_flow_key: ['slot', 'local_port', 'remote_port', 'local', 'remote'],
+  vc_qm_group: ['n', 'slots'],
   vc_qm_port_key: ['slot', 'gen', 'port'],
   vc_qm_proxy_key: ['slot', 'port', 'addr'],
-  vc_qm_slot: ['flags', 'port', 'npeers', 'gen', 'peer_prefix', 'peer_addr', 'matched'],
+  vc_qm_slot: ['flags', 'port', 'npeers', 'gen', 'group', 'peer_addr', 'peer_mask', 'matched'],
   vc_sig_rule: ['nr', 'signal', 'threshold', 'flags', 'after_count'],
   vc_sig_stats: ['matched', 'signaled', 'rng'],
   vc_slot_key: ['cgroup_id', 'slot', 'pad'],
@@ -98,6 +100,7 @@ export const BPF_CONSTANTS = {
   // enum vc_qm_limits
   VC_QM_SLOTS: 256,
   VC_QM_PEERS: 8,
+  VC_QM_GROUP: 64,
   // enum vc_sig_flags
   VC_SIG_ALL: 1,
 } as const;

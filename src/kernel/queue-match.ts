@@ -41,6 +41,13 @@ export function addr16(ip: string): Buffer {
   return Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...parts]);
 }
 
+/** The 16-byte mask of a 128-bit prefix length. */
+export function prefixMask(bits: number): Buffer {
+  const m = Buffer.alloc(16);
+  for (let i = 0; i < 16; i++) m[i] = bits >= 8 * (i + 1) ? 0xff : bits > 8 * i ? (0xff << (8 - (bits - 8 * i))) & 0xff : 0;
+  return m;
+}
+
 /** A peer as a 128-bit prefix; null when it covers every peer. */
 export function peerPrefix(p: PeerMatch): { addr: Buffer; prefix: number } | null {
   if (p.family === 0) return null;
@@ -63,6 +70,9 @@ export class QueueMatchPrograms {
   private readonly proxyKey: StructCodec<'vc_qm_proxy_key'>;
   readonly slots: number;
   readonly maxPeers: number;
+  /** Slots in use at once in one netns, and the size of its qm_groups entry. */
+  readonly groupSlots: number;
+  private readonly groupSize: number;
   private readonly flags: Record<string, number>;
   /** Every key a slot added, to delete on clear. */
   private readonly keys = new Map<number, { map: string; key: Buffer }[]>();
@@ -78,6 +88,8 @@ export class QueueMatchPrograms {
     const enums = this.base.enums();
     this.slots = enums.vc_qm_limits?.VC_QM_SLOTS ?? 0;
     this.maxPeers = enums.vc_qm_limits?.VC_QM_PEERS ?? 0;
+    this.groupSlots = enums.vc_qm_limits?.VC_QM_GROUP ?? 0;
+    this.groupSize = this.base.structLayout('vc_qm_group').size;
     this.flags = enums.vc_qm_flags ?? {};
     this.slotCodec = structCodec(this.base, 'vc_qm_slot');
     this.portKey = structCodec(this.base, 'vc_qm_port_key');
@@ -143,21 +155,24 @@ export class QueueMatchPrograms {
     return key;
   }
 
-  unfollow(slot: number, key: Buffer): void {
+  unfollow(key: Buffer): void {
     this.base.mapDelete('qm_proxies', key);
   }
 
-  /** Puts the scope in force: from here the slot's rules queue what it covers. */
-  activate(slot: number, scope: QueueMatchScope): void {
+  /**
+   * Puts the scope in force: from here the slot's rules queue (or redirect) what it
+   * covers, unless a newer slot of its group (listed with order()) takes it first.
+   */
+  activate(slot: number, group: number, scope: QueueMatchScope): void {
     const f = this.flags;
     const prefixes = scope.peers.map(peerPrefix);
     const every = prefixes.length === 0 || prefixes.some((p) => p === null);
     const list = every ? [] : (prefixes as { addr: Buffer; prefix: number }[]);
     if (list.length > this.maxPeers) throw new Error(`the packet path matches at most ${this.maxPeers} peer addresses, got ${list.length}`);
-    const prefix = Buffer.alloc(this.maxPeers);
+    const mask = Buffer.alloc(this.maxPeers * 16);
     const addr = Buffer.alloc(this.maxPeers * 16);
     list.forEach((p, i) => {
-      prefix[i] = p.prefix;
+      prefixMask(p.prefix).copy(mask, i * 16);
       p.addr.copy(addr, i * 16);
     });
     const flags =
@@ -174,11 +189,20 @@ export class QueueMatchPrograms {
       port: scope.port ?? 0,
       npeers: list.length,
       gen: this.gen(slot),
-      peer_prefix: prefix,
+      group,
       peer_addr: addr,
+      peer_mask: mask,
       matched: 0n,
     });
     this.base.mapUpdate('qm_slots', this.key(slot), value);
+  }
+
+  /** The slots in use in a netns's group, newest first: of those that take a packet, the first gets it. */
+  order(group: number, slots: readonly number[]): void {
+    const value = Buffer.alloc(this.groupSize);
+    value.writeUInt32LE(Math.min(slots.length, this.groupSlots), 0);
+    for (const [i, s] of slots.slice(0, this.groupSlots).entries()) value.writeUInt32LE(s, 4 + 4 * i);
+    this.base.mapUpdate('qm_groups', this.key(group), value);
   }
 
   /** What is in the maps now (for tests and status): active slots, and the entries of each hash map. */

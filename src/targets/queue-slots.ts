@@ -12,10 +12,10 @@
 // the slot covers, read from maps; so a fault is put in force by filling its
 // slot and taken out by clearing it, a map update each, with no iptables commit
 // (a commit, and the kernel's RCU wait for the rules it deleted, cost 10-50 ms).
-// Rules are made newest-first: a packet goes to the first slot that accepts it
-// (a queue verdict ends the hook; a REDIRECT is final), so a slot is reused only
-// while no slot above it is in use, and the newest fault wins where scopes
-// overlap, as with a chain per fault. The chains go when the netns has had no
+// Where faults' scopes overlap the newest is in force, as with a chain per
+// fault: each program also walks the netns's slots in force, newest first
+// (qm_groups), and takes a packet only if no newer slot takes it; so any free
+// slot is reused, and a rule is made only when all of the netns's are in use. The chains go when the netns has had no
 // fault for LINGER_MS and no connection an inbound proxy relays (the nat chain
 // keeps conntrack, hence the redirected connections' translation, alive), at the
 // end of a test file (releaseIdleQueueSlots), at the process's natural end, or
@@ -28,6 +28,7 @@ import type { Journal, JournalEntry } from '../journal/journal.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { diagSocketInNetns, dupFd, listeningPorts, listenInNetns } from '../kernel/netns-socket.js';
 import { freshQueueNumber, openPacketQueue, type PacketQueue, type PacketQueuePolicy } from '../kernel/packet-queue.js';
+import type { QueueMatchScope } from '../kernel/queue-match.js';
 import { restore } from './restore-session.js';
 
 const BPF_FS = '/sys/fs/bpf';
@@ -88,6 +89,9 @@ interface Space {
   entries: Partial<Record<Use, JournalEntry>>;
   /** The families the nat chain is in (IPv6 when the listener is dual-stack). */
   redirectFamilies: (4 | 6)[];
+  /** Its group in the slot programs' maps, and its slots in force, newest first. */
+  group: number;
+  inForce: number[];
   journal?: Journal;
   /** A sock_diag socket of the netns (targetListeningPorts), kept with the rules. */
   diag?: number;
@@ -100,9 +104,19 @@ const spaces = new Map<string, Space>();
 let exitHook: (() => void) | undefined;
 const freeIndices: number[] = [];
 let nextIndex = 0;
+const freeGroups: number[] = [];
+let nextGroup = 0;
 
-export interface QueueSlot {
+/** What both kinds of slot do: put a scope in force (newest of its netns first), and take it out. */
+export interface InForce {
   readonly index: number;
+  /** Fills the slot: the scope is in force, ahead of older slots of the netns where they overlap. */
+  activate(scope: QueueMatchScope): void;
+  /** Clears the slot: nothing more is queued or redirected for it (its map entries deleted). */
+  deactivate(): void;
+}
+
+export interface QueueSlot extends InForce {
   readonly queue: number;
   /**
    * The slot's reader with this policy: bound now (EBUSY if another process holds the
@@ -113,8 +127,7 @@ export interface QueueSlot {
   release(): void;
 }
 
-export interface RedirectSlot {
-  readonly index: number;
+export interface RedirectSlot extends InForce {
   /** The kept listener's port in the netns, and whether it takes IPv6 too. */
   readonly port: number;
   readonly ipv6: boolean;
@@ -122,6 +135,30 @@ export interface RedirectSlot {
   listenerFd(): number;
   /** The slot is free again (its map entries cleared by the caller first); `relayed` resolves when its proxy's last connection ended. */
   release(relayed: Promise<unknown>): void;
+}
+
+function inForce(k: Kernel, space: Space, slot: Slot): InForce {
+  const qm = k.queueMatch;
+  let active = false;
+  return {
+    index: slot.index,
+    activate(scope) {
+      qm.activate(slot.index, space.group, scope);
+      space.inForce = [slot.index, ...space.inForce.filter((i) => i !== slot.index)];
+      qm.order(space.group, space.inForce);
+      active = true;
+    },
+    deactivate() {
+      if (!active) {
+        qm.clear(slot.index);
+        return;
+      }
+      active = false;
+      qm.clear(slot.index);
+      space.inForce = space.inForce.filter((i) => i !== slot.index);
+      qm.order(space.group, space.inForce);
+    },
+  };
 }
 
 function serialized<T>(space: Space, fn: () => Promise<T>): Promise<T> {
@@ -154,6 +191,8 @@ function spaceOf(spec: { containerId: string; netns: string }): Space {
       slots: { queue: [], redirect: [] },
       entries: {},
       redirectFamilies: [4],
+      group: freeGroups.pop() ?? nextGroup++,
+      inForce: [],
       chain: Promise.resolve(),
     };
     spaces.set(spec.netns, space);
@@ -162,16 +201,11 @@ function spaceOf(spec: { containerId: string; netns: string }): Space {
   return space;
 }
 
-/** A free slot of this use above every one in use, if there is one: it is leased. */
+/** A free slot of this use, if there is one: it is leased. (Which one does not matter: the group's order says which fault gets a packet.) */
 function reuse(space: Space, use: Use): Slot | undefined {
-  for (const slot of space.slots[use]) {
-    if (slot.leased) return undefined;
-    if (!slot.lost) {
-      slot.leased = true;
-      return slot;
-    }
-  }
-  return undefined;
+  const slot = space.slots[use].find((x) => !x.leased && !x.lost);
+  if (slot) slot.leased = true;
+  return slot;
 }
 
 /**
@@ -184,7 +218,7 @@ export async function leaseQueueSlot(k: Kernel, spec: { containerId: string; net
   const slot = reuse(space, 'queue') ?? (await serialized(space, () => newSlot(k, space, 'queue', journal)));
   let done = false;
   return {
-    index: slot.index,
+    ...inForce(k, space, slot),
     queue: slot.queue,
     reader(policy) {
       if (slot.reader) {
@@ -217,7 +251,7 @@ export async function leaseRedirectSlot(k: Kernel, spec: { containerId: string; 
   slot.relaying++;
   let done = false;
   return {
-    index: slot.index,
+    ...inForce(k, space, slot),
     port: listener.port,
     ipv6: listener.ipv6,
     listenerFd: () => dupFd(listener.fd),
@@ -354,6 +388,7 @@ async function teardown(space: Space): Promise<void> {
     }
     if (space.diag !== undefined) closeSync(space.diag);
     space.diag = undefined;
+    freeGroups.push(space.group);
     for (const s of [...space.slots.queue, ...space.slots.redirect]) {
       s.reader?.close();
       if (s.listener) closeSync(s.listener.fd);

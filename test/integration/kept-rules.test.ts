@@ -124,6 +124,33 @@ describe('the packet path keeps its rules per netns: inject and revert are map u
     expect(rules).toHaveLength(2);
   });
 
+  it("the newest is in force even when it reuses a slot whose rule is below an older fault's", async () => {
+    const base = await onTarget();
+    const x = await chaos.inject({ kind: 'network-latency', target, latencyMs: 30 });
+    const y = await chaos.inject({ kind: 'network-latency', target, latencyMs: 60 });
+    await x.revert();
+    // x's slot is free again, its rule below y's: z takes it, and still gets the packets first.
+    const z = await chaos.inject({ kind: 'network-latency', target, latencyMs: 120 });
+    const withZ = await onTarget();
+    const zStats = z.stats();
+    const yStats = y.stats();
+    await z.revert();
+    const yOnly = await onTarget();
+    await y.revert();
+    const none = await onTarget();
+    console.info(
+      `reused lower slot: ${base.toFixed(1)} -> y 60 + z 120: ${withZ.toFixed(1)} -> y: ${yOnly.toFixed(1)} -> ${none.toFixed(1)} ms; ` +
+        `z delayed ${zStats.packetsDelayed}, y meanwhile ${yStats.packetsDelayed}; rules ${(await keptRules(target)).length}`,
+    );
+    expect(withZ - base).toBeGreaterThanOrEqual(117);
+    expect(withZ - base).toBeLessThan(145);
+    expect(zStats.packetsDelayed).toBeGreaterThanOrEqual(5);
+    expect(yStats.packetsDelayed).toBe(0);
+    expect(yOnly - base).toBeGreaterThanOrEqual(57);
+    expect(yOnly - base).toBeLessThan(85);
+    expect(none - base).toBeLessThan(10);
+  });
+
   it('holds 64 faults on one target at once; each counts what it matched', async () => {
     const base = await onTarget();
     const faults = [];
