@@ -14,7 +14,7 @@ import { closeSync } from 'node:fs';
 import net from 'node:net';
 import { ChaosSpecError } from '../contracts/errors.js';
 import { connectInNetns, listenInNetns, originalDestination } from '../kernel/netns-socket.js';
-import { peerCidr, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
+import { peerCidr, peerCovers, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
 import { installRedirectRules, sandboxOf, type InstalledRedirect, type IpFamily } from '../targets/queue-rules.js';
 import { keptRulesAvailable, keptRulesFailure, leaseRedirectSlot, targetListeningPorts } from '../targets/queue-slots.js';
 import type { ResolvedTarget } from '../targets/resolve-target.js';
@@ -53,6 +53,95 @@ export function redirectSources(peers: readonly PeerMatch[], ipv6: boolean): Par
   const result: Partial<Record<IpFamily, string[]>> = {};
   for (const f of [4, 6] as const) if (out[f] !== undefined) result[f] = out[f] === 'any' ? [] : (out[f] as string[]);
   return result;
+}
+
+/** IPv6 peers only, in a netns where no IPv6 socket can be made: refused. */
+const noIpv6Peer = (kind: string, target: ResolvedTarget, peers: readonly PeerMatch[]) =>
+  new ChaosSpecError(`chaos.inject(${kind})`, [
+    {
+      field: 'peer',
+      value: peers.map((p) => p.label).join(', '),
+      expected: `a peer the target can be reached from (no IPv6 socket can be made in ${target.name}'s network namespace)`,
+    },
+  ]);
+
+/**
+ * The proxy on a listener in the target's netns: each connection a REDIRECT sent
+ * there goes, through the fault's policy, to where it was going (SO_ORIGINAL_DST),
+ * connected from inside the netns (locally made packets do not pass PREROUTING).
+ */
+function relayingProxy<C extends Record<string, number>>(
+  netns: string,
+  listenFd: number,
+  extra: InboundCounters,
+  policy: ProxyPolicy<C>,
+  me?: Stacked,
+): TcpProxy {
+  const proxy: TcpProxy = new TcpProxy({
+    host: '',
+    listenFd,
+    lookup: (_addr, _port, client): Route | null => {
+      const fd = (client as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      if (fd === undefined || fd < 0) return null;
+      // A hop from a newer proxy of this netns carries where the connection was going, and its client.
+      const hopKey = `${netns} ${client.remotePort}`;
+      const hop = hops.get(hopKey);
+      hops.delete(hopKey);
+      const dst = hop?.dst ?? originalDestination(fd);
+      const from = hop?.client ?? client.remoteAddress ?? '';
+      extra.inboundConnections++;
+      return {
+        dst,
+        hops: 0,
+        connect({ allowHalfOpen }) {
+          const next = me ? olderInForce(netns, me, from, dst.port) : undefined;
+          const s = new net.Socket({
+            fd: connectInNetns(netns, dst.address, next ? next.port : dst.port),
+            allowHalfOpen,
+            readable: true,
+            writable: true,
+          });
+          s.setNoDelay(true);
+          // Registered before the next proxy can accept it (that takes a turn of the event loop).
+          if (next && s.localPort !== undefined) hops.set(`${netns} ${s.localPort}`, { dst, client: from });
+          return s;
+        },
+      };
+    },
+    open: (relay) => policy.open(relay, proxy),
+  });
+  return proxy;
+}
+
+/** An inbound proxy in force on kept rules: its listener's port, and the scope it takes. */
+interface Stacked {
+  port: number;
+  peers: readonly PeerMatch[];
+  ports: readonly number[];
+}
+
+/**
+ * The inbound proxies in force per netns, newest first. A REDIRECT sends a new
+ * connection to the newest whose scope covers it; that one relays it on to the
+ * next older one whose scope covers it too (a hop inside the netns, which
+ * PREROUTING does not see), and the last to the server: two inbound faults on
+ * one target are both in force, the newest first.
+ */
+const stacks = new Map<string, Stacked[]>();
+/** Hops between our proxies by the hop's local port: where the connection was going, and its client. */
+const hops = new Map<string, { dst: { address: string; port: number }; client: string }>();
+
+function covers(peers: readonly PeerMatch[], address: string): boolean {
+  if (peers.length === 0) return true;
+  const v4 = address.match(/^(?:::ffff:)?(\d+\.\d+\.\d+\.\d+)$/);
+  return peers.some((p) => (v4 ? peerCovers(p, 4, v4[1] as string) : peerCovers(p, 6, address)));
+}
+
+function olderInForce(netns: string, me: Stacked, client: string, port: number): Stacked | undefined {
+  const stack = stacks.get(netns) ?? [];
+  const i = stack.indexOf(me);
+  if (i < 0) return undefined;
+  return stack.slice(i + 1).find((x) => x.ports.includes(port) && covers(x.peers, client));
 }
 
 export async function applyInboundProxied<C extends Record<string, number>>(
@@ -98,36 +187,11 @@ export async function applyInboundProxied<C extends Record<string, number>>(
   if (sources[6] && !listener.ipv6) {
     closeSync(listener.fd);
     if (scope.peers.every((p) => p.family === 6)) {
-      throw new ChaosSpecError(`chaos.inject(${kind})`, [
-        {
-          field: 'peer',
-          value: scope.peers.map((p) => p.label).join(', '),
-          expected: `a peer the target can be reached from (no IPv6 socket can be made in ${target.name}'s network namespace)`,
-        },
-      ]);
+      throw noIpv6Peer(kind, target, scope.peers);
     }
     delete sources[6];
   }
-  const proxy: TcpProxy = new TcpProxy({
-    host: '',
-    listenFd: listener.fd,
-    lookup: (_addr, _port, client): Route | null => {
-      const fd = (client as unknown as { _handle?: { fd?: number } })._handle?.fd;
-      if (fd === undefined || fd < 0) return null;
-      const dst = originalDestination(fd);
-      extra.inboundConnections++;
-      return {
-        dst,
-        hops: 0,
-        connect({ allowHalfOpen }) {
-          const s = new net.Socket({ fd: connectInNetns(netns, dst.address, dst.port), allowHalfOpen, readable: true, writable: true });
-          s.setNoDelay(true);
-          return s;
-        },
-      };
-    },
-    open: (relay) => policy.open(relay, proxy),
-  });
+  const proxy = relayingProxy(netns, listener.fd, extra, policy);
   let redirect: InstalledRedirect;
   let unannounce = async () => {};
   try {
@@ -216,34 +280,10 @@ async function inboundByKeptRules<C extends Record<string, number>>(
   const slot = await leaseRedirectSlot(ctx.kernel, { containerId: target.id, netns }, ctx.journal());
   if (!slot.ipv6 && scope.peers.length > 0 && scope.peers.every((p) => p.family === 6)) {
     slot.release(Promise.resolve());
-    throw new ChaosSpecError(`chaos.inject(${kind})`, [
-      {
-        field: 'peer',
-        value: scope.peers.map((p) => p.label).join(', '),
-        expected: `a peer the target can be reached from (no IPv6 socket can be made in ${target.name}'s network namespace)`,
-      },
-    ]);
+    throw noIpv6Peer(kind, target, scope.peers);
   }
-  const proxy: TcpProxy = new TcpProxy({
-    host: '',
-    listenFd: slot.listenerFd(),
-    lookup: (_addr, _port, client): Route | null => {
-      const fd = (client as unknown as { _handle?: { fd?: number } })._handle?.fd;
-      if (fd === undefined || fd < 0) return null;
-      const dst = originalDestination(fd);
-      extra.inboundConnections++;
-      return {
-        dst,
-        hops: 0,
-        connect({ allowHalfOpen }) {
-          const s = new net.Socket({ fd: connectInNetns(netns, dst.address, dst.port), allowHalfOpen, readable: true, writable: true });
-          s.setNoDelay(true);
-          return s;
-        },
-      };
-    },
-    open: (relay) => policy.open(relay, proxy),
-  });
+  const me: Stacked = { port: slot.port, peers: scope.peers, ports };
+  const proxy = relayingProxy(netns, slot.listenerFd(), extra, policy, me);
   let unannounce = async () => {};
   try {
     await proxy.listen();
@@ -266,6 +306,7 @@ async function inboundByKeptRules<C extends Record<string, number>>(
       ...(scope.port !== undefined ? { port: scope.port } : {}),
       peers: scope.peers,
     });
+    stacks.set(netns, [me, ...(stacks.get(netns) ?? [])]);
   } catch (err) {
     slot.deactivate();
     await unannounce();
@@ -301,6 +342,9 @@ async function inboundByKeptRules<C extends Record<string, number>>(
       // (the kept nat chain keeps conntrack, so their translation stays: they still reach our
       // sockets, which relay them as they are, until they close).
       slot.deactivate();
+      const rest = (stacks.get(netns) ?? []).filter((x) => x !== me);
+      if (rest.length) stacks.set(netns, rest);
+      else stacks.delete(netns);
       try {
         policy.release?.();
         await proxy.release();

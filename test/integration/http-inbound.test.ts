@@ -160,4 +160,49 @@ describe('http on inbound connections', () => {
       expect(await chainsOf(env.target)).toEqual([]);
     });
   }
+
+  it('two inbound http faults on one target are both in force, the newest first; each revert leaves the other', async () => {
+    const older = await chaos.inject({ kind: 'http', target: env.target, connections: 'inbound', path: '/delay', delayMs: 250 });
+    const newer = await chaos.inject({
+      kind: 'http',
+      target: env.target,
+      connections: 'inbound',
+      path: '/status/',
+      abort: { status: 503, body: 'newer' },
+    });
+    const both = { delay: await get(env.target, '/delay?ms=1'), status: await get(env.target, '/status/204') };
+    const [oStats, nStats] = [older.stats(), newer.stats()];
+    await newer.revert();
+    const olderOnly = { delay: await get(env.target, '/delay?ms=1'), status: await get(env.target, '/status/204') };
+    // The other order of revert: the newer still in force when the older goes.
+    const newer2 = await chaos.inject({
+      kind: 'http',
+      target: env.target,
+      connections: 'inbound',
+      path: '/status/',
+      abort: { status: 502 },
+    });
+    await older.revert();
+    const newerOnly = { delay: await get(env.target, '/delay?ms=1'), status: await get(env.target, '/status/204') };
+    await newer2.revert();
+    const none = { delay: await get(env.target, '/delay?ms=1'), status: await get(env.target, '/status/204') };
+    const fmt = (x: { delay: Answer; status: Answer }) =>
+      `/delay ${x.delay.status} in ${x.delay.ms.toFixed(0)} ms, /status/204 ${x.status.status}`;
+    console.info(
+      `stacked inbound http: both: ${fmt(both)}; older only: ${fmt(olderOnly)}; newer only: ${fmt(newerOnly)}; none: ${fmt(none)}; ` +
+        `older ${JSON.stringify(oStats)}, newer ${JSON.stringify(nStats)}`,
+    );
+    expect([both.delay.status, both.status.status, both.status.body]).toEqual([200, 503, 'newer']);
+    expect(both.delay.ms).toBeGreaterThanOrEqual(248);
+    // The delayed request went through the newer proxy (its path did not match) on to the older.
+    expect(nStats.inboundConnections).toBe(2);
+    expect(oStats.httpRequestsDelayed).toBe(1);
+    expect([olderOnly.delay.status, olderOnly.status.status]).toEqual([200, 204]);
+    expect(olderOnly.delay.ms).toBeGreaterThanOrEqual(248);
+    expect([newerOnly.delay.status, newerOnly.status.status]).toEqual([200, 502]);
+    expect(newerOnly.delay.ms).toBeLessThan(200);
+    expect([none.delay.status, none.status.status]).toEqual([200, 204]);
+    expect(none.delay.ms).toBeLessThan(200);
+    expect(await chainsOf(env.target)).toEqual([]);
+  });
 });
