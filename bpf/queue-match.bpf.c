@@ -250,8 +250,9 @@ static __always_inline int qm_match(struct __sk_buff *skb, bool egress, bool red
 	if (!qm_parse(skb, egress, &w.p))
 		return 0;
 	/* A SYN coming to the target: it listens on that port (if it started after the inject too).
-	 */
-	if (!egress && (w.p.flags & 0x12) == 0x02) {
+	 * Not for a REDIRECT: in PREROUTING a SYN to a closed port is not yet refused, and taking
+	 * it would turn the client's "refused" into a reset from our proxy. */
+	if (!egress && !redirect && (w.p.flags & 0x12) == 0x02) {
 		struct vc_qm_port_key learn = { .slot = slot,
 			                        .gen = s->gen,
 			                        .port = w.p.local_port };
