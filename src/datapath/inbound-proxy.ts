@@ -144,6 +144,28 @@ function olderInForce(netns: string, me: Stacked, client: string, port: number):
   return stack.slice(i + 1).find((x) => x.ports.includes(port) && covers(x.peers, client));
 }
 
+/**
+ * The proxy listens, then announces itself: packet-path faults of the target (latency...)
+ * follow the connections it relays, before any is redirected to it. Returns the unannounce.
+ */
+async function listenAnnounced(
+  proxy: TcpProxy,
+  target: ResolvedTarget,
+  listener: { ipv6: boolean; port: number },
+  peers: readonly PeerMatch[],
+  ports: readonly number[],
+): Promise<() => Promise<void>> {
+  await proxy.listen();
+  return announceProxy({
+    cgroupId: target.cgroup.id,
+    way: 'inbound',
+    address: listener.ipv6 ? '::' : '0.0.0.0',
+    port: listener.port,
+    peers,
+    ports: [...ports],
+  });
+}
+
 export async function applyInboundProxied<C extends Record<string, number>>(
   kind: string,
   target: ResolvedTarget,
@@ -195,16 +217,7 @@ export async function applyInboundProxied<C extends Record<string, number>>(
   let redirect: InstalledRedirect;
   let unannounce = async () => {};
   try {
-    await proxy.listen();
-    // Packet-path faults of the target (latency...) follow the relayed connections, before any is redirected.
-    unannounce = await announceProxy({
-      cgroupId: target.cgroup.id,
-      way: 'inbound',
-      address: listener.ipv6 ? '::' : '0.0.0.0',
-      port: listener.port,
-      peers: scope.peers,
-      ports,
-    });
+    unannounce = await listenAnnounced(proxy, target, { ipv6: listener.ipv6, port: listener.port }, scope.peers, ports);
     redirect = await installRedirectRules(
       {
         containerId: target.id,
@@ -286,16 +299,7 @@ async function inboundByKeptRules<C extends Record<string, number>>(
   const proxy = relayingProxy(netns, slot.listenerFd(), extra, policy, me);
   let unannounce = async () => {};
   try {
-    await proxy.listen();
-    // Packet-path faults of the target (latency...) follow the relayed connections, before any is redirected.
-    unannounce = await announceProxy({
-      cgroupId: target.cgroup.id,
-      way: 'inbound',
-      address: slot.ipv6 ? '::' : '0.0.0.0',
-      port: slot.port,
-      peers: scope.peers,
-      ports,
-    });
+    unannounce = await listenAnnounced(proxy, target, { ipv6: slot.ipv6, port: slot.port }, scope.peers, ports);
     if (scope.port === undefined) qm.listening(slot.index, ports);
     slot.activate({
       inbound: true,
