@@ -5,6 +5,7 @@
 // stopped by the test itself, or by another run) is left as it was found.
 import type { JournalEntry, UndoAction } from '../journal/journal.js';
 import type { Journal } from '../journal/journal.js';
+import { keyedSerial } from './keyed-serial.js';
 
 export interface HoldSpec {
   /** e.g. `paused:<container id>`: holds of the same key share one change. */
@@ -38,17 +39,8 @@ interface Shared {
 }
 
 const held = new Map<string, Shared>();
-const queues = new Map<string, Promise<unknown>>();
-
-/** Runs fn after every earlier call for the same key: a hold and a release never interleave. */
-function serially<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  const run = (queues.get(key) ?? Promise.resolve()).then(fn, fn);
-  queues.set(
-    key,
-    run.catch(() => undefined),
-  );
-  return run;
-}
+/** A hold and a release of one container never interleave. */
+const serially = keyedSerial();
 
 export function hold(spec: HoldSpec, journal: () => Journal): Promise<Hold> {
   return serially(spec.key, async () => {

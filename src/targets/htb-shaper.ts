@@ -8,6 +8,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { OUR_QDISC_HANDLE, type Journal, type JournalEntry } from '../journal/journal.js';
+import { keyedSerial } from './keyed-serial.js';
 
 const run = promisify(execFile);
 
@@ -44,17 +45,8 @@ interface Held {
 }
 
 const held = new Map<string, Held>();
-const queues = new Map<string, Promise<unknown>>();
-
 /** One change at a time per device: two faults applied at once must not both add. */
-function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  const next = (queues.get(key) ?? Promise.resolve()).then(fn, fn);
-  queues.set(
-    key,
-    next.catch(() => undefined),
-  );
-  return next;
-}
+const serialized = keyedSerial();
 
 /** The class's rate (ceil = rate: it never borrows). Quantum is moot with one class. */
 function classArgs(bytesPerSec: number): string[] {

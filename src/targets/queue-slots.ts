@@ -30,6 +30,7 @@ import { diagSocketInNetns, dupFd, listeningPorts, listenInNetns } from '../kern
 import { freshQueueNumber, openPacketQueue, type PacketQueue, type PacketQueuePolicy } from '../kernel/packet-queue.js';
 import type { QueueMatchScope } from '../kernel/queue-match.js';
 import { restore } from './restore-session.js';
+import { keyedSerial } from './keyed-serial.js';
 
 const BPF_FS = '/sys/fs/bpf';
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -84,7 +85,7 @@ interface Slot {
 interface Space {
   netns: string;
   containerId: string;
-  /** Top of the chains first. */
+  /** Newest rule first (the order of the chains; which fault gets a packet is the group's order). */
   slots: Record<Use, Slot[]>;
   entries: Partial<Record<Use, JournalEntry>>;
   /** The families the nat chain is in (IPv6 when the listener is dual-stack). */
@@ -96,8 +97,6 @@ interface Space {
   /** A sock_diag socket of the netns (targetListeningPorts), kept with the rules. */
   diag?: number;
   timer?: NodeJS.Timeout;
-  /** Structural changes (a new rule, the teardown) one at a time. */
-  chain: Promise<unknown>;
 }
 
 const spaces = new Map<string, Space>();
@@ -149,23 +148,20 @@ function inForce(k: Kernel, space: Space, slot: Slot): InForce {
       active = true;
     },
     deactivate() {
-      if (!active) {
-        qm.clear(slot.index);
-        return;
-      }
-      active = false;
       qm.clear(slot.index);
+      if (!active) return;
+      active = false;
       space.inForce = space.inForce.filter((i) => i !== slot.index);
       qm.order(space.group, space.inForce);
     },
   };
 }
 
-function serialized<T>(space: Space, fn: () => Promise<T>): Promise<T> {
-  const next = space.chain.then(fn, fn);
-  space.chain = next.catch(() => undefined);
-  return next;
-}
+/**
+ * Structural changes of a netns's rules (a new rule, the teardown) one at a time, by
+ * netns: a space made while the last one's teardown is still deleting the chains waits.
+ */
+const serialized = keyedSerial();
 
 const busy = (space: Space) => [...space.slots.queue, ...space.slots.redirect].some((s) => s.leased || s.relaying > 0);
 
@@ -193,7 +189,6 @@ function spaceOf(spec: { containerId: string; netns: string }): Space {
       redirectFamilies: [4],
       group: freeGroups.pop() ?? nextGroup++,
       inForce: [],
-      chain: Promise.resolve(),
     };
     spaces.set(spec.netns, space);
   }
@@ -209,13 +204,12 @@ function reuse(space: Space, use: Use): Slot | undefined {
 }
 
 /**
- * A queue slot of the netns's kept rules for one fault: a free one above every
- * slot in use, else a new rule at the top (the netns's first one also makes the
- * chains and journals them).
+ * A queue slot of the netns's kept rules for one fault: a free one, else a new
+ * rule (the netns's first one also makes the chains and journals them).
  */
 export async function leaseQueueSlot(k: Kernel, spec: { containerId: string; netns: string }, journal: Journal): Promise<QueueSlot> {
   const space = spaceOf(spec);
-  const slot = reuse(space, 'queue') ?? (await serialized(space, () => newSlot(k, space, 'queue', journal)));
+  const slot = reuse(space, 'queue') ?? (await serialized(space.netns, () => newSlot(k, space, 'queue', journal)));
   let done = false;
   return {
     ...inForce(k, space, slot),
@@ -246,7 +240,7 @@ export async function leaseQueueSlot(k: Kernel, spec: { containerId: string; net
 /** A redirect slot of the netns's kept rules for one inbound proxy (as leaseQueueSlot). */
 export async function leaseRedirectSlot(k: Kernel, spec: { containerId: string; netns: string }, journal: Journal): Promise<RedirectSlot> {
   const space = spaceOf(spec);
-  const slot = reuse(space, 'redirect') ?? (await serialized(space, () => newSlot(k, space, 'redirect', journal)));
+  const slot = reuse(space, 'redirect') ?? (await serialized(space.netns, () => newSlot(k, space, 'redirect', journal)));
   const listener = slot.listener as { fd: number; port: number; ipv6: boolean };
   slot.relaying++;
   let done = false;
@@ -268,7 +262,6 @@ export async function leaseRedirectSlot(k: Kernel, spec: { containerId: string; 
 }
 
 async function newSlot(k: Kernel, s: Space, use: Use, journal: Journal): Promise<Slot> {
-  // Another lease may have made one meanwhile: the new rule goes above whatever is in use now.
   const index = freeIndices.pop() ?? nextIndex++;
   if (index >= k.queueMatch.slots) {
     nextIndex = Math.min(nextIndex, k.queueMatch.slots);
@@ -360,7 +353,7 @@ function rulesText(slot: Slot, paths: string[], chains: boolean): string {
 }
 
 async function teardown(space: Space): Promise<void> {
-  await serialized(space, async () => {
+  await serialized(space.netns, async () => {
     if (busy(space) || spaces.get(space.netns) !== space) return;
     spaces.delete(space.netns);
     const journal = space.journal;
