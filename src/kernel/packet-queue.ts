@@ -80,7 +80,8 @@ export interface PacketQueue {
   addFlows(flows: readonly FlowTuple[]): void;
   /**
    * Gives back every held packet and starts over (flows, counters), staying bound;
-   * with a policy, that policy applies from now on.
+   * with a policy, that policy applies to every packet the reader reads from now on (not waited for: the
+   * reader takes it before its next packet), without one it is waited for.
    */
   reset(policy?: PacketQueuePolicy): void;
   /** Gives back every held packet, then unbinds (idempotent). */
