@@ -1,7 +1,7 @@
 // Runs in every test worker before each test file (added by the plugin).
 import { afterAll, expect, inject } from 'vitest';
 import { closeReleasedProxies } from '../datapath/tcp-proxy.js';
-import { releaseIdleQueueSlots } from '../targets/queue-slots.js';
+import { releaseIdle } from '../targets/release-idle.js';
 import { configureChaos } from './default-chaos.js';
 import { chaosMatchers } from './matchers.js';
 import { onParentGone } from './parent-watch.js';
@@ -23,6 +23,6 @@ afterAll(async () => {
   } finally {
     unwatch();
     await closeReleasedProxies();
-    await releaseIdleQueueSlots();
+    await releaseIdle();
   }
 });

@@ -27,6 +27,13 @@ export interface FlowRecord {
   port: number;
 }
 
+/**
+ * How long the cgroup links of the packet-drop and connect objects stay on a
+ * target with no fault of theirs (slotted-programs.ts): a fault injected within
+ * it (a ramp's next step, a loop) is a map update, not an attach.
+ */
+export const LINK_LINGER_MS = 1000;
+
 export class Kernel {
   private packetDropPrograms?: PacketDropPrograms;
   private connectPrograms?: ConnectPrograms;
@@ -55,6 +62,8 @@ export class Kernel {
       { slots: 'drop_slots', rules: 'drop_rules', stats: 'drop_stats' },
       'vc_pkt_rule',
       'vc_drop_stats',
+      undefined,
+      LINK_LINGER_MS,
     );
     return this.packetDropPrograms;
   }
@@ -67,6 +76,8 @@ export class Kernel {
       { slots: 'conn_slots', rules: 'conn_rules', stats: 'conn_stats' },
       'vc_conn_rule',
       'vc_conn_stats',
+      undefined,
+      LINK_LINGER_MS,
     );
     return this.connectPrograms;
   }

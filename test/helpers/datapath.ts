@@ -3,7 +3,7 @@
 import Docker from 'dockerode';
 import type { StartedTestContainer } from 'testcontainers';
 import { queueChainsIn, redirectChainsIn, sandboxOf } from '../../src/targets/queue-rules.js';
-import { releaseIdleQueueSlots } from '../../src/targets/queue-slots.js';
+import { releaseIdle } from '../../src/targets/release-idle.js';
 import { sh } from './containers.js';
 
 export interface CurlResult {
@@ -57,7 +57,7 @@ export async function curlOnce(c: StartedTestContainer, url: string, args?: stri
  * nothing of ours is left there.
  */
 export async function ourChainsOf(c: StartedTestContainer, tables: 'queue' | 'queue+nat' = 'queue'): Promise<string[]> {
-  await releaseIdleQueueSlots();
+  await releaseIdle();
   const docker = new Docker();
   const info = await docker.getContainer(c.getId()).inspect();
   const netns = await sandboxOf(docker, c.getId(), info.State.Pid);

@@ -11,7 +11,7 @@ import type { StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaos, ChaosSpecError, type FaultSpec } from 'vitest-chaos';
 import { Journal } from '../../src/journal/journal.js';
-import { releaseIdleQueueSlots } from '../../src/targets/queue-slots.js';
+import { releaseIdle } from '../../src/targets/release-idle.js';
 import { stopAll } from './containers.js';
 import { killInjectors, sigkill, startInjector } from './injector.js';
 
@@ -68,7 +68,7 @@ export interface ContractContainers {
  * at the end of a test file: what a fault left after its revert.
  */
 export async function journalAfterRevert(): Promise<string[]> {
-  await releaseIdleQueueSlots();
+  await releaseIdle();
   return journalOf();
 }
 

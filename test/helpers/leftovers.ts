@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StartedTestContainer } from 'testcontainers';
 import { kernel } from '../../src/kernel/kernel.js';
-import { releaseIdleQueueSlots } from '../../src/targets/queue-slots.js';
+import { releaseIdle } from '../../src/targets/release-idle.js';
 import { docker } from './processes.js';
 import { cgroupDirOf } from './target-info.js';
 import { vethOf } from './veth.js';
@@ -149,7 +149,7 @@ export interface Leftovers {
  * end of a test file: they are no fault's leftover (a slot in use shows in the maps and the journal).
  */
 export async function leftovers(journalDir: string, ...containers: StartedTestContainer[]): Promise<Leftovers> {
-  await releaseIdleQueueSlots();
+  await releaseIdle();
   return {
     bpf: ownBpfObjects(),
     maps: slotMapEntries(),

@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { ipOf, startHttpServer } from '../helpers/containers.js';
 import { faultContract } from '../helpers/fault-contract.js';
-import { attachedPrograms } from '../helpers/kernel-state.js';
+import { kernel, LINK_LINGER_MS } from '../../src/kernel/kernel.js';
+import { releaseIdle } from '../../src/targets/release-idle.js';
+import { attachedPrograms, attachedProgramsNow } from '../helpers/kernel-state.js';
 import { binomialBounds } from '../helpers/stats.js';
 import { cgroupDirOf } from '../helpers/target-info.js';
 import { hostEchoServer, udpEchoRound } from '../helpers/udp.js';
@@ -68,6 +70,37 @@ describe('network-loss', () => {
       expect(await attachedPrograms(await cgroupDirOf(target()))).toEqual([]);
     },
   );
+
+  it('keeps the links a moment after revert, passing everything, for the next fault to reuse; then they go', async () => {
+    const dir = await cgroupDirOf(target());
+    expect(attachedPrograms(dir)).toEqual([]);
+    const links0 = kernel().liveLinks();
+    let f = await chaos.inject({ kind: 'network-loss', target: target(), percent: 100, direction: 'ingress' });
+    const links1 = kernel().liveLinks();
+    expect((await udpEchoRound(ipOf(target()), UDP, 50)).lost).toBe(50);
+    await f.revert();
+    // Kept, and in force for nothing: the target's packets all pass.
+    expect(attachedProgramsNow(dir).sort()).toEqual(['vc_drop_egress', 'vc_drop_ingress']);
+    expect((await udpEchoRound(ipOf(target()), UDP, 200)).lost).toBe(0);
+    // The next fault within the linger is a map update: no new link.
+    f = await chaos.inject({ kind: 'network-loss', target: target(), percent: 100, direction: 'ingress' });
+    expect(kernel().liveLinks()).toBe(links1);
+    expect((await udpEchoRound(ipOf(target()), UDP, 50)).lost).toBe(50);
+    await f.revert();
+    const t0 = Date.now();
+    while (attachedProgramsNow(dir).length > 0 && Date.now() - t0 < LINK_LINGER_MS + 2000) await new Promise((r) => setTimeout(r, 50));
+    const gone = Date.now() - t0;
+    console.info(`links ${links0} -> ${links1} with the fault; gone ${gone} ms after the revert (linger ${LINK_LINGER_MS} ms)`);
+    expect(attachedProgramsNow(dir)).toEqual([]);
+    expect(gone).toBeGreaterThanOrEqual(LINK_LINGER_MS - 100);
+    expect(kernel().liveLinks()).toBe(links0);
+    // The end of a test file (releaseIdle) takes them down at once.
+    await (await chaos.inject({ kind: 'network-loss', target: target(), percent: 100, direction: 'ingress' })).revert();
+    expect(attachedProgramsNow(dir).length).toBe(2);
+    await releaseIdle();
+    expect(attachedProgramsNow(dir)).toEqual([]);
+    expect(kernel().liveLinks()).toBe(links0);
+  });
 
   it('replays the same drops with the same seed', async () => {
     const rounds = [];

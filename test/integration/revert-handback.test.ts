@@ -15,7 +15,7 @@ import { chaos } from 'vitest-chaos';
 import { releasedProxyCount } from '../../src/datapath/tcp-proxy.js';
 import { ipOf, startHttpServer, stopAll } from '../helpers/containers.js';
 import { fdCount, leftovers } from '../helpers/leftovers.js';
-import { releaseIdleQueueSlots } from '../../src/targets/queue-slots.js';
+import { releaseIdle } from '../../src/targets/release-idle.js';
 import { around, errorsOf, median, streamHere, streamIn, type StreamRequest, type StreamSpec } from '../helpers/request-stream.js';
 
 // A journal of our own: the leftovers check reads it whole.
@@ -282,7 +282,7 @@ describe('revert hands the connections of a proxied fault back unbroken', () => 
 
   it('leaves nothing once the streams ended: every released proxy finished, no fd, no rule, no journal record', async () => {
     // The packet path's kept rules and readers of the netns, idle now, go as at the end of the file.
-    await releaseIdleQueueSlots();
+    await releaseIdle();
     const t0 = Date.now();
     expect(await waitFor(() => releasedProxyCount() === 0)).toBe(true);
     const t1 = Date.now();
