@@ -28,6 +28,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -45,19 +46,38 @@ Made InNetns(const std::string &netns, F make) {
   return out;
 }
 
-// The ports TCP sockets listen on in the namespace, IPv4 and IPv6, by one
-// sock_diag dump per family with only LISTEN asked: the kernel walks its
-// listening hash, not every connection of every namespace as /proc/net/tcp.
-struct Listening {
-  std::set<uint16_t> ports;
+// The TCP sockets of the namespace, IPv4 and IPv6, by one sock_diag dump per
+// family with only the states asked: the kernel walks its socket hashes for the
+// namespace, not every connection of every namespace as /proc/net/tcp does.
+struct TcpSocket {
+  uint8_t state;
+  uint8_t local[16], remote[16];  // IPv4 as ::ffff:a.b.c.d
+  uint16_t localPort, remotePort;
+};
+
+struct Dumped {
+  std::vector<TcpSocket> sockets;
   int err = 0;
   std::string what;
 };
 
+constexpr uint8_t kTcpEstablished = 1;
+constexpr uint8_t kTcpListen = 10;
+
 Napi::Value Fail(Napi::Env env, const Made &m);
 
+void Address(uint8_t family, const __be32 *words, uint8_t *out) {
+  if (family == AF_INET6) {
+    memcpy(out, words, 16);
+    return;
+  }
+  memset(out, 0, 10);
+  out[10] = out[11] = 0xff;
+  memcpy(out + 12, words, 4);
+}
+
 // One sock_diag dump per family on a NETLINK_SOCK_DIAG socket made in the namespace.
-void DumpListening(int fd, Listening &out) {
+void DumpTcp(int fd, uint32_t states, Dumped &out) {
   for (uint8_t family : {static_cast<uint8_t>(AF_INET), static_cast<uint8_t>(AF_INET6)}) {
     struct {
       nlmsghdr h;
@@ -68,7 +88,7 @@ void DumpListening(int fd, Listening &out) {
     req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     req.r.sdiag_family = family;
     req.r.sdiag_protocol = IPPROTO_TCP;
-    req.r.idiag_states = 1u << 10;  // TCP_LISTEN
+    req.r.idiag_states = states;
     if (send(fd, &req, sizeof(req), 0) < 0) {
       out.err = errno;
       out.what = "sock_diag dump";
@@ -85,16 +105,38 @@ void DumpListening(int fd, Listening &out) {
         return;
       }
       for (auto *h = reinterpret_cast<nlmsghdr *>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
-        // NLMSG_ERROR: this family is not built in (no IPv6): nothing listens there
+        // NLMSG_ERROR: this family is not built in (no IPv6): no socket there
         if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
           done = true;
           break;
         }
         auto *m = reinterpret_cast<inet_diag_msg *>(NLMSG_DATA(h));
-        out.ports.insert(ntohs(m->id.idiag_sport));
+        TcpSocket t{};
+        t.state = m->idiag_state;
+        t.localPort = ntohs(m->id.idiag_sport);
+        t.remotePort = ntohs(m->id.idiag_dport);
+        Address(family, m->id.idiag_src, t.local);
+        Address(family, m->id.idiag_dst, t.remote);
+        out.sockets.push_back(t);
       }
     }
   }
+}
+
+int DiagFd(const Napi::CallbackInfo &info) {
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "fd: expected a number");
+  return info[0].As<Napi::Number>().Int32Value();
+}
+
+Dumped DumpOrThrow(Napi::Env env, int fd, uint32_t states) {
+  Dumped d;
+  DumpTcp(fd, states, d);
+  if (d.err) {
+    Napi::Error e = Napi::Error::New(env, d.what + ": " + strerror(d.err));
+    e.Set("errno", Napi::Number::New(env, d.err));
+    throw e;
+  }
+  return d;
 }
 
 // netnsDiagSocket(netns) -> fd: a NETLINK_SOCK_DIAG socket of the namespace (it keeps the
@@ -117,18 +159,43 @@ Napi::Value NetnsDiagSocket(const Napi::CallbackInfo &info) {
 // listeningPorts(diagFd) -> number[]: the TCP ports something listens on in the socket's namespace (sorted).
 Napi::Value ListeningPorts(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "fd: expected a number");
-  Listening l;
-  DumpListening(info[0].As<Napi::Number>().Int32Value(), l);
-  if (l.err) {
-    Napi::Error e = Napi::Error::New(env, l.what + ": " + strerror(l.err));
-    e.Set("errno", Napi::Number::New(env, l.err));
-    throw e;
-  }
-  Napi::Array a = Napi::Array::New(env, l.ports.size());
+  Dumped d = DumpOrThrow(env, DiagFd(info), 1u << kTcpListen);
+  std::set<uint16_t> ports;
+  for (const TcpSocket &t : d.sockets) ports.insert(t.localPort);
+  Napi::Array a = Napi::Array::New(env, ports.size());
   uint32_t i = 0;
-  for (uint16_t p : l.ports) a.Set(i++, Napi::Number::New(env, p));
+  for (uint16_t p : ports) a.Set(i++, Napi::Number::New(env, p));
   return a;
+}
+
+// tcpSockets(diagFd) -> { listening: number[], open: [local, localPort, remote, remotePort][] }: the
+// listening ports (sorted) and the established connections of the socket's namespace; addresses
+// as 16-byte Buffers, IPv4 as ::ffff:a.b.c.d.
+Napi::Value TcpSockets(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Dumped d = DumpOrThrow(env, DiagFd(info), (1u << kTcpListen) | (1u << kTcpEstablished));
+  std::set<uint16_t> ports;
+  Napi::Array open = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (const TcpSocket &t : d.sockets) {
+    if (t.state == kTcpListen) {
+      ports.insert(t.localPort);
+      continue;
+    }
+    Napi::Array c = Napi::Array::New(env, 4);
+    c.Set(0u, Napi::Buffer<uint8_t>::Copy(env, t.local, 16));
+    c.Set(1u, Napi::Number::New(env, t.localPort));
+    c.Set(2u, Napi::Buffer<uint8_t>::Copy(env, t.remote, 16));
+    c.Set(3u, Napi::Number::New(env, t.remotePort));
+    open.Set(i++, c);
+  }
+  Napi::Array listening = Napi::Array::New(env, ports.size());
+  uint32_t j = 0;
+  for (uint16_t p : ports) listening.Set(j++, Napi::Number::New(env, p));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("listening", listening);
+  o.Set("open", open);
+  return o;
 }
 
 // dupFd(fd) -> fd: a second descriptor of the same socket (close-on-exec), for Node to own and close
@@ -304,5 +371,6 @@ void InitNetnsSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("originalDst", Napi::Function::New(env, OriginalDst));
   exports.Set("netnsDiagSocket", Napi::Function::New(env, NetnsDiagSocket));
   exports.Set("listeningPorts", Napi::Function::New(env, ListeningPorts));
+  exports.Set("tcpSockets", Napi::Function::New(env, TcpSockets));
   exports.Set("dupFd", Napi::Function::New(env, DupFd));
 }

@@ -16,9 +16,9 @@ import { ChaosSpecError } from '../contracts/errors.js';
 import { connectInNetns, listenInNetns, originalDestination } from '../kernel/netns-socket.js';
 import { peerCidr, peerCovers, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
 import { installRedirectRules, sandboxOf, type InstalledRedirect, type IpFamily } from '../targets/queue-rules.js';
-import { keptRulesAvailable, keptRulesFailure, leaseRedirectSlot, targetListeningPorts } from '../targets/queue-slots.js';
+import { keptRulesAvailable, keptRulesFailure, leaseRedirectSlot, targetListeningPorts, targetTcpTable } from '../targets/queue-slots.js';
 import type { ResolvedTarget } from '../targets/resolve-target.js';
-import { hasIpv6, tcpTableOf } from '../targets/tcp-table.js';
+import { hasIpv6, tcpTableOf, type TcpTable } from '../targets/tcp-table.js';
 import { connectionsInScope, type PacketPathContext } from './packet-path.js';
 import type { Route } from './proxy-chain.js';
 import type { AppliedProxied } from './proxied-fault.js';
@@ -326,15 +326,16 @@ async function inboundByKeptRules<C extends Record<string, number>>(
   // those are left out.
   setImmediate(() => {
     if (reverted) return;
-    tcpTableOf(target.pid).then(
-      (table) => {
-        const inScope = connectionsInScope(table, { connections: 'inbound', peers: scope.peers, port: scope.port });
-        const n = inScope.filter((c) => c.remote !== c.local && ports.includes(c.localPort)).length;
-        extra.inboundConnectionsUnreached = n;
-        if (n > 0 && !reverted) warn(unreachedWarning(kind, target, n));
-      },
-      () => undefined,
-    );
+    let table: TcpTable;
+    try {
+      table = targetTcpTable({ containerId: target.id, netns });
+    } catch {
+      return; // the target is gone: nothing open to count
+    }
+    const inScope = connectionsInScope(table, { connections: 'inbound', peers: scope.peers, port: scope.port });
+    const n = inScope.filter((c) => c.remote !== c.local && ports.includes(c.localPort)).length;
+    extra.inboundConnectionsUnreached = n;
+    if (n > 0) warn(unreachedWarning(kind, target, n));
   });
   return {
     stats: () => ({ ...proxy.counters, ...extra }),

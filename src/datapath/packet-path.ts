@@ -17,7 +17,14 @@ import type { Journal } from '../journal/journal.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { openPacketQueue, type PacketQueue, type PacketQueueOptions } from '../kernel/packet-queue.js';
 import type { QueueMatchScope } from '../kernel/queue-match.js';
-import { keptRulesAvailable, keptRulesFailure, leaseQueueSlot, targetListeningPorts, type QueueSlot } from '../targets/queue-slots.js';
+import {
+  keptRulesAvailable,
+  keptRulesFailure,
+  leaseQueueSlot,
+  targetListeningPorts,
+  targetTcpTable,
+  type QueueSlot,
+} from '../targets/queue-slots.js';
 import { peerCidr, peerCovers, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
 import { installQueueRules, sandboxOf, type InstalledQueueRules, type IpFamily } from '../targets/queue-rules.js';
 import { proxyOverlaps, watchProxies, type ProxyEntry } from './proxy-registry.js';
@@ -275,7 +282,8 @@ async function queueByKeptRules(
 ): Promise<Queued> {
   const qm = ctx.kernel.queueMatch;
   // The open connections a proxy does not carry are matched one by one: they need the TCP table.
-  const table = spec.newOutbound === 'proxy' && spec.connections !== 'inbound' ? await tcpTableOf(target.pid) : undefined;
+  const table =
+    spec.newOutbound === 'proxy' && spec.connections !== 'inbound' ? targetTcpTable({ containerId: target.id, netns }) : undefined;
   // Which of its ports the target listens on tells a connection it accepted from one it opened: needed
   // for inbound ones without a port, and to leave them out of every outbound one, unless both are taken.
   const inboundByListening = spec.connections !== 'outbound' && spec.port === undefined;
@@ -354,12 +362,11 @@ async function queueByKeptRules(
     // Only counted here (open connections in scope get the fault by their packets): read once it is in force.
     setImmediate(() => {
       if (stopped) return;
-      tcpTableOf(target.pid).then(
-        (t) => {
-          if (!stopped) counted(t);
-        },
-        () => undefined,
-      );
+      try {
+        counted(targetTcpTable({ containerId: target.id, netns }));
+      } catch {
+        // the target is gone: nothing open to count
+      }
     });
   }
   return {

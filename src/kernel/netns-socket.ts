@@ -9,6 +9,7 @@ interface NativeNetnsSocket {
   originalDst(fd: number): { address: string; port: number };
   netnsDiagSocket(netns: string): number;
   listeningPorts(diagFd: number): number[];
+  tcpSockets(diagFd: number): TcpSockets;
   dupFd(fd: number): number;
 }
 
@@ -43,6 +44,17 @@ export function diagSocketInNetns(netns: string): number {
  */
 export function listeningPorts(diagFd: number): number[] {
   return addon().listeningPorts(diagFd);
+}
+
+/** The TCP sockets of a namespace: listening ports (sorted), and the established connections, addresses as 16 bytes (IPv4 as ::ffff:a.b.c.d). */
+export interface TcpSockets {
+  listening: number[];
+  open: [local: Buffer, localPort: number, remote: Buffer, remotePort: number][];
+}
+
+/** The listening ports and established connections of a diag socket's namespace (IPv4 and IPv6), by sock_diag. */
+export function tcpSockets(diagFd: number): TcpSockets {
+  return addon().tcpSockets(diagFd);
 }
 
 /** A second descriptor of the same socket (close-on-exec): one to hand to Node, which closes it, while the first stays. */

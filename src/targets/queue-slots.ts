@@ -26,11 +26,12 @@
 import { closeSync, statfsSync, unlinkSync } from 'node:fs';
 import type { Journal, JournalEntry } from '../journal/journal.js';
 import type { Kernel } from '../kernel/kernel.js';
-import { diagSocketInNetns, dupFd, listeningPorts, listenInNetns } from '../kernel/netns-socket.js';
+import { diagSocketInNetns, dupFd, listeningPorts, listenInNetns, tcpSockets } from '../kernel/netns-socket.js';
 import { freshQueueNumber, openPacketQueue, type PacketQueue, type PacketQueuePolicy } from '../kernel/packet-queue.js';
 import type { QueueMatchScope } from '../kernel/queue-match.js';
 import { restore } from './restore-session.js';
 import { keyedSerial } from './keyed-serial.js';
+import { tcpTableOfSockets, type TcpTable } from './tcp-table.js';
 
 const BPF_FS = '/sys/fs/bpf';
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -390,17 +391,36 @@ async function teardown(space: Space): Promise<void> {
   });
 }
 
+/** The netns's kept sock_diag socket and our kept listeners' ports there (not the target's). */
+function diagOf(spec: { containerId: string; netns: string }): { space: Space; fd: number; ours: Set<number | undefined> } {
+  const space = spaceOf(spec);
+  space.diag ??= diagSocketInNetns(spec.netns);
+  return { space, fd: space.diag, ours: new Set(space.slots.redirect.map((s) => s.listener?.port)) };
+}
+
 /**
  * The TCP ports the target listens on in its netns (sock_diag, on a socket of
  * that netns kept with its rules), less our kept listeners there.
  */
 export function targetListeningPorts(spec: { containerId: string; netns: string }): number[] {
-  const space = spaceOf(spec);
-  space.diag ??= diagSocketInNetns(spec.netns);
-  const ours = new Set(space.slots.redirect.map((s) => s.listener?.port));
-  const ports = listeningPorts(space.diag).filter((p) => !ours.has(p));
+  const { space, fd, ours } = diagOf(spec);
+  const ports = listeningPorts(fd).filter((p) => !ours.has(p));
   idleLater(space);
   return ports;
+}
+
+/**
+ * The target's TCP table (listening ports, open connections) by sock_diag on the
+ * same kept socket: tens of microseconds, where /proc/<pid>/net/tcp takes
+ * milliseconds (the kernel walks every connection of the host). As there, our
+ * kept listeners' ports are listed, so the connections they accepted are inbound
+ * (the callers tell their proxies' apart).
+ */
+export function targetTcpTable(spec: { containerId: string; netns: string }): TcpTable {
+  const { space, fd } = diagOf(spec);
+  const table = tcpTableOfSockets(tcpSockets(fd));
+  idleLater(space);
+  return table;
 }
 
 /** Deletes the kept rules of every netns with no fault in force and no relayed connection (the end of a test file). */

@@ -1,10 +1,12 @@
-// The TCP sockets of a container's network namespace, from /proc/PID/net/tcp
-// and tcp6: its listening ports, and the connections open now, each as
-// inbound (to one of its listening ports) or outbound. A v4-mapped connection
+// The TCP sockets of a container's network namespace: its listening ports, and
+// the connections open now, each as inbound (to one of its listening ports) or
+// outbound; from sock_diag (tcpTableOfSockets: queue-slots.ts asks on a socket
+// kept in the netns) or from /proc/PID/net/tcp and tcp6. A v4-mapped connection
 // of an IPv6 socket is an IPv4 one (its packets are IPv4 packets).
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { intToIpv4 } from '../kernel/kernel.js';
+import type { TcpSockets } from '../kernel/netns-socket.js';
 import { ipv6Text } from '../kernel/peer-match.js';
 
 export interface TcpConnection {
@@ -41,6 +43,27 @@ function addressOf(hex: string): [4 | 6, string] | null {
     return [4, intToIpv4(bytes.readUInt32BE(12))];
   }
   return [6, ipv6Text(bytes)];
+}
+
+/** An address of 16 bytes as [family, text]: ::ffff:a.b.c.d is IPv4. */
+function addressOfBytes(bytes: Buffer): [4 | 6, string] {
+  if (bytes.readUInt32BE(0) === 0 && bytes.readUInt32BE(4) === 0 && bytes.readUInt32BE(8) === 0xffff) {
+    return [4, intToIpv4(bytes.readUInt32BE(12))];
+  }
+  return [6, ipv6Text(bytes)];
+}
+
+/** The table from a sock_diag dump (kernel/netns-socket.ts tcpSockets). */
+export function tcpTableOfSockets(s: TcpSockets): TcpTable {
+  const listening = new Set(s.listening);
+  const connections: TcpConnection[] = [];
+  for (const [la, localPort, ra, remotePort] of s.open) {
+    const [family, local] = addressOfBytes(la);
+    const [remoteFamily, remote] = addressOfBytes(ra);
+    if (family !== remoteFamily) continue;
+    connections.push({ family, local, localPort, remote, remotePort, way: listening.has(localPort) ? 'inbound' : 'outbound' });
+  }
+  return { listening: s.listening, connections };
 }
 
 export function parseTcpTable(texts: readonly string[]): TcpTable {

@@ -12,7 +12,8 @@ import type { StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaos } from 'vitest-chaos';
 import { sandboxOf } from '../../src/targets/queue-rules.js';
-import { releaseIdleQueueSlots } from '../../src/targets/queue-slots.js';
+import { releaseIdleQueueSlots, targetTcpTable } from '../../src/targets/queue-slots.js';
+import { tcpTableOf } from '../../src/targets/tcp-table.js';
 import { ipOf, startHttpServer, stopAll } from '../helpers/containers.js';
 import { ourChainsOf } from '../helpers/datapath.js';
 import { journalOf } from '../helpers/fault-contract.js';
@@ -231,6 +232,23 @@ describe('the packet path keeps its rules per netns: inject and revert are map u
       await f.revert();
       await target.exec(['sh', '-c', 'kill $(cat /tmp/late.pid) 2>/dev/null; rm -f /tmp/late.pid']);
     }
+  });
+
+  it("reads the target's TCP table by sock_diag, as /proc/<pid>/net/tcp shows it", async () => {
+    await onTarget(1); // the agent's connection to the target stays open
+    const info = await new Docker().getContainer(target.getId()).inspect();
+    const netns = (await sandboxOf(new Docker(), target.getId(), info.State.Pid)) as string;
+    const text = (t: Awaited<ReturnType<typeof tcpTableOf>>) => ({
+      listening: t.listening,
+      connections: t.connections.map((c) => `${c.family} ${c.local}:${c.localPort} ${c.remote}:${c.remotePort} ${c.way}`).sort(),
+    });
+    const byDiag = text(targetTcpTable({ containerId: target.getId(), netns }));
+    const byProc = text(await tcpTableOf(info.State.Pid));
+    console.info(`sock_diag: ${JSON.stringify(byDiag)}`);
+    expect(byDiag.listening).toContain(8080);
+    expect(byDiag.connections.some((c) => /:8080 \S+ inbound$/.test(c))).toBe(true);
+    expect(byDiag).toEqual(byProc);
+    await releaseIdleQueueSlots();
   });
 
   it('the rules and their journal record go once the netns has no fault', async () => {

@@ -2,7 +2,7 @@
 // as text with their family (as the rules and the NFQUEUE reader's flow keys
 // take them; v4-mapped ones are IPv4), listening ports, and each connection's way.
 import { describe, expect, it } from 'vitest';
-import { parseTcpTable } from '../../src/targets/tcp-table.js';
+import { parseTcpTable, tcpTableOfSockets } from '../../src/targets/tcp-table.js';
 
 const HEAD = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
 
@@ -30,6 +30,31 @@ describe('parseTcpTable', () => {
       [4, '172.17.0.2', 8080, '172.17.0.1', 54321, 'inbound'],
       [4, '172.17.0.2', 40000, '172.17.0.3', 5432, 'outbound'],
       [4, '172.17.0.2', 6379, '172.17.0.9', 40960, 'inbound'],
+      [6, 'fe80::ff:0:1', 6379, 'fe80::ff:0:2', 40961, 'inbound'],
+      [6, 'fd00:1:2::3', 50000, 'fd00:1:2::9', 5432, 'outbound'],
+    ]);
+  });
+});
+
+describe('tcpTableOfSockets', () => {
+  const v4 = (a: string) => Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...a.split('.').map(Number)]);
+  const v6 = (hex: string) => Buffer.from(hex, 'hex');
+  it('reads a sock_diag dump as the /proc table: v4-mapped is IPv4, inbound by the listening ports', () => {
+    const t = tcpTableOfSockets({
+      listening: [6379, 8080],
+      open: [
+        [v4('172.17.0.2'), 8080, v4('172.17.0.1'), 54321],
+        [v4('172.17.0.2'), 40000, v4('172.17.0.3'), 5432],
+        [v6('fe80000000000000000000ff00000001'), 6379, v6('fe80000000000000000000ff00000002'), 40961],
+        [v6('fd000001000200000000000000000003'), 50000, v6('fd000001000200000000000000000009'), 5432],
+        // a family mismatch cannot be a connection: left out
+        [v4('172.17.0.2'), 1, v6('fd000001000200000000000000000009'), 2],
+      ],
+    });
+    expect(t.listening).toEqual([6379, 8080]);
+    expect(t.connections.map((c) => [c.family, c.local, c.localPort, c.remote, c.remotePort, c.way])).toEqual([
+      [4, '172.17.0.2', 8080, '172.17.0.1', 54321, 'inbound'],
+      [4, '172.17.0.2', 40000, '172.17.0.3', 5432, 'outbound'],
       [6, 'fe80::ff:0:1', 6379, 'fe80::ff:0:2', 40961, 'inbound'],
       [6, 'fd00:1:2::3', 50000, 'fd00:1:2::9', 5432, 'outbound'],
     ]);
