@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync, realpathSync, statfsSync } from 'node:fs';
 import { posix } from 'node:path';
 import { promisify } from 'node:util';
-import { OWN_PROCESS_MARK, processStartTicks } from './process-start.js';
+import { OWN_PROCESS_MARK, processStartTicks, processStat } from './process-start.js';
 import type { UndoAction } from './undo-schema.js';
 
 /** An action failed its checks: nothing of its record was run. */
@@ -134,10 +134,6 @@ export async function checkUndo(a: UndoAction, i: number, docker: Docker, fromDi
 }
 
 function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true; // gone
-  }
+  const s = processStat(pid);
+  return !s || s.state === 'Z'; // gone, or a zombie
 }

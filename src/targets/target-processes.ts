@@ -9,7 +9,7 @@
 // (SIGSTOP), nsenter stops itself too, and a stopped nsenter cannot reap: the
 // zombie would keep the container from ever exiting. So the undo continues it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { processStat } from '../journal/process-start.js';
 import { createInterface } from 'node:readline';
 import { OWN_PROCESS_MARK, processStartTicks, type JournalEntry } from '../journal/journal.js';
 import { cgroupV1Dirs, moveToCgroups } from './cgroup-v1.js';
@@ -144,13 +144,8 @@ export async function startInTarget(target: ResolvedTarget, ctx: JournalSource, 
 
   const readTicks = (): void => {
     for (const { pid, start } of pids) {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        if (Number(f[19]) === start) ticks.set(pid, Number(f[11]) + Number(f[12]));
-      } catch {
-        // exited: keep its last reading
-      }
+      const s = processStat(pid);
+      if (s?.startTicks === start) ticks.set(pid, s.cpuTicks); // else exited: keep its last reading
     }
   };
 
@@ -174,11 +169,6 @@ export async function startInTarget(target: ResolvedTarget, ctx: JournalSource, 
 
 /** Still the same process, and not a zombie. */
 function alive(pid: number, start: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[19]) === start && f[0] !== 'Z';
-  } catch {
-    return false;
-  }
+  const s = processStat(pid);
+  return s !== null && s.startTicks === start && s.state !== 'Z';
 }
