@@ -336,6 +336,8 @@ async function packetPath(chaos: ReturnType<typeof createChaos>, target: Started
   await timeInjectRevert(chaos, 'network-latency (packet path)', { kind: 'network-latency', target, latencyMs: 50 }, 100);
   await timeInjectRevert(chaos, 'network-latency inbound', { kind: 'network-latency', target, latencyMs: 50, connections: 'inbound' }, 100);
   await timeInjectRevert(chaos, 'http inbound', { kind: 'http', target, connections: 'inbound', abort: { status: 503 } }, 100);
+  // Proxied kinds: a proxy on the gateway for new outbound connections, the packet path for the rest.
+  await timeInjectRevert(chaos, 'network-timeout (proxy + packet path)', { kind: 'network-timeout', target }, 100);
 }
 
 async function main(): Promise<void> {

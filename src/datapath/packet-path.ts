@@ -328,6 +328,7 @@ async function queueByKeptRules(
     queue.addFlows(inScope.map((c) => ({ local: c.local, localPort: c.localPort, remote: c.remote, remotePort: c.remotePort })));
   };
   const followed = new Map<ProxyEntry, Buffer[]>();
+  const left = new Set<ProxyEntry>();
   const follow = (e: ProxyEntry) => {
     const keys =
       e.way === 'outbound'
@@ -341,7 +342,10 @@ async function queueByKeptRules(
       if (!stopped && follows(e)) follow(e);
     },
     async leave(e) {
-      for (const k of followed.get(e) ?? []) qm.unfollow(k);
+      // A later proxy may listen on the same address and port (a port freed and taken again) while this one still relays: its key stays.
+      left.add(e);
+      const held = new Set([...followed].flatMap(([x, keys]) => (left.has(x) ? [] : keys.map((k) => k.toString('hex')))));
+      for (const k of followed.get(e) ?? []) if (!held.has(k.toString('hex'))) qm.unfollow(k);
     },
   });
   try {
