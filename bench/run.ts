@@ -256,6 +256,9 @@ async function packetPath(chaos: ReturnType<typeof createChaos>, target: Started
   // target, the client and their CPUs otherwise spend idle while a packet is
   // held (what any delay costs here beyond the delay itself, netem's too).
   const idle = await sequential(ip, 8080, '/', n, 100);
+  // The control for the tail: the server itself answers 100 ms late (its own timer), so the
+  // client waits idle for the answer as it does behind a held packet, with nothing held.
+  const waited = await sequential(ip, 8080, '/delay?ms=100', n);
   let f = await chaos.inject({ kind: 'network-latency', target, latencyMs: 100 });
   // The first request of each opens the agent's connection (its handshake is held too): left out.
   const held = (await sequential(ip, 8080, '/', n + 1)).slice(1);
@@ -274,6 +277,11 @@ async function packetPath(chaos: ReturnType<typeof createChaos>, target: Started
   rows.push({
     what: 'direct, each request after 100 ms idle (control), p50 (p99) ms',
     value: `${quantile(idle, 0.5).toFixed(2)} (${quantile(idle, 0.99).toFixed(2)})`,
+    goal: '-',
+  });
+  rows.push({
+    what: 'server answers 100 ms late itself (control: nothing held), p50 (p99) ms',
+    value: `${quantile(waited, 0.5).toFixed(2)} (${quantile(waited, 0.99).toFixed(2)})`,
     goal: '-',
   });
   rows.push({
