@@ -280,14 +280,14 @@ async function packetPath(chaos: ReturnType<typeof createChaos>, target: Started
     goal: '-',
   });
   rows.push({
-    what: 'server answers 100 ms late itself (control: nothing held), p50 (p99) ms',
-    value: `${quantile(waited, 0.5).toFixed(2)} (${quantile(waited, 0.99).toFixed(2)})`,
-    goal: '-',
-  });
-  rows.push({
     what: 'latency 100 ms: added at p50; delayed p99 ms',
     value: `+${(quantile(held, 0.5) - b50).toFixed(2)}; ${quantile(held, 0.99).toFixed(2)}`,
     goal: '+100 +/- 0.5; p99 <= 103',
+  });
+  rows.push({
+    what: 'latency 100 ms, delayed p50 (p99) | the server answering 100 ms late itself, p50 (p99) ms',
+    value: `${quantile(held, 0.5).toFixed(2)} (${quantile(held, 0.99).toFixed(2)}) | ${quantile(waited, 0.5).toFixed(2)} (${quantile(waited, 0.99).toFixed(2)})`,
+    goal: 'delayed no worse than a perfect 100 ms wait',
   });
   rows.push({
     what: 'latency 100 ms: added at p50 over the 100 ms idle control',
