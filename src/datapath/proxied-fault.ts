@@ -86,7 +86,6 @@ export async function applyProxied<C extends Record<string, number>>(
     port: listening.port,
     peers: scope.peers,
     destPort: scope.port,
-    carried: () => proxy.carried(),
   });
   let rules: AppliedConnectRules;
   try {
