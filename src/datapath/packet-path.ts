@@ -27,7 +27,7 @@ import {
 } from '../targets/queue-slots.js';
 import { peerCidr, peerCovers, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
 import { installQueueRules, sandboxOf, type InstalledQueueRules, type IpFamily } from '../targets/queue-rules.js';
-import { proxyOverlaps, watchProxies, type ProxyEntry } from './proxy-registry.js';
+import { proxiesOf, proxyOverlaps, watchProxies, type ProxyEntry } from './proxy-registry.js';
 import type { ResolvedTarget } from '../targets/resolve-target.js';
 import { hasIpv6, tcpTableOf, type TcpConnection, type TcpTable } from '../targets/tcp-table.js';
 import type Docker from 'dockerode';
@@ -57,6 +57,13 @@ export interface PacketPathSpec {
    * at inject come here).
    */
   newOutbound: 'packets' | 'proxy';
+  /**
+   * With 'proxy': the target's outbound proxies of other faults at inject (this fault's own
+   * is made after). The connections they carry to a destination in scope (handed back by a
+   * reverted fault, or taken by a fault still in force) are held one by one like the other
+   * open ones: on their way to that proxy.
+   */
+  otherProxies?: readonly ProxyEntry[];
 }
 
 /** What the packet path counted. */
@@ -121,6 +128,41 @@ export function connectionsInScope(table: TcpTable, spec: Pick<PacketPathSpec, '
   });
 }
 
+/**
+ * The target's connections that other faults' proxies carry to a destination the scope
+ * covers, as the target's netns sees them: from its address and port to the proxy.
+ */
+export function proxiedInScope(entries: readonly ProxyEntry[], spec: Pick<PacketPathSpec, 'peers' | 'port'>): TcpConnection[] {
+  const out: TcpConnection[] = [];
+  for (const e of entries) {
+    if (e.way !== 'outbound' || !e.carried) continue;
+    for (const c of e.carried()) {
+      const family = c.client.includes(':') ? 6 : 4;
+      const proxy = family === 6 ? e.address6 : e.address;
+      if (!proxy || (spec.port !== undefined && c.dst.port !== spec.port)) continue;
+      if (!spec.peers.some((p) => peerCovers(p, c.dst.address.includes(':') ? 6 : 4, c.dst.address))) continue;
+      out.push({ family, local: c.client, localPort: c.clientPort, remote: proxy, remotePort: e.port, way: 'outbound' });
+    }
+  }
+  return out;
+}
+
+/**
+ * The connections open now that the scope covers, with those other faults' proxies carry
+ * for the target (spec.otherProxies: the stream kinds) when the scope has outbound ones.
+ */
+export function openInScope(
+  table: TcpTable,
+  spec: Pick<PacketPathSpec, 'connections' | 'peers' | 'port' | 'otherProxies'>,
+): TcpConnection[] {
+  const open = connectionsInScope(table, spec);
+  if (spec.connections === 'inbound' || !spec.otherProxies?.length) return open;
+  // Without a peer the table's own rows list them already (every remote is in scope).
+  const key = (c: TcpConnection) => `${c.local} ${c.localPort} ${c.remote} ${c.remotePort}`;
+  const listed = new Set(open.map(key));
+  return [...open, ...proxiedInScope(spec.otherProxies, spec).filter((c) => !listed.has(key(c)))];
+}
+
 /** iptables matches per family: OUTPUT (what the target sends) and INPUT (what it receives). */
 export type FamilyRules = Record<IpFamily, { output: string[][]; input: string[][] }>;
 
@@ -168,7 +210,7 @@ export function queueMatches(
       }
     } else {
       // The proxy carries new ones; the ones open now are matched one by one.
-      for (const c of connectionsInScope(table, { ...spec, connections: 'outbound' })) {
+      for (const c of openInScope(table, { ...spec, connections: 'outbound' })) {
         const [l, r] = [c.local, c.remote];
         rules[c.family].output.push([...tcp, '-s', l, '-d', r, '--sport', String(c.localPort), '--dport', String(c.remotePort)]);
         rules[c.family].input.push([...tcp, '-s', r, '-d', l, '--sport', String(c.remotePort), '--dport', String(c.localPort)]);
@@ -323,7 +365,7 @@ async function queueByKeptRules(
     peers: spec.peers,
   };
   const counted = (t: TcpTable) => {
-    const inScope = connectionsInScope(t, spec);
+    const inScope = openInScope(t, spec);
     open = inScope.length;
     queue.addFlows(inScope.map((c) => ({ local: c.local, localPort: c.localPort, remote: c.remote, remotePort: c.remotePort })));
   };
@@ -351,7 +393,7 @@ async function queueByKeptRules(
   try {
     if (listening && byWay) qm.listening(mine.index, listening);
     if (table) {
-      qm.flows(mine.index, connectionsInScope(table, { ...spec, connections: 'outbound' }));
+      qm.flows(mine.index, openInScope(table, { ...spec, connections: 'outbound' }));
       counted(table);
     }
     for (const e of watch.current) if (follows(e)) follow(e);
@@ -398,7 +440,7 @@ async function queueByChain(
 ): Promise<Queued> {
   const table = await tcpTableOf(target.pid);
   const ipv6 = hasIpv6(target.pid);
-  const open = connectionsInScope(table, spec);
+  const open = openInScope(table, spec);
   const { rules: matches, inboundPorts } = queueMatches(table, spec, ipv6);
   const q = openPacketQueue({ ...spec.queue, netns, seed: ctx.seed });
   const proxyRules = (e: ProxyEntry): FamilyRules => {
@@ -488,10 +530,12 @@ export async function applyBothPaths<St extends object>(
   spec: Omit<PacketPathSpec, 'newOutbound'>,
   proxied: (() => Promise<{ stats(): St; revert(): Promise<void> | void }>) | null,
 ): Promise<{ stats(): St & PacketPathStats; revert(): Promise<void> }> {
+  // The other faults' proxies, before this fault's own is made.
+  const otherProxies = proxiesOf(target.cgroup.id);
   const proxy = spec.connections === 'inbound' || !proxied ? null : await proxied();
   let packets: AppliedPacketPath;
   try {
-    packets = await applyPacketPath(kind, target, ctx, { ...spec, newOutbound: 'proxy' });
+    packets = await applyPacketPath(kind, target, ctx, { ...spec, newOutbound: 'proxy', otherProxies });
   } catch (err) {
     await proxy?.revert();
     throw err;

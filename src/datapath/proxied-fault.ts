@@ -86,6 +86,7 @@ export async function applyProxied<C extends Record<string, number>>(
     port: listening.port,
     peers: scope.peers,
     destPort: scope.port,
+    carried: () => proxy.carried(),
   });
   let rules: AppliedConnectRules;
   try {

@@ -25,6 +25,18 @@ export interface ProxyEntry {
   destPort?: number;
   /** inbound: the target's ports redirected. */
   ports?: readonly number[];
+  /**
+   * outbound: the connections it carries that the target opened to it (not hops from other
+   * proxies), as the target sees them (its address and port) and where each was going.
+   */
+  carried?(): readonly CarriedConnection[];
+}
+
+/** A connection a proxy carries: the target's end of it (the client), and its original destination. */
+export interface CarriedConnection {
+  client: string;
+  clientPort: number;
+  dst: { address: string; port: number };
 }
 
 export interface ProxyWatcher {
@@ -49,6 +61,11 @@ export async function announceProxy(e: ProxyEntry): Promise<() => Promise<void>>
     const now = [...watchers].filter((w) => w.cgroupId === e.cgroupId);
     await Promise.all(now.map((w) => w.leave(e).catch(() => undefined)));
   };
+}
+
+/** The target's proxies now. */
+export function proxiesOf(cgroupId: bigint): ProxyEntry[] {
+  return [...proxies].filter((p) => p.cgroupId === cgroupId);
 }
 
 /** The target's proxies now, and a subscription for those announced later. */

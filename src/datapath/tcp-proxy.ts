@@ -106,6 +106,8 @@ export class TcpProxy {
   private readonly sockets = new Set<net.Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly relays = new Set<() => void>();
+  /** The relays of connections the target opened (not hops), by its socket: for carried(). */
+  private readonly fromTarget = new Map<net.Socket, { client: string; clientPort: number; dst: OriginalDestination }>();
   private released = false;
   private closedHard = false;
   private listenersOpen = true;
@@ -131,11 +133,11 @@ export class TcpProxy {
   async listen(): Promise<{ address: string; port: number; hopPort: number; address6?: string }> {
     // Half-open: a FIN from one side is passed on as a FIN, not answered by us.
     const onConnection = (c: net.Socket) => {
-      this.accept(c, () => this.opts.lookup(c.remoteAddress?.replace(/^::ffff:/, '') ?? '', c.remotePort ?? 0, c));
+      this.accept(c, () => this.opts.lookup(c.remoteAddress?.replace(/^::ffff:/, '') ?? '', c.remotePort ?? 0, c), true);
     };
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, onConnection);
     const hopServer = net.createServer({ noDelay: true, allowHalfOpen: true }, (c) => {
-      this.accept(c, () => readHop(c));
+      this.accept(c, () => readHop(c), false);
     });
     this.server = server;
     if (this.opts.listenFd !== undefined) {
@@ -257,11 +259,16 @@ export class TcpProxy {
     this.timers.delete(t);
   }
 
-  private accept(client: net.Socket, lookup: () => Route | null | Promise<Route | null>): void {
-    this.onConnection(client, lookup).catch(() => client.destroy());
+  private accept(client: net.Socket, lookup: () => Route | null | Promise<Route | null>, fromTarget: boolean): void {
+    this.onConnection(client, lookup, fromTarget).catch(() => client.destroy());
   }
 
-  private async onConnection(client: net.Socket, lookup: () => Route | null | Promise<Route | null>): Promise<void> {
+  /** The connections the target opened that this proxy carries now (handed back ones too), and where each was going. */
+  carried(): { client: string; clientPort: number; dst: OriginalDestination }[] {
+    return [...this.fromTarget.values()];
+  }
+
+  private async onConnection(client: net.Socket, lookup: () => Route | null | Promise<Route | null>, fromTarget: boolean): Promise<void> {
     this.track(client);
     client.on('error', () => {});
     // Nothing is relayed before the route is known: the client's bytes wait in its socket.
@@ -282,6 +289,10 @@ export class TcpProxy {
     }
     this.track(upstream);
     upstream.on('error', () => this.counters.upstreamErrors++);
+    if (fromTarget && client.remoteAddress && client.remotePort) {
+      this.fromTarget.set(client, { client: client.remoteAddress.replace(/^::ffff:/, ''), clientPort: client.remotePort, dst: route.dst });
+      client.once('close', () => this.fromTarget.delete(client));
+    }
     this.relay(client, upstream, route);
     client.resume(); // a hop's header was read in paused mode
   }

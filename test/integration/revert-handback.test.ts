@@ -280,6 +280,43 @@ describe('revert hands the connections of a proxied fault back unbroken', () => 
     });
   });
 
+  it('a stream fault injected later reaches the connections a reverted one handed back (its proxy still carries them)', async () => {
+    // The first fault only relays (it would reset after 1 GB): its proxy takes the stream's two connections.
+    const first = await chaos.inject({ kind: 'network-reset', target: app, peer: server, afterBytes: 1_000_000_000 });
+    const t = Date.now();
+    const spec = { base, paths: ['/bytes?n=2000'], workers: 2, paceMs: 20, startAt: t + 300, endAt: t + 2400 };
+    let [revertAt, injectAt] = [0, 0];
+    let stats: Record<string, number | undefined> = {};
+    const [target, ctl] = await Promise.all([
+      streamIn(app, spec),
+      streamIn(control, spec),
+      (async () => {
+        await sleepUntil(t + 800);
+        revertAt = Date.now();
+        await first.revert();
+        await sleepUntil(t + 1400);
+        injectAt = Date.now();
+        const second = await chaos.inject({ kind: 'network-reset', target: app, peer: server, afterBytes: 0 });
+        await sleepUntil(t + 1900);
+        stats = second.stats() as Record<string, number | undefined>;
+        await second.revert();
+      })(),
+    ]);
+    const handedBack = target.requests.filter((q) => q.t0 > revertAt && q.t1 < injectAt);
+    const hit = target.requests.filter((q) => q.t0 >= injectAt - 50 && q.err !== undefined);
+    console.info(
+      `handed back: ${handedBack.length} requests on ports ${[...ports(handedBack)]} between the revert and the next inject; ` +
+        `after it ${hit.length} failed (${[...new Set(hit.map((q) => q.err))].join(', ')}); stats ${JSON.stringify(stats)}`,
+    );
+    expect(errorsOf(target.requests.filter((q) => q.t1 < injectAt))).toEqual([]);
+    expect(handedBack.length).toBeGreaterThan(5);
+    // The second fault held the handed-back connections as open ones and reset them (on the packet path).
+    expect(stats.connectionsOpenAtInject).toBeGreaterThanOrEqual(1);
+    expect(stats.connectionsHit).toBeGreaterThanOrEqual(1);
+    expect(hit.length).toBeGreaterThan(0);
+    expect(errorsOf(ctl.requests)).toEqual([]);
+  });
+
   it('leaves nothing once the streams ended: every released proxy finished, no fd, no rule, no journal record', async () => {
     // The packet path's kept rules and readers of the netns, idle now, go as at the end of the file.
     await releaseIdle();
