@@ -47,8 +47,10 @@ Made InNetns(const std::string &netns, F make) {
 }
 
 // The TCP sockets of the namespace, IPv4 and IPv6, by one sock_diag dump per
-// family with only the states asked: the kernel walks its socket hashes for the
-// namespace, not every connection of every namespace as /proc/net/tcp does.
+// family with only the states asked. LISTEN alone: the kernel walks its
+// listening hash (tens of µs). ESTABLISHED: it walks the host's whole
+// established hash, as for /proc/net/tcp, but formats no text (0.3-0.4 ms
+// here against 2-4).
 struct TcpSocket {
   uint8_t state;
   uint8_t local[16], remote[16];  // IPv4 as ::ffff:a.b.c.d
@@ -132,11 +134,19 @@ Dumped DumpOrThrow(Napi::Env env, int fd, uint32_t states) {
   Dumped d;
   DumpTcp(fd, states, d);
   if (d.err) {
-    Napi::Error e = Napi::Error::New(env, d.what + ": " + strerror(d.err));
-    e.Set("errno", Napi::Number::New(env, d.err));
-    throw e;
+    Made m;
+    m.err = d.err;
+    m.what = d.what;
+    Fail(env, m);
   }
   return d;
+}
+
+Napi::Array PortsArray(Napi::Env env, const std::set<uint16_t> &ports) {
+  Napi::Array a = Napi::Array::New(env, ports.size());
+  uint32_t i = 0;
+  for (uint16_t p : ports) a.Set(i++, Napi::Number::New(env, p));
+  return a;
 }
 
 // netnsDiagSocket(netns) -> fd: a NETLINK_SOCK_DIAG socket of the namespace (it keeps the
@@ -162,10 +172,7 @@ Napi::Value ListeningPorts(const Napi::CallbackInfo &info) {
   Dumped d = DumpOrThrow(env, DiagFd(info), 1u << kTcpListen);
   std::set<uint16_t> ports;
   for (const TcpSocket &t : d.sockets) ports.insert(t.localPort);
-  Napi::Array a = Napi::Array::New(env, ports.size());
-  uint32_t i = 0;
-  for (uint16_t p : ports) a.Set(i++, Napi::Number::New(env, p));
-  return a;
+  return PortsArray(env, ports);
 }
 
 // tcpSockets(diagFd) -> { listening: number[], open: [local, localPort, remote, remotePort][] }: the
@@ -189,11 +196,8 @@ Napi::Value TcpSockets(const Napi::CallbackInfo &info) {
     c.Set(3u, Napi::Number::New(env, t.remotePort));
     open.Set(i++, c);
   }
-  Napi::Array listening = Napi::Array::New(env, ports.size());
-  uint32_t j = 0;
-  for (uint16_t p : ports) listening.Set(j++, Napi::Number::New(env, p));
   Napi::Object o = Napi::Object::New(env);
-  o.Set("listening", listening);
+  o.Set("listening", PortsArray(env, ports));
   o.Set("open", open);
   return o;
 }

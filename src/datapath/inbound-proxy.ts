@@ -14,7 +14,7 @@ import { closeSync } from 'node:fs';
 import net from 'node:net';
 import { ChaosSpecError } from '../contracts/errors.js';
 import { connectInNetns, listenInNetns, originalDestination } from '../kernel/netns-socket.js';
-import { peerCidr, peerCovers, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
+import { peerCidr, peerCoversAddress, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
 import { installRedirectRules, sandboxOf, type InstalledRedirect, type IpFamily } from '../targets/queue-rules.js';
 import { keptRulesAvailable, keptRulesFailure, leaseRedirectSlot, targetListeningPorts, targetTcpTable } from '../targets/queue-slots.js';
 import type { ResolvedTarget } from '../targets/resolve-target.js';
@@ -132,9 +132,7 @@ const stacks = new Map<string, Stacked[]>();
 const hops = new Map<string, { dst: { address: string; port: number }; client: string }>();
 
 function covers(peers: readonly PeerMatch[], address: string): boolean {
-  if (peers.length === 0) return true;
-  const v4 = address.match(/^(?:::ffff:)?(\d+\.\d+\.\d+\.\d+)$/);
-  return peers.some((p) => (v4 ? peerCovers(p, 4, v4[1] as string) : peerCovers(p, 6, address)));
+  return peers.length === 0 || peers.some((p) => peerCoversAddress(p, address));
 }
 
 function olderInForce(netns: string, me: Stacked, client: string, port: number): Stacked | undefined {

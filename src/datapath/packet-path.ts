@@ -25,7 +25,7 @@ import {
   targetTcpTable,
   type QueueSlot,
 } from '../targets/queue-slots.js';
-import { peerCidr, peerCovers, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
+import { peerCidr, peerCovers, peerCoversAddress, peerFamilies, type PeerMatch } from '../kernel/peer-match.js';
 import { installQueueRules, sandboxOf, type InstalledQueueRules, type IpFamily } from '../targets/queue-rules.js';
 import { proxiesOf, proxyOverlaps, watchProxies, type ProxyEntry } from './proxy-registry.js';
 import type { ResolvedTarget } from '../targets/resolve-target.js';
@@ -140,7 +140,7 @@ export function proxiedInScope(entries: readonly ProxyEntry[], spec: Pick<Packet
       const family = c.client.includes(':') ? 6 : 4;
       const proxy = family === 6 ? e.address6 : e.address;
       if (!proxy || (spec.port !== undefined && c.dst.port !== spec.port)) continue;
-      if (!spec.peers.some((p) => peerCovers(p, c.dst.address.includes(':') ? 6 : 4, c.dst.address))) continue;
+      if (!spec.peers.some((p) => peerCoversAddress(p, c.dst.address))) continue;
       out.push({ family, local: c.client, localPort: c.clientPort, remote: proxy, remotePort: e.port, way: 'outbound' });
     }
   }

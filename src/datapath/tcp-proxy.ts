@@ -10,6 +10,7 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { readHop, type Route } from './proxy-chain.js';
+import type { CarriedConnection } from './proxy-registry.js';
 
 export type { Route };
 
@@ -107,7 +108,7 @@ export class TcpProxy {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly relays = new Set<() => void>();
   /** The relays of connections the target opened (not hops), by its socket: for carried(). */
-  private readonly fromTarget = new Map<net.Socket, { client: string; clientPort: number; dst: OriginalDestination }>();
+  private readonly fromTarget = new Map<net.Socket, CarriedConnection>();
   private released = false;
   private closedHard = false;
   private listenersOpen = true;
@@ -133,11 +134,12 @@ export class TcpProxy {
   async listen(): Promise<{ address: string; port: number; hopPort: number; address6?: string }> {
     // Half-open: a FIN from one side is passed on as a FIN, not answered by us.
     const onConnection = (c: net.Socket) => {
-      this.accept(c, () => this.opts.lookup(c.remoteAddress?.replace(/^::ffff:/, '') ?? '', c.remotePort ?? 0, c), true);
+      const address = c.remoteAddress?.replace(/^::ffff:/, '') ?? '';
+      this.accept(c, () => this.opts.lookup(address, c.remotePort ?? 0, c), address);
     };
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, onConnection);
     const hopServer = net.createServer({ noDelay: true, allowHalfOpen: true }, (c) => {
-      this.accept(c, () => readHop(c), false);
+      this.accept(c, () => readHop(c));
     });
     this.server = server;
     if (this.opts.listenFd !== undefined) {
@@ -259,16 +261,17 @@ export class TcpProxy {
     this.timers.delete(t);
   }
 
-  private accept(client: net.Socket, lookup: () => Route | null | Promise<Route | null>, fromTarget: boolean): void {
-    this.onConnection(client, lookup, fromTarget).catch(() => client.destroy());
+  /** `target`: the client's address when the target connected (not a hop from another proxy). */
+  private accept(client: net.Socket, lookup: () => Route | null | Promise<Route | null>, target?: string): void {
+    this.onConnection(client, lookup, target).catch(() => client.destroy());
   }
 
   /** The connections the target opened that this proxy carries now (handed back ones too), and where each was going. */
-  carried(): { client: string; clientPort: number; dst: OriginalDestination }[] {
+  carried(): CarriedConnection[] {
     return [...this.fromTarget.values()];
   }
 
-  private async onConnection(client: net.Socket, lookup: () => Route | null | Promise<Route | null>, fromTarget: boolean): Promise<void> {
+  private async onConnection(client: net.Socket, lookup: () => Route | null | Promise<Route | null>, target?: string): Promise<void> {
     this.track(client);
     client.on('error', () => {});
     // Nothing is relayed before the route is known: the client's bytes wait in its socket.
@@ -289,8 +292,8 @@ export class TcpProxy {
     }
     this.track(upstream);
     upstream.on('error', () => this.counters.upstreamErrors++);
-    if (fromTarget && client.remoteAddress && client.remotePort) {
-      this.fromTarget.set(client, { client: client.remoteAddress.replace(/^::ffff:/, ''), clientPort: client.remotePort, dst: route.dst });
+    if (target && client.remotePort) {
+      this.fromTarget.set(client, { client: target, clientPort: client.remotePort, dst: route.dst });
       client.once('close', () => this.fromTarget.delete(client));
     }
     this.relay(client, upstream, route);

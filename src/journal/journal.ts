@@ -64,7 +64,7 @@ export interface RefusedRecord {
 
 export const DEFAULT_JOURNAL_DIR = '/var/lib/vitest-chaos/journal';
 
-export { processStartTicks } from './process-start.js';
+export { processStartTicks, processStat } from './process-start.js';
 
 /** What the code below the fault kinds needs of their context to journal a change. */
 export interface JournalSource {

@@ -146,6 +146,12 @@ export function peerCovers(p: PeerMatch, family: 4 | 6, address: string): boolea
   return bytes.every((b, i) => ((b ^ (p.addr6 as Buffer)[i]!) & (p.mask6 as Buffer)[i]!) === 0);
 }
 
+/** Whether a peer covers an address as a socket reports it: dotted IPv4, IPv4 mapped in IPv6 (::ffff:a.b.c.d), or IPv6. */
+export function peerCoversAddress(p: PeerMatch, address: string): boolean {
+  const v4 = /^(?:::ffff:)?(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return v4 ? peerCovers(p, 4, v4[1] as string) : peerCovers(p, 6, address);
+}
+
 /** Whether two peers have an address in common (of one family). */
 export function peersOverlap(x: PeerMatch, y: PeerMatch): boolean {
   if (x.family === 0 || y.family === 0) return true;

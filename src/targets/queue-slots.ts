@@ -391,11 +391,11 @@ async function teardown(space: Space): Promise<void> {
   });
 }
 
-/** The netns's kept sock_diag socket and our kept listeners' ports there (not the target's). */
-function diagOf(spec: { containerId: string; netns: string }): { space: Space; fd: number; ours: Set<number | undefined> } {
+/** The netns's space and its kept sock_diag socket. */
+function diagOf(spec: { containerId: string; netns: string }): { space: Space; fd: number } {
   const space = spaceOf(spec);
   space.diag ??= diagSocketInNetns(spec.netns);
-  return { space, fd: space.diag, ours: new Set(space.slots.redirect.map((s) => s.listener?.port)) };
+  return { space, fd: space.diag };
 }
 
 /**
@@ -403,7 +403,8 @@ function diagOf(spec: { containerId: string; netns: string }): { space: Space; f
  * that netns kept with its rules), less our kept listeners there.
  */
 export function targetListeningPorts(spec: { containerId: string; netns: string }): number[] {
-  const { space, fd, ours } = diagOf(spec);
+  const { space, fd } = diagOf(spec);
+  const ours = new Set(space.slots.redirect.map((s) => s.listener?.port));
   const ports = listeningPorts(fd).filter((p) => !ours.has(p));
   idleLater(space);
   return ports;
@@ -413,9 +414,9 @@ export function targetListeningPorts(spec: { containerId: string; netns: string 
  * The target's TCP table (listening ports, open connections) by sock_diag on the
  * same kept socket: 0.3-0.4 ms here (the kernel still walks the host's whole
  * established-connection hash for it, but formats nothing), where
- * /proc/<pid>/net/tcp takes 2-4 ms. As there, our
- * kept listeners' ports are listed, so the connections they accepted are inbound
- * (the callers tell their proxies' apart).
+ * /proc/<pid>/net/tcp takes 2-4 ms. As there, our kept listeners' ports are
+ * listed, so the connections they accepted are inbound (the callers tell their
+ * proxies' apart).
  */
 export function targetTcpTable(spec: { containerId: string; netns: string }): TcpTable {
   const { space, fd } = diagOf(spec);

@@ -9,9 +9,8 @@
 // (SIGSTOP), nsenter stops itself too, and a stopped nsenter cannot reap: the
 // zombie would keep the container from ever exiting. So the undo continues it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { processStat } from '../journal/process-start.js';
 import { createInterface } from 'node:readline';
-import { OWN_PROCESS_MARK, processStartTicks, type JournalEntry } from '../journal/journal.js';
+import { OWN_PROCESS_MARK, processStartTicks, processStat, type JournalEntry } from '../journal/journal.js';
 import { cgroupV1Dirs, moveToCgroups } from './cgroup-v1.js';
 import type { ResolvedTarget } from './resolve-target.js';
 import type { JournalSource } from '../journal/journal.js';

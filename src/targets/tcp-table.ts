@@ -38,14 +38,10 @@ function addressOf(hex: string): [4 | 6, string] | null {
   if (hex.length !== 32) return null;
   const bytes = Buffer.alloc(16);
   for (let i = 0; i < 4; i++) bytes.writeUInt32BE(Buffer.from(hex.slice(i * 8, i * 8 + 8), 'hex').readUInt32LE(0), i * 4);
-  // ::ffff:a.b.c.d: an IPv4 connection of a dual-stack socket.
-  if (bytes.readUInt32BE(0) === 0 && bytes.readUInt32BE(4) === 0 && bytes.readUInt32BE(8) === 0xffff) {
-    return [4, intToIpv4(bytes.readUInt32BE(12))];
-  }
-  return [6, ipv6Text(bytes)];
+  return addressOfBytes(bytes);
 }
 
-/** An address of 16 bytes as [family, text]: ::ffff:a.b.c.d is IPv4. */
+/** An address of 16 bytes as [family, text]: ::ffff:a.b.c.d is IPv4 (a connection of a dual-stack socket). */
 function addressOfBytes(bytes: Buffer): [4 | 6, string] {
   if (bytes.readUInt32BE(0) === 0 && bytes.readUInt32BE(4) === 0 && bytes.readUInt32BE(8) === 0xffff) {
     return [4, intToIpv4(bytes.readUInt32BE(12))];

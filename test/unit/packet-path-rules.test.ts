@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { redirectSources } from '../../src/datapath/inbound-proxy.js';
 import { connectionsInScope, queueMatches } from '../../src/datapath/packet-path.js';
-import { ANY_PEER, peerCidr, peerCovers, peerOfCidr, type PeerMatch } from '../../src/kernel/peer-match.js';
+import { ANY_PEER, peerCidr, peerCovers, peerCoversAddress, peerOfCidr, type PeerMatch } from '../../src/kernel/peer-match.js';
 import type { TcpTable } from '../../src/targets/tcp-table.js';
 
 const table: TcpTable = {
@@ -31,6 +31,14 @@ describe('packet path rules per family', () => {
     expect(peerCovers(peer('fd00:1::/64'), 4, '172.18.0.3')).toBe(false);
     expect(peerCovers(peer('172.18.0.0/16'), 6, 'fd00:1::3')).toBe(false);
     expect(peerCovers(ANY_PEER, 6, 'fd00:1::3')).toBe(true);
+  });
+
+  it('peerCoversAddress takes the family from the address as a socket reports it (v4-mapped is IPv4)', () => {
+    expect(peerCoversAddress(peer('172.18.0.0/16'), '172.18.0.3')).toBe(true);
+    expect(peerCoversAddress(peer('172.18.0.0/16'), '::ffff:172.18.0.3')).toBe(true);
+    expect(peerCoversAddress(peer('172.18.0.0/16'), '172.19.0.3')).toBe(false);
+    expect(peerCoversAddress(peer('fd00:1::/64'), 'fd00:1::3')).toBe(true);
+    expect(peerCoversAddress(peer('fd00:1::/64'), '::ffff:172.18.0.3')).toBe(false);
   });
 
   it('an IPv6 peer makes IPv6 rules only, with its CIDR', () => {
