@@ -16,7 +16,12 @@
 //   reset  a chosen flow (percent, seeded) is reset once afterBytes went
 //          through it or afterMs after we first saw it: the local socket is
 //          destroyed (the target gets an error, the peer an RST) and the
-//          packet that crossed the limit is dropped.
+//          packet that crossed the limit is dropped. When the peer's socket is
+//          in this process's own namespace (our proxies: a connection a proxy
+//          carries for the target; or a host process), it is destroyed too:
+//          the RST would reach it only if its sequence number were exact, and
+//          the challenge ACK it answers an inexact one with is rate-limited
+//          per socket (tcp_invalid_ratelimit), so the peer could stay open.
 // close() gives every held packet back (NF_ACCEPT) before unbinding: a queue
 // that is unbound drops what it still holds. reset() gives them back too but
 // stays bound, forgets every flow and count, and takes a new policy if given:
@@ -127,6 +132,12 @@ struct Rng {
   }
 };
 
+// An address (IPv6, network order) that is a v4-mapped IPv4 one.
+bool IsV4Mapped(const uint8_t a[16]) {
+  static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return memcmp(a, prefix, 12) == 0;
+}
+
 // A connection as the target sees it (local = the target's side). Addresses
 // are IPv6, network order; an IPv4 one is v4-mapped (::ffff:a.b.c.d).
 struct FlowKey {
@@ -134,10 +145,6 @@ struct FlowKey {
   uint16_t lport, rport;
   bool operator==(const FlowKey &o) const {
     return memcmp(local, o.local, 16) == 0 && memcmp(remote, o.remote, 16) == 0 && lport == o.lport && rport == o.rport;
-  }
-  bool V4() const {
-    static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    return memcmp(local, kMapped, 12) == 0 && memcmp(remote, kMapped, 12) == 0;
   }
 };
 struct FlowHash {
@@ -273,6 +280,8 @@ class Queue {
     Sockets s = OpenInNetns(cfg_.netns);
     nl_ = s.nl;
     diag_ = s.diag;
+    // This thread's namespace is the process's own (OpenInNetns enters the target's on a thread of its own).
+    ownDiag_ = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (s.err) {
       err = s.err;
       return s.what;
@@ -353,6 +362,8 @@ class Queue {
     }
     if (diag_ >= 0) close(diag_);
     diag_ = -1;
+    if (ownDiag_ >= 0) close(ownDiag_);
+    ownDiag_ = -1;
     if (wake_ >= 0) close(wake_);
     wake_ = -1;
     if (timer_ >= 0) close(timer_);
@@ -390,6 +401,8 @@ class Queue {
   struct Counters {
     std::atomic<double> packets{0}, delayed{0}, held{0}, dropped{0}, released{0}, flows{0}, flowsHit{0}, flowsSpared{0},
         bytes{0}, errors{0}, lastError{0};
+    // Of the flows reset, those whose peer socket was in this process's namespace (destroyed too).
+    std::atomic<double> peersClosed{0};
     // Timing (delay): packets that carried the kernel's queue time; the sum and
     // max of (read - queued) and of (given back - due), in ms.
     std::atomic<double> stamped{0}, readLagMsSum{0}, readLagMsMax{0}, lateMsSum{0}, lateMsMax{0};
@@ -486,9 +499,9 @@ class Queue {
     flows_.clear();
     deadlines_.clear();
     lastDue_ = 0;
-    for (auto *a : {&c.packets, &c.delayed, &c.held, &c.dropped, &c.released, &c.flows, &c.flowsHit, &c.flowsSpared,
-                    &c.bytes, &c.errors, &c.lastError, &c.stamped, &c.readLagMsSum, &c.readLagMsMax, &c.lateMsSum,
-                    &c.lateMsMax, &c.spinMsSum})
+    for (auto *a : {&c.packets, &c.delayed, &c.held, &c.dropped, &c.released, &c.flows, &c.flowsHit, &c.peersClosed,
+                    &c.flowsSpared, &c.bytes, &c.errors, &c.lastError, &c.stamped, &c.readLagMsSum, &c.readLagMsMax,
+                    &c.lateMsSum, &c.lateMsMax, &c.spinMsSum})
       a->store(0);
     std::unique_lock<std::mutex> lock(mu_);
     if (resetGen_ != gen) {
@@ -650,9 +663,22 @@ class Queue {
   }
 
   // Destroys the target's socket of this flow: the target's call fails, the
-  // peer gets an RST. Sockets of a dual-stack listener are AF_INET6 with
-  // v4-mapped addresses, so both families are tried for an IPv4 connection.
+  // peer gets an RST. The peer's socket is destroyed too when it is in this
+  // process's namespace (see the header).
   void Destroy(const FlowKey &k) {
+    if (!DestroyIn(diag_, k.local, k.lport, k.remote, k.rport)) {
+      c.errors = c.errors + 1;
+      c.lastError = ENOENT;
+    }
+    if (ownDiag_ >= 0 && DestroyIn(ownDiag_, k.remote, k.rport, k.local, k.lport)) c.peersClosed = c.peersClosed + 1;
+  }
+
+  // SOCK_DESTROY of the TCP socket (src, sport) -> (dst, dport) on this diag
+  // socket's namespace (v4-mapped addresses for IPv4); true if one was. Sockets
+  // of a dual-stack listener are AF_INET6 with v4-mapped addresses, so both
+  // families are tried for an IPv4 connection.
+  static bool DestroyIn(int diag, const uint8_t src[16], uint16_t sport, const uint8_t dst[16], uint16_t dport) {
+    const bool v4 = IsV4Mapped(src) && IsV4Mapped(dst);
     for (int family : {AF_INET, AF_INET6}) {
       struct {
         nlmsghdr h;
@@ -661,35 +687,34 @@ class Queue {
       req.h.nlmsg_len = sizeof(req);
       req.h.nlmsg_type = SOCK_DESTROY;
       req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-      static uint32_t seq = 1;
+      static std::atomic<uint32_t> seq{1};
       req.h.nlmsg_seq = seq++;
       req.r.sdiag_family = static_cast<__u8>(family);
       req.r.sdiag_protocol = IPPROTO_TCP;
       req.r.idiag_states = ~0U;
-      req.r.id.idiag_sport = htons(k.lport);
-      req.r.id.idiag_dport = htons(k.rport);
+      req.r.id.idiag_sport = htons(sport);
+      req.r.id.idiag_dport = htons(dport);
       if (family == AF_INET) {
-        if (!k.V4()) continue;  // an IPv6 connection has only its AF_INET6 socket
-        memcpy(req.r.id.idiag_src, k.local + 12, 4);
-        memcpy(req.r.id.idiag_dst, k.remote + 12, 4);
+        if (!v4) continue;  // an IPv6 connection has only its AF_INET6 socket
+        memcpy(req.r.id.idiag_src, src + 12, 4);
+        memcpy(req.r.id.idiag_dst, dst + 12, 4);
       } else {
-        memcpy(req.r.id.idiag_src, k.local, 16);
-        memcpy(req.r.id.idiag_dst, k.remote, 16);
+        memcpy(req.r.id.idiag_src, src, 16);
+        memcpy(req.r.id.idiag_dst, dst, 16);
       }
       req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
       req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
       sockaddr_nl to{};
       to.nl_family = AF_NETLINK;
-      if (sendto(diag_, &req, sizeof(req), 0, reinterpret_cast<sockaddr *>(&to), sizeof(to)) < 0) continue;
+      if (sendto(diag, &req, sizeof(req), 0, reinterpret_cast<sockaddr *>(&to), sizeof(to)) < 0) continue;
       alignas(nlmsghdr) char buf[1024];
-      ssize_t n = recv(diag_, buf, sizeof(buf), 0);
+      ssize_t n = recv(diag, buf, sizeof(buf), 0);
       if (n <= 0) continue;
       auto *h = reinterpret_cast<nlmsghdr *>(buf);
       if (NLMSG_OK(h, n) && h->nlmsg_type == NLMSG_ERROR && reinterpret_cast<nlmsgerr *>(NLMSG_DATA(h))->error == 0)
-        return;
+        return true;
     }
-    c.errors = c.errors + 1;
-    c.lastError = ENOENT;
+    return false;
   }
 
   // readAt: when we read it (CLOCK_MONOTONIC ms); realAt: the same instant on CLOCK_REALTIME.
@@ -833,7 +858,7 @@ class Queue {
 
   Config cfg_;
   Rng rng_;
-  int nl_ = -1, diag_ = -1, wake_ = -1, timer_ = -1;
+  int nl_ = -1, diag_ = -1, ownDiag_ = -1, wake_ = -1, timer_ = -1;
   bool bound_ = false;
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -924,6 +949,7 @@ class PacketQueue : public Napi::ObjectWrap<PacketQueue> {
     o.Set("released", c.released.load());
     o.Set("flows", c.flows.load());
     o.Set("flowsHit", c.flowsHit.load());
+    o.Set("peersClosed", c.peersClosed.load());
     o.Set("flowsSpared", c.flowsSpared.load());
     o.Set("bytes", c.bytes.load());
     o.Set("errors", c.errors.load());

@@ -78,6 +78,12 @@ export interface PacketPathStats {
   packetsDropped: number;
   /** Connections stalled (timeout) or reset (reset) on the packet path. */
   connectionsHit: number;
+  /**
+   * reset: of those, the ones whose other end was a socket on this host (a proxy of another
+   * fault carrying the connection, a host process), closed at once too rather than left to
+   * the RST.
+   */
+  peersClosed: number;
   connectionsSparedOnPackets: number;
   queueErrors: number;
   /** Other faults' proxies on this target (http, reset...) whose connections this fault also holds, as they carry connections in its scope. */
@@ -282,6 +288,7 @@ export async function applyPacketPath(
       packetsHeld: s.held,
       packetsDropped: s.dropped,
       connectionsHit: s.flowsHit,
+      peersClosed: s.peersClosed,
       connectionsSparedOnPackets: s.flowsSpared,
       queueErrors: s.errors,
       proxiesFollowed: queued.followed(),

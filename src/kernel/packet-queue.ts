@@ -36,6 +36,8 @@ export interface PacketQueueCounters {
   flows: number;
   /** Of those, stalled (hold) or reset (reset). */
   flowsHit: number;
+  /** Of those reset, the ones whose peer socket was in this process's network namespace (our proxy, a host process): destroyed too. */
+  peersClosed: number;
   flowsSpared: number;
   /** TCP payload bytes seen. */
   bytes: number;

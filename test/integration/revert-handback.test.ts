@@ -313,6 +313,8 @@ describe('revert hands the connections of a proxied fault back unbroken', () => 
     // The second fault held the handed-back connections as open ones and reset them (on the packet path).
     expect(stats.connectionsOpenAtInject).toBeGreaterThanOrEqual(1);
     expect(stats.connectionsHit).toBeGreaterThanOrEqual(1);
+    // The other end of each, the first fault's proxy (in this process), was closed with it: not left to the RST.
+    expect(stats.peersClosed).toBe(stats.connectionsHit);
     expect(hit.length).toBeGreaterThan(0);
     expect(errorsOf(ctl.requests)).toEqual([]);
   });
