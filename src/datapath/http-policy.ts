@@ -8,7 +8,7 @@
 // (release) the connections carry on and every request is passed as it is; a
 // request held then goes on at once.
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import type { Relay } from './tcp-proxy.js';
 import type { ProxyPolicy } from './proxy-policy.js';
 

@@ -1,9 +1,9 @@
 import type { StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { faultContract } from '../helpers/fault-contract.js';
-import { chaos, ChaosSpecError, type FaultSpec } from 'vitest-chaos';
-import { ipOf, startHttpServer, stopAll } from '../helpers/containers.js';
-import { docker, httpGet, removeQuietly, state } from '../helpers/processes.js';
+import { chaos } from 'vitest-chaos';
+import { ipOf, startHttpServer } from '../helpers/containers.js';
+import { docker, httpGet, state } from '../helpers/processes.js';
 
 const HANG_MS = 1000;
 

@@ -1,9 +1,9 @@
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { faultContract } from '../helpers/fault-contract.js';
-import { chaos, ChaosSpecError } from 'vitest-chaos';
-import { IMAGES, startHttpServer, stopAll, testLabels } from '../helpers/containers.js';
-import { answersOk, currentIp, docker, httpGet, removeQuietly, serverAnswers, state } from '../helpers/processes.js';
+import { chaos } from 'vitest-chaos';
+import { IMAGES, startHttpServer, testLabels } from '../helpers/containers.js';
+import { answersOk, currentIp, docker, httpGet, serverAnswers, state } from '../helpers/processes.js';
 import { udpEchoRound } from '../helpers/udp.js';
 
 const uptimeMs = async (ip: string) => JSON.parse((await httpGet(`http://${ip}:8080/stats`)).body).uptimeMs as number;

@@ -1,8 +1,8 @@
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { faultContract } from '../helpers/fault-contract.js';
-import { chaos, ChaosSpecError } from 'vitest-chaos';
-import { IMAGES, startHttpServer, stopAll, testLabels } from '../helpers/containers.js';
+import { chaos } from 'vitest-chaos';
+import { IMAGES, startHttpServer, testLabels } from '../helpers/containers.js';
 import {
   answersOk,
   currentIp,

@@ -1,9 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { StartedTestContainer } from 'testcontainers';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { faultContract } from '../helpers/fault-contract.js';
-import { chaos, ChaosSpecError, type FaultSpec } from 'vitest-chaos';
-import { startHttpServer, stopAll } from '../helpers/containers.js';
+import { chaos } from 'vitest-chaos';
+import { startHttpServer } from '../helpers/containers.js';
 import { busyLoop, cgroupState, cgroupValue, hostState, processesIn } from '../helpers/resources.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

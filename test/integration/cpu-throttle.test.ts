@@ -1,10 +1,9 @@
 import Docker from 'dockerode';
-import { existsSync } from 'node:fs';
 import type { StartedTestContainer } from 'testcontainers';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { faultContract } from '../helpers/fault-contract.js';
-import { chaos, ChaosSpecError, type FaultSpec } from 'vitest-chaos';
-import { startHttpServer, stopAll } from '../helpers/containers.js';
+import { chaos } from 'vitest-chaos';
+import { startHttpServer } from '../helpers/containers.js';
 import { busyLoop, cgroupState, cgroupValue, hostState, processesIn } from '../helpers/resources.js';
 
 describe('cpu-throttle', () => {

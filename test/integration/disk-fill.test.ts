@@ -1,8 +1,8 @@
 import type { StartedTestContainer } from 'testcontainers';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { faultContract } from '../helpers/fault-contract.js';
-import { chaos, ChaosSpecError, type FaultSpec } from 'vitest-chaos';
-import { sh, startHttpServer, stopAll } from '../helpers/containers.js';
+import { chaos } from 'vitest-chaos';
+import { sh, startHttpServer } from '../helpers/containers.js';
 import { cgroupState, hostState, MiB, processesIn } from '../helpers/resources.js';
 
 /** Space of the filesystem holding `dir` in the container (df) and bytes under it (du), from inside. */

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import type { StartedTestContainer } from 'testcontainers';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { faultContract } from '../helpers/fault-contract.js';
-import { chaos, ChaosSpecError, type FaultSpec } from 'vitest-chaos';
-import { sh, startHttpServer, stopAll } from '../helpers/containers.js';
+import { chaos } from 'vitest-chaos';
+import { sh, startHttpServer } from '../helpers/containers.js';
 import { cgroupState, cgroupValue, dd, hostState, MiB, processesIn } from '../helpers/resources.js';
 
 /** The host writing directly to its own disk: bytes per second by dd's clock. */

@@ -56,14 +56,6 @@ async function addresses(c: StartedTestContainer, network: string): Promise<OnNe
   return { c, ipv4: n.IPAddress, ipv6: n.GlobalIPv6Address, gateway6: n.IPv6Gateway };
 }
 
-/** `count` pings from `from` to `to` (paced 10 ms), the share of replies lost. */
-async function pingLoss(from: StartedTestContainer, to: string, count: number): Promise<number> {
-  const { output } = await sh(from, `ping -n -q -c ${count} -i 0.01 -W 1 ${to} 2>&1 | tail -2`);
-  const m = /(\d+) packets transmitted, (\d+) received/.exec(output);
-  if (!m) throw new Error(`ping ${to}: ${output}`);
-  return 1 - Number(m[2]) / Number(m[1]);
-}
-
 /** Times of `n` sequential GETs, each on a new connection (curl's clock); failed ones as 'fail'. */
 async function curlMs(from: StartedTestContainer, url: string, n: number, maxTime = 3): Promise<(number | 'fail')[]> {
   const { output } = await sh(

@@ -1,9 +1,8 @@
 import Docker from 'dockerode';
-import { existsSync } from 'node:fs';
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { faultContract } from '../helpers/fault-contract.js';
-import { chaos, ChaosSpecError, type FaultSpec } from 'vitest-chaos';
+import { chaos, ChaosSpecError } from 'vitest-chaos';
 import { IMAGES, sh, startHttpServer, stopAll, testLabels } from '../helpers/containers.js';
 import { cgroupState, cgroupValue, hostState, MiB, processesIn } from '../helpers/resources.js';
 

@@ -1,9 +1,8 @@
-import { existsSync } from 'node:fs';
 import type { StartedTestContainer } from 'testcontainers';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { faultContract } from '../helpers/fault-contract.js';
-import { chaos, ChaosSpecError, type FaultSpec } from 'vitest-chaos';
-import { startHttpServer, stopAll } from '../helpers/containers.js';
+import { chaos } from 'vitest-chaos';
+import { startHttpServer } from '../helpers/containers.js';
 import { cgroupState, hostState, memoryUsage, MiB, processesIn } from '../helpers/resources.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
