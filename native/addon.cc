@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <mutex>
 #include <set>
+#include <signal.h>
 #include <stdexcept>
 #include <string>
 #include <sys/socket.h>
@@ -202,7 +203,14 @@ class Object : public Napi::ObjectWrap<Object> {
         throw;
       }
     }
+    // The verifier gives up with EAGAIN when a signal is pending (libbpf retries
+    // five times): a profiler's SIGPROF every 100 us (node --cpu-prof) made every
+    // load fail. Signals are held on this thread meanwhile and come after it.
+    sigset_t all, was;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &was);
     int rc = bpf_object__load(obj_);
+    pthread_sigmask(SIG_SETMASK, &was, nullptr);
     if (rc) {
       bpf_object__close(obj_);
       obj_ = nullptr;
