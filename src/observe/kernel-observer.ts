@@ -191,7 +191,7 @@ export class KernelObserver {
     this.relocating ??= (async () => {
       try {
         const t = await this.relocate!();
-        if (t && t.pid && !this.final) {
+        if (t?.pid && !this.final) {
           this.programs.addCgroups(this.index, cgroupIdsOf(t));
           this.pid = t.pid;
           this.cgroupId = t.cgroup.id;

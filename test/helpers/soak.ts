@@ -26,8 +26,8 @@ const MAX_IN_FLIGHT = 64;
 const programsOf = (kind: string): readonly string[] => faultKinds.get(kind)?.programs ?? [];
 const SLOTS = 48;
 
-/** The kinds of the soak's mix: revertible, and quick enough to cycle many times a second. */
-export function soakSpecs(target: StartedTestContainer, peer: StartedTestContainer): Record<string, () => Record<string, unknown>> {
+/** The kinds of the soak's mix (each applied to the soak's target; `peer` is the other container): revertible, and quick enough to cycle many times a second. */
+export function soakSpecs(peer: StartedTestContainer): Record<string, () => Record<string, unknown>> {
   return {
     'network-loss': () => ({ percent: 30, direction: 'both' }),
     'network-partition': () => ({ peer, action: 'reject' }),
@@ -107,7 +107,7 @@ export function soakWorker({ worker, seconds, rate = 50 }: SoakOptions): void {
   });
 
   it(`worker ${worker}: ${rate} inject/revert per second for ${seconds} s of random kinds; nothing left, control untouched, heap and fds flat`, async () => {
-    const specs = soakSpecs(target, peer);
+    const specs = soakSpecs(peer);
     // VITEST_CHAOS_SOAK_KINDS=a,b narrows the mix (to tell a slow kind from a slow machine)
     const kinds = Object.keys(specs).filter(
       (k) => !process.env.VITEST_CHAOS_SOAK_KINDS || process.env.VITEST_CHAOS_SOAK_KINDS.split(',').includes(k),

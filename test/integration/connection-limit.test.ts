@@ -74,7 +74,10 @@ describe('connection-limit', () => {
       const answers = await Promise.all(open.map(async (c) => (await c.query('SELECT 1 AS one')).rows[0].one));
       const t0 = performance.now();
       const fourth = await pgClient(host).then(
-        (c): string => (open.push(c), 'connected'),
+        (c): string => {
+          open.push(c);
+          return 'connected';
+        },
         (e: NodeJS.ErrnoException): string => e.code ?? e.message,
       );
       const fourthMs = performance.now() - t0;
@@ -115,7 +118,10 @@ describe('connection-limit', () => {
       const atStart = fault.stats();
       open.push(await pgClient(host));
       const fourth = await pgClient(host).then(
-        (c): string => (open.push(c), 'connected'),
+        (c): string => {
+          open.push(c);
+          return 'connected';
+        },
         (e: NodeJS.ErrnoException): string => e.code ?? e.message,
       );
       await open.shift()!.end(); // one of those open before the fault

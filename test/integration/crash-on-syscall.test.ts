@@ -126,7 +126,10 @@ describe('crash-on-syscall', () => {
   });
 
   const started: (StartedTestContainer | string)[] = [];
-  const track = <T extends StartedTestContainer | string>(c: T): T => (started.push(c), c);
+  const track = <T extends StartedTestContainer | string>(c: T): T => {
+    started.push(c);
+    return c;
+  };
   afterEach(async () => {
     await removeQuietly(...started.splice(0));
     expect(sysEnterLinks()).toBe(0); // every fault of the test reverted: the program is detached

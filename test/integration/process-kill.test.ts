@@ -41,7 +41,10 @@ describe('process-kill', () => {
   });
   const started: (StartedTestContainer | string)[] = [];
   const hostSleeps: ChildProcess[] = [];
-  const track = <T extends StartedTestContainer | string>(c: T): T => (started.push(c), c);
+  const track = <T extends StartedTestContainer | string>(c: T): T => {
+    started.push(c);
+    return c;
+  };
 
   afterEach(async () => {
     await removeQuietly(...started.splice(0));
