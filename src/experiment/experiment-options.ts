@@ -9,7 +9,7 @@ import type { ProbeSpec } from '../steady-state/probes.js';
 import type { Slos } from '../steady-state/slo.js';
 
 export interface ExperimentStep<S> {
-  /** Offset from the start of the observe phase (parallel) or from the previous step's end (serial). Default 0. */
+  /** Offset from the start of the observe phase (parallel), or from the previous step's revert (serial). Default 0. */
   atMs?: number;
   /** Reverted after this long; default: until the observe phase ends. */
   durationMs?: number;

@@ -20,6 +20,8 @@ export class FaultSchedule<S extends { seed?: number }> {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly timers: NodeJS.Timeout[] = [];
   private open = false;
+  /** Serial: each step is started `atMs` after the one before it was reverted (a step never overlaps the last). */
+  private serial = false;
   /** With a rollout: how many chosen targets each fault starts on. */
   firstCount?: number;
 
@@ -57,12 +59,10 @@ export class FaultSchedule<S extends { seed?: number }> {
   async start(mode: 'parallel' | 'serial'): Promise<void> {
     this.open = true;
     if (mode === 'serial') {
-      let at = 0;
-      this.steps.forEach((s, i) => {
-        at += s.atMs ?? 0;
-        this.at(at, i);
-        at += s.durationMs ?? 0;
-      });
+      // One after the other: the next step is timed from this one's revert (endStep), not
+      // from the start, so a slow inject or revert cannot make two steps overlap.
+      this.serial = true;
+      if (this.steps.length) this.at(this.steps[0]!.atMs ?? 0, 0);
       return;
     }
     const now = this.steps.map((s, i) => ((s.atMs ?? 0) === 0 ? i : -1)).filter((i) => i >= 0);
@@ -134,7 +134,14 @@ export class FaultSchedule<S extends { seed?: number }> {
       return;
     }
     this.log(`injected ${f}`);
-    if (step.durationMs !== undefined) this.timers.push(setTimeout(() => void this.revert(i), step.durationMs));
+    if (step.durationMs !== undefined) this.timers.push(setTimeout(() => void this.endStep(i), step.durationMs));
+  }
+
+  /** A step's duration is over: revert it; in serial mode, time the next step from now. */
+  private async endStep(i: number): Promise<void> {
+    await this.revert(i);
+    const next = this.steps[i + 1];
+    if (this.serial && next && this.injecting) this.at(next.atMs ?? 0, i + 1);
   }
 
   /** Widens every fault in force to `count` of its chosen targets (a rollout step); the targets in force per fault. */

@@ -238,12 +238,12 @@ describe('chaos.experiment: probes and timelines', () => {
     expect(r.verdict).toBe('validated');
     expect(a!.revertedAtMs! - a!.injectedAtMs!).toBeGreaterThanOrEqual(590);
     expect(a!.revertedAtMs! - a!.injectedAtMs!).toBeLessThan(800);
-    // The second is injected 200 ms after the first's 600: its inject starts 800 ms after the
-    // first's did (a timer never fires early). Times taken when an inject returns differ by the
-    // injects' own costs too (the first inject of a target makes its rules: 20-30 ms here).
+    // The second is timed from the first's revert: its inject starts 200 ms after the first was
+    // reverted (never before: the steps do not overlap, however long an inject or revert takes).
+    // 195: Node times a timer from its event loop's clock, which can lag this one by a few ms.
     const startOf = (f: typeof a) => f!.injectedAtMs! - f!.applyMs!;
-    expect(startOf(b) - startOf(a)).toBeGreaterThanOrEqual(799);
-    expect(b!.injectedAtMs! - a!.revertedAtMs!).toBeGreaterThanOrEqual(150);
+    expect(startOf(b) - a!.revertedAtMs!).toBeGreaterThanOrEqual(195);
+    expect(startOf(b) - a!.revertedAtMs!).toBeLessThan(400);
     expect(b!.revertedAtMs! - b!.injectedAtMs!).toBeGreaterThanOrEqual(590);
   });
 

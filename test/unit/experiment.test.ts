@@ -7,7 +7,10 @@ import { Chaos } from '../../src/api/chaos.js';
 import { ChaosSpecError } from '../../src/contracts/errors.js';
 import { runExperiment, validateExperiment, type ExperimentOptions, type Injector } from '../../src/experiment/experiment.js';
 import { experimentSchema } from '../../src/experiment/options.js';
+import type { FaultRecord } from '../../src/experiment/result.js';
 import { summarize } from '../../src/experiment/describe.js';
+import { FaultSchedule } from '../../src/experiment/fault-schedule.js';
+import { Recorder } from '../../src/steady-state/recorder.js';
 import { chaosMatchers } from '../../src/api/matchers.js';
 
 interface Spec {
@@ -16,6 +19,8 @@ interface Spec {
   failRevert?: boolean;
   /** What the fake fault's stats say it matched (the kinds' matched()). */
   hits?: number;
+  /** How long its inject takes, ms. */
+  injectMs?: number;
 }
 
 function injector(): Injector<Spec> & { reverted: string[] } {
@@ -25,6 +30,7 @@ function injector(): Injector<Spec> & { reverted: string[] } {
     reverted,
     validate: () => undefined,
     async inject(spec) {
+      if (spec.injectMs) await new Promise((r) => setTimeout(r, spec.injectMs));
       const id = `f${++n}`;
       const on = new AppliedTargets<object>();
       on.add(
@@ -213,5 +219,34 @@ describe('checks that need only the parameters run in validation', () => {
     });
     await expect(runExperiment(opts, { injector: chaos as unknown as Injector<Spec>, seed: 1 })).rejects.toThrow(/direction is "ingress"/);
     expect(performance.now() - t0).toBeLessThan(1000);
+  });
+});
+
+describe('a serial schedule', () => {
+  it('times each step from the revert of the one before: a slow inject does not make two steps overlap', async () => {
+    const rec = new Recorder();
+    const schedule = new FaultSchedule<Spec>(
+      [
+        { atMs: 0, durationMs: 100, fault: { kind: 'slow', injectMs: 300 } },
+        { atMs: 50, durationMs: 100, fault: { kind: 'quick' } },
+      ],
+      1,
+      injector(),
+      rec,
+      new AbortController(),
+      () => undefined,
+    );
+    await schedule.start('serial');
+    await new Promise((r) => setTimeout(r, 700));
+    await schedule.revertAll();
+    const [a, b] = schedule.records as [FaultRecord, FaultRecord];
+    expect(schedule.error).toBeUndefined();
+    // The first took 300 ms to be in force and stayed 100; timed from the start, the second
+    // would have been injected at 150 ms, while the first was still in force.
+    expect(a.applyMs!).toBeGreaterThanOrEqual(295);
+    expect(a.revertedAtMs! - a.injectedAtMs!).toBeGreaterThanOrEqual(95);
+    const bStart = b.injectedAtMs! - b.applyMs!;
+    expect(bStart - a.revertedAtMs!).toBeGreaterThanOrEqual(45);
+    expect(b.revertedAtMs! - b.injectedAtMs!).toBeGreaterThanOrEqual(95);
   });
 });
