@@ -280,7 +280,8 @@ class Queue {
     Sockets s = OpenInNetns(cfg_.netns);
     nl_ = s.nl;
     diag_ = s.diag;
-    // This thread's namespace is the process's own (OpenInNetns enters the target's on a thread of its own).
+    // For Destroy's peer side. This thread's namespace is the process's own (OpenInNetns enters the
+    // target's on a thread of its own). Opened whatever the mode: a kept reader can be reset to 'reset'.
     ownDiag_ = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (s.err) {
       err = s.err;
